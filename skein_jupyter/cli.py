@@ -1,0 +1,172 @@
+"""The ``skein-jupyter`` command line: parse, call one library function, render.
+
+Imports of the library happen inside the commands so ``--help`` stays fast.
+"""
+import json
+import sys
+
+import click
+
+from .exceptions import SkeinJupyterError
+
+__all__ = ["cli", "main"]
+
+
+class _ReportedError(click.ClickException):
+    """A library error shown as one ``Error: …`` line with its own exit code."""
+
+    def __init__(self, error):
+        super().__init__(str(error))
+        self.exit_code = error.exit_code
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SkeinJupyterError as error:
+            raise _ReportedError(error) from None
+
+
+def _progress(quiet):
+    from .progress import Progress
+
+    return Progress.quiet() if quiet else Progress()
+
+
+def _echo_json(data):
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="skein-jupyter")
+def cli():
+    """Run Jupyter servers and papermill batch runs on Hadoop YARN through Skein.
+
+    \b
+    Example:
+      skein-jupyter sandbox up      # a local Hadoop to try things on
+    """
+
+
+# ----------------------------------------------------------------- sandbox
+
+def _sandbox(directory, ports=()):
+    from .sandbox import Sandbox, SandboxConfig
+    from .sandbox.config import parse_ports
+
+    overrides = parse_ports(",".join(ports)) if ports else None
+    return Sandbox(SandboxConfig.load(directory, ports=overrides))
+
+
+dir_option = click.option(
+    "--dir", "directory", type=click.Path(file_okay=False),
+    help="Sandbox directory [default: $SKEIN_JUPYTER_SANDBOX_DIR or ~/.local/share/skein-jupyter/sandbox].")
+
+
+@cli.group(cls=_Group)
+def sandbox():
+    """A real single-node Hadoop (HDFS + YARN) on this machine.
+
+    \b
+    Example:
+      skein-jupyter sandbox up && eval "$(skein-jupyter sandbox env)"
+      yarn application -list
+    """
+
+
+@sandbox.command("up")
+@dir_option
+@click.option("--port", "ports", multiple=True, metavar="NAME=PORT",
+              help="Use another port for a listener, e.g. --port resourcemanager.http=18088 (repeatable).")
+@click.option("--timeout", default=300, show_default=True, help="Seconds to wait for the cluster.")
+@quiet_option
+def sandbox_up(directory, ports, timeout, quiet):
+    """Fetch Hadoop (once), start HDFS and YARN, and wait until they serve.
+
+    Running it on a sandbox that is up only says so.
+
+    \b
+    Example:
+      skein-jupyter sandbox up --port resourcemanager.http=18088
+    """
+    box = _sandbox(directory, ports)
+    result = box.up(progress=_progress(quiet), timeout=timeout)
+    if result.already_running:
+        click.echo(f"Sandbox already running in {box.config.root}")
+        return
+    click.echo(f"Sandbox up in {result.seconds_to_node_running:.1f}s "
+               f"(started {', '.join(result.started)}"
+               f"{'; fetched jars' if result.fetched_jars else ''}"
+               f"{'; formatted HDFS' if result.formatted else ''})")
+    click.echo(f"  HDFS  {box.config.hdfs_url}   web {box.config.web_url('namenode.http')}")
+    click.echo(f"  YARN  {box.config.web_url('resourcemanager.http')}")
+    click.echo('  Use it from a shell with: eval "$(skein-jupyter sandbox env)"')
+
+
+@sandbox.command("down")
+@dir_option
+@quiet_option
+def sandbox_down(directory, quiet):
+    """Stop every daemon of the sandbox and any container left behind.
+
+    \b
+    Example:
+      skein-jupyter sandbox down
+    """
+    stopped = _sandbox(directory).down(progress=_progress(quiet))
+    click.echo(f"Stopped {', '.join(stopped)}" if stopped else "Sandbox was not running; nothing to stop")
+
+
+@sandbox.command("status")
+@dir_option
+@json_option
+def sandbox_status(directory, as_json):
+    """Show each daemon (up or down) with its web address.
+
+    Exits 1 when any daemon is down.
+
+    \b
+    Example:
+      skein-jupyter sandbox status --json
+    """
+    box = _sandbox(directory)
+    statuses = box.status()
+    nodes = []
+    if any(s.name == "resourcemanager" and s.running for s in statuses):
+        try:
+            nodes = box.nodes()
+        except (OSError, ValueError):
+            nodes = []
+    if as_json:
+        _echo_json({"root": str(box.config.root), "daemons": [s.to_dict() for s in statuses],
+                    "nodes": nodes})
+    else:
+        for s in statuses:
+            state = f"up (pid {s.pid})" if s.running else "down" + (" (stale pid file)" if s.stale_pid_file else "")
+            click.echo(f"{s.name:16} {state:18} {s.url}")
+        for node in nodes:
+            health = f" - {node['health']}" if node["health"] else ""
+            click.echo(f"node {node['id']:11} {node['state']}{health}")
+    if not all(s.running for s in statuses):
+        sys.exit(1)
+
+
+@sandbox.command("env")
+@dir_option
+def sandbox_env(directory):
+    """Print shell exports that point hadoop, hdfs, yarn and skein at the sandbox.
+
+    \b
+    Example:
+      eval "$(skein-jupyter sandbox env)" && hdfs dfs -ls /
+    """
+    click.echo(_sandbox(directory).exports(), nl=False)
+
+
+def main():
+    cli(prog_name="skein-jupyter")
