@@ -168,5 +168,38 @@ def sandbox_env(directory):
     click.echo(_sandbox(directory).exports(), nl=False)
 
 
+@sandbox.command("check")
+@dir_option
+@click.option("--timeout", default=300, show_default=True, help="Seconds to wait for the application.")
+@json_option
+@quiet_option
+def sandbox_check(directory, timeout, as_json, quiet):
+    """Run a first job: a Skein application with one echo service, then read its logs.
+
+    Prints the time from submission to FINISHED: the floor any launch on
+    this cluster is measured against.
+
+    \b
+    Example:
+      skein-jupyter sandbox up && skein-jupyter sandbox check
+    """
+    import dataclasses
+
+    from .exceptions import SandboxError
+    from .sandbox.check import run_check
+
+    box = _sandbox(directory)
+    if not box.running:
+        raise SandboxError("the sandbox is not running; start it with `skein-jupyter sandbox up`")
+    result = run_check(box, timeout=timeout, progress=_progress(quiet))
+    if as_json:
+        _echo_json(dataclasses.asdict(result))
+        return
+    click.echo(f"{result.app_id} {result.final_status}: submit to FINISHED {result.seconds_to_finished:.1f}s, "
+               f"logs read back after {result.seconds_to_logs:.1f}s")
+    click.echo(f"  its output: {result.message}")
+    click.echo(f"  see it yourself: yarn logs -applicationId {result.app_id}")
+
+
 def main():
     cli(prog_name="skein-jupyter")

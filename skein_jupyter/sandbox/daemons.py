@@ -99,7 +99,15 @@ class Process:
             os.killpg(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        _wait_gone([self.pid], timeout)
         return True
+
+
+def _wait_gone(pids, timeout):
+    """Wait until none of ``pids`` runs any more (zombies count as gone)."""
+    deadline = time.monotonic() + timeout
+    while any(_start_time(pid) is not None for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def check_ports(ports):
@@ -137,4 +145,5 @@ def kill_strays(directory):
                 killed.append(int(entry.name))
             except ProcessLookupError:
                 pass
+    _wait_gone(killed, 10)
     return killed

@@ -1,0 +1,122 @@
+"""Session fixtures: one real sandbox cluster, one Skein driver, and app bookkeeping.
+
+The sandbox is brought up once per session (or reused when `.ci/run` or the
+developer already started it) and stopped at the end only if this session
+started it. Applications submitted through the ``submit`` fixture are killed
+if still running when their test ends, and their logs are printed when the
+test failed.
+"""
+import os
+import time
+
+import pytest
+
+from skein_jupyter.progress import Progress
+from skein_jupyter.sandbox import Sandbox
+
+ACTIVE_STATES = ["NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING"]
+
+
+def wait_until(predicate, timeout, what, poll=0.25):
+    """Call ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(poll)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    """The sandbox cluster, up, with this process's environment pointing at it."""
+    box = Sandbox()
+    result = box.up(progress=Progress(enabled=True))
+    os.environ.update(box.env())
+    yield box
+    if not result.already_running:
+        box.down()
+
+
+@pytest.fixture(scope="session")
+def skein_client(sandbox, tmp_path_factory):
+    """One Skein driver for the whole session; kills leftover applications at the end."""
+    import skein
+
+    log = tmp_path_factory.mktemp("skein") / "driver.log"
+    client = skein.Client(log=str(log))
+    yield client
+    for report in client.get_applications(states=ACTIVE_STATES):
+        client.kill_application(report.id)
+    client.close()
+
+
+@pytest.fixture
+def submit(skein_client, request):
+    """``submit(spec) -> app_id``; on teardown kills what still runs, prints logs of failed tests."""
+    from skein_jupyter.applications import FINAL_STATES, application_logs
+
+    submitted = []
+
+    def _submit(spec):
+        app_id = skein_client.submit(spec)
+        submitted.append(app_id)
+        return app_id
+
+    yield _submit
+    failed = getattr(request.node, "report_call", None)
+    failed = failed is not None and failed.failed
+    for app_id in submitted:
+        if str(skein_client.application_report(app_id).state) not in FINAL_STATES:
+            skein_client.kill_application(app_id)
+        if failed:
+            try:
+                print(f"----- logs of {app_id} -----\n{application_logs(app_id, timeout=60)}")
+            except Exception as exc:  # the test failed already; say why logs are missing
+                print(f"----- no logs of {app_id}: {exc}")
+
+
+def free_ports():
+    """A free port for every sandbox listener, as ``name=port`` text for SKEIN_JUPYTER_SANDBOX_PORTS."""
+    import socket
+
+    from skein_jupyter.sandbox import DEFAULT_PORTS
+
+    sockets = []
+    try:
+        for _ in DEFAULT_PORTS:
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return ",".join(f"{name}={sock.getsockname()[1]}" for name, sock in zip(DEFAULT_PORTS, sockets))
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def processes_under(path):
+    """Pids of processes whose command line or working directory mentions ``path``."""
+    from pathlib import Path
+
+    path = str(path)
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if path in cmdline or cwd.startswith(path):
+            found.append(int(entry.name))
+    return found

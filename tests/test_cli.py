@@ -1,0 +1,38 @@
+"""Every command documents itself with help text and an example. No cluster."""
+import click
+import pytest
+from click.testing import CliRunner
+
+from skein_jupyter.cli import cli
+
+
+def _commands(group, prefix=()):
+    for name, command in group.commands.items():
+        path = prefix + (name,)
+        yield path, command
+        if isinstance(command, click.Group):
+            yield from _commands(command, path)
+
+
+COMMANDS = list(_commands(cli))
+
+
+@pytest.mark.parametrize("path, command", COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])
+def test_every_command_has_help_with_an_example(path, command):
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert command.help and command.help.strip()
+    assert "Example" in result.output
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name != "help":
+            assert param.help, f"{' '.join(path)} {param.opts[0]} has no help text"
+
+
+def test_usage_errors_exit_2_with_one_line():
+    result = CliRunner().invoke(cli, ["sandbox", "up", "--port", "nosuch=1"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert lines == ["Error: unknown sandbox port 'nosuch=1'; use NAME=PORT with NAME one of: "
+                     "datanode, datanode.http, datanode.ipc, namenode, namenode.http, nodemanager, "
+                     "nodemanager.http, nodemanager.localizer, resourcemanager, resourcemanager.admin, "
+                     "resourcemanager.http, resourcemanager.scheduler, resourcemanager.tracker"]
