@@ -53,6 +53,127 @@ def cli():
     """
 
 
+# ----------------------------------------------------------------- recipes
+
+def recipe_options(command):
+    """Options every launch command shares; each sets one recipe field (the highest layer)."""
+    options = [
+        click.option("--env", "environment", metavar="ENV",
+                     help="Packed environment: a local .tar.gz, an hdfs:// archive, or a published name."),
+        click.option("--name", help="Application name."),
+        click.option("--queue", help="YARN queue."),
+        click.option("--memory", help="Container memory, e.g. 4GiB (a bare number is MiB)."),
+        click.option("--vcores", type=int, help="Container virtual cores."),
+        click.option("--gpus", type=int, help="Container GPUs (yarn.io/gpu)."),
+        click.option("--node-label", help="YARN node label expression."),
+        click.option("--tag", "tags", multiple=True, help="YARN application tag (repeatable)."),
+        click.option("--set", "settings", multiple=True, metavar="FIELD=VALUE",
+                     help="Set any recipe field by its dotted path, e.g. --set notebook.idle_timeout=2h "
+                          "(value read as YAML; repeatable)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+_FLAG_FIELDS = {"environment": "environment", "name": "name", "queue": "queue", "memory": "resources.memory",
+                "vcores": "resources.vcores", "gpus": "resources.gpus", "node_label": "node_label"}
+
+
+def recipe_flags(settings=(), tags=(), **options):
+    """Recipe options -> ``{dotted path: value}``; a field set twice is a usage error."""
+    import yaml
+
+    from .exceptions import UsageError
+    from .recipe import field_paths
+
+    flags = {_FLAG_FIELDS[key]: value for key, value in options.items() if value is not None}
+    if tags:
+        flags["tags"] = list(tags)
+    known = [path for path, _ in field_paths()]
+    for setting in settings:
+        path, sep, text = setting.partition("=")
+        path = path.strip()
+        if not sep or path not in known:
+            import difflib
+
+            close = difflib.get_close_matches(path, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise UsageError(f"--set {setting!r}: unknown field{hint}; use --set FIELD=VALUE with a recipe "
+                             "field such as notebook.idle_timeout (see `skein-jupyter config show`)")
+        if path in flags:
+            raise UsageError(f"{path} is given twice on the command line (--set {path} and its own flag); "
+                             "give it once")
+        try:
+            flags[path] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            flags[path] = text
+    return flags
+
+
+@cli.command("spec")
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@recipe_options
+def spec_command(recipe, **options):
+    """Print the Skein application spec a recipe makes, as YAML.
+
+    Submit it yourself with `skein application submit`, or read what a
+    launch would do. Specs hold no secrets.
+
+    \b
+    Example:
+      skein-jupyter spec recipes/nightly-report.yaml --memory 4GiB
+    """
+    from .config import load_recipe
+    from .spec import SpecContext, build_spec, spec_to_yaml
+
+    model, _ = load_recipe(recipe, flags=recipe_flags(**options))
+    click.echo(spec_to_yaml(build_spec(model, SpecContext.for_user(model.proxy_user))), nl=False)
+
+
+@cli.group(cls=_Group)
+def config():
+    """Inspect the configuration layers.
+
+    Layers, lowest first: packaged defaults, the user config file,
+    SKEIN_JUPYTER_* environment variables, the recipe, then flags.
+
+    \b
+    Example:
+      SKEIN_JUPYTER_QUEUE=etl skein-jupyter config show --kind run
+    """
+
+
+@config.command("show")
+@click.argument("recipe", required=False, type=click.Path(dir_okay=False))
+@click.option("--kind", type=click.Choice(["notebook", "run", "sweep"]),
+              help="Kind of job to show settings for, without a recipe [default: notebook].")
+@recipe_options
+@json_option
+def config_show(recipe, kind, as_json, **options):
+    """Show every setting of a job, merged, and where each value came from.
+
+    \b
+    Example:
+      skein-jupyter config show recipes/notebook-server.yaml --memory 8GiB
+    """
+    from .config import env_var_name, explain, load_recipe, user_config_path
+
+    if recipe is None and kind is None:
+        kind = "notebook"
+    model, sources = load_recipe(recipe, kind=kind, flags=recipe_flags(**options))
+    rows = explain(model, sources)
+    if as_json:
+        _echo_json({"config_file": str(user_config_path()),
+                    "settings": [{"field": p, "value": v, "source": s, "env_var": env_var_name(p)}
+                                 for p, v, s in rows]})
+        return
+    click.echo(f"# config file: {user_config_path()}")
+    width = max(len(p) for p, _, _ in rows)
+    for path, value, source in rows:
+        click.echo(f"{path:{width}}  {json.dumps(value):40}  {source}")
+
+
 # ----------------------------------------------------------------- sandbox
 
 def _sandbox(directory, ports=()):

@@ -81,9 +81,11 @@ class Sandbox:
 
     Examples
     --------
-    >>> sandbox = Sandbox()
-    >>> sandbox.up()                 # doctest: +SKIP
-    >>> os.environ.update(sandbox.env())   # then skein.Client() talks to it
+    .. code-block:: python
+
+        sandbox = Sandbox()
+        sandbox.up()
+        os.environ.update(sandbox.env())   # skein.Client() now talks to it
     """
 
     def __init__(self, config=None):

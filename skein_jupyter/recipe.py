@@ -1,0 +1,404 @@
+"""The recipe model: one validated, typed description of a job.
+
+A recipe is built from layered raw values (see :mod:`skein_jupyter.config`).
+The dataclasses below are the schema: their defaults are the packaged
+defaults, their ``metadata["doc"]`` the reference documentation, and
+:func:`build` validates raw values against them, naming the field, where
+its value came from, and the fix in every error.
+"""
+import dataclasses
+import difflib
+import itertools
+import os
+import re
+
+from .environment import EnvironmentRef
+from .exceptions import UsageError
+from .units import parse_duration_s, parse_memory_mb
+
+__all__ = ["Recipe", "Resources", "ACLs", "Kerberos", "NotebookOptions", "RunOptions", "SweepOptions",
+           "KINDS", "FRONTENDS", "build", "field_paths"]
+
+KINDS = ("notebook", "run", "sweep")
+FRONTENDS = ("lab", "notebook", "server")
+_KERNEL_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+# ----------------------------------------------------------------- value parsers
+# Each takes the raw value and returns the typed one or raises ValueError
+# whose message says what is wrong and what to write instead.
+
+def _text(value):
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not text; quote it")
+    return value
+
+
+def _optional_text(value):
+    return None if value is None else _text(value)
+
+
+def _int(minimum):
+    def parse(value):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{value!r} is not a whole number")
+        if value < minimum:
+            raise ValueError(f"{value!r} is below {minimum}; use {minimum} or more")
+        return value
+    return parse
+
+
+def _memory(value):
+    try:
+        return parse_memory_mb(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; use e.g. 2 GiB, 512 MiB, or a number of MiB") from None
+
+
+def _duration(value):
+    if value is None:
+        return None
+    try:
+        return parse_duration_s(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; use e.g. 90s, 15m, 2h, or a number of seconds") from None
+
+
+def _bool(value):
+    if not isinstance(value, bool):
+        raise ValueError(f"{value!r} is not true or false")
+    return value
+
+
+def _choice(options):
+    def parse(value):
+        if value not in options:
+            raise ValueError(f"{value!r} is not one of {', '.join(options)}{_did_you_mean(value, options)}")
+        return value
+    return parse
+
+
+def _text_list(value):
+    if isinstance(value, str):  # from an environment variable or a flag: comma-separated
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"{value!r} is not a list of names")
+    return tuple(value)
+
+
+def _text_map(value):
+    if not isinstance(value, dict):
+        raise ValueError(f"{value!r} is not a mapping of NAME: value")
+    out = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or isinstance(item, (dict, list)) or item is None:
+            raise ValueError(f"{key!r}: {item!r} is not a NAME: text pair")
+        out[key] = item if isinstance(item, str) else str(item).lower() if isinstance(item, bool) else str(item)
+    return out
+
+
+def _mapping(value):
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
+        raise ValueError(f"{value!r} is not a mapping of names to values")
+    return dict(value)
+
+
+def _environment(value):
+    return None if value is None else EnvironmentRef.parse(value)
+
+
+def _kernel(value):
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _KERNEL_NAME.match(value):
+        raise ValueError(f"{value!r} is not a kernel name; kernel names use letters, digits, '.', '_' "
+                         "and '-' (see `jupyter kernelspec list` in the environment)")
+    return value
+
+
+def _param_sets(value):
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ValueError("is not a list of parameter mappings; write one `- name: value` block per set")
+    return tuple(dict(item) for item in value)
+
+
+def _grid(value):
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, list) and v for v in value.values()):
+        raise ValueError("is not a mapping of parameter names to non-empty lists of values")
+    return dict(value)
+
+
+def _did_you_mean(word, options):
+    close = difflib.get_close_matches(str(word), list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _field(default, parse, doc, **extra):
+    """A leaf field; ``dict`` or ``tuple`` as default means an empty one."""
+    kwargs = {"default_factory": default} if default in (dict, tuple) else {"default": default}
+    return dataclasses.field(metadata={"parse": parse, "doc": doc, **extra}, **kwargs)
+
+
+# ----------------------------------------------------------------- the schema
+
+@dataclasses.dataclass(frozen=True)
+class Resources:
+    """Resources of the container that runs the job (one per sweep set)."""
+
+    memory: int = _field(2048, _memory, "Memory, e.g. ``4 GiB``; a bare number is MiB.")
+    vcores: int = _field(1, _int(1), "Virtual cores.")
+    gpus: int = _field(0, _int(0), "GPUs (YARN resource ``yarn.io/gpu``).")
+
+
+@dataclasses.dataclass(frozen=True)
+class ACLs:
+    """YARN application ACLs: who besides the owner may view or modify (kill) the job."""
+
+    view_users: tuple = _field(tuple, _text_list, "Users who may view the application and its logs.")
+    view_groups: tuple = _field(tuple, _text_list, "Groups who may view the application and its logs.")
+    modify_users: tuple = _field(tuple, _text_list, "Users who may modify or kill the application.")
+    modify_groups: tuple = _field(tuple, _text_list, "Groups who may modify or kill the application.")
+
+    @property
+    def enabled(self):
+        return any((self.view_users, self.view_groups, self.modify_users, self.modify_groups))
+
+
+@dataclasses.dataclass(frozen=True)
+class Kerberos:
+    """Keytab login for the Skein driver, on secured clusters without a ticket cache."""
+
+    keytab: str = _field(None, _optional_text, "Path of the keytab file.")
+    principal: str = _field(None, _optional_text, "Kerberos principal in the keytab.")
+
+
+@dataclasses.dataclass(frozen=True)
+class NotebookOptions:
+    """Options of a Jupyter server (``kind: notebook``)."""
+
+    frontend: str = _field("lab", _choice(FRONTENDS),
+                           "``lab`` (JupyterLab), ``notebook`` (Notebook 7) or ``server`` (jupyter_server).")
+    idle_timeout: int = _field(3600, _duration,
+                               "Stop the server after this long without activity (``null``: never).")
+    kernel_idle_timeout: int = _field(1800, _duration, "Cull kernels idle this long (``null``: never).")
+    max_lifetime: int = _field(None, _duration, "Stop the server after this long whatever happens.")
+    tls: bool = _field(False, _bool, "Serve HTTPS with a certificate made for the application.")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """A papermill run of one notebook (``kind: run`` and ``kind: sweep``)."""
+
+    notebook: str = _field(None, _optional_text, "Input notebook: a local path or an ``hdfs://`` URL.",
+                           path=True)
+    parameters: dict = _field(dict, _mapping, "Parameters injected into the notebook (papermill ``-p``).")
+    kernel: str = _field(None, _kernel, "Kernel name; the notebook's own when not given.")
+    engine: str = _field(None, _optional_text, "papermill engine name; papermill's default when not given.")
+    cell_timeout: int = _field(None, _duration, "Per-cell execution timeout.")
+    start_timeout: int = _field(60, _duration, "Kernel start timeout.")
+    timeout: int = _field(None, _duration, "Whole-run timeout; the kernel is stopped and output saved.")
+    output: str = _field(None, _optional_text,
+                         "Where outputs go: an ``hdfs://`` directory (or a path on the cluster "
+                         "filesystem); ``/user/<you>/skein-jupyter/runs/<application id>`` by default.")
+    html: bool = _field(False, _bool, "Also export the output notebook as HTML.")
+    papermill_options: dict = _field(dict, _mapping,
+                                     "Other ``papermill.execute_notebook`` options, e.g. ``log_output``.")
+    retries: int = _field(0, _int(0), "Retries after an infrastructure failure (a lost container).")
+    retry_failed_cells: bool = _field(False, _bool, "Also retry a run whose notebook failed in a cell.")
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepOptions:
+    """Many parameter sets of one notebook in one application (``kind: sweep``)."""
+
+    parameters: tuple = _field(tuple, _param_sets, "A list of parameter sets.")
+    grid: dict = _field(dict, _grid, "A mapping of parameter names to lists; every combination runs.")
+    parallel: int = _field(4, _int(1), "At most this many sets run at a time.")
+
+    def sets(self):
+        """Every parameter set: the list, or the grid's cartesian product."""
+        if self.parameters:
+            return list(self.parameters)
+        if not self.grid:
+            return []
+        names = list(self.grid)
+        return [dict(zip(names, combo)) for combo in itertools.product(*(self.grid[n] for n in names))]
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """One job: a Jupyter server, a papermill run, or a sweep of runs."""
+
+    kind: str = _field(None, _choice(KINDS), "``notebook``, ``run`` or ``sweep``.", layered=False)
+    name: str = _field(None, _optional_text, "Application name; ``skein-jupyter-<kind>`` by default.")
+    environment: EnvironmentRef = _field(None, _environment,
+                                         "Packed environment: a local archive, an ``hdfs://`` archive, "
+                                         "or a published name from ``skein-jupyter env list``.")
+    resources: Resources = dataclasses.field(default_factory=Resources)
+    queue: str = _field("default", _text, "YARN queue.")
+    node_label: str = _field("", _text, "YARN node label expression.")
+    max_attempts: int = _field(1, _int(1), "Application attempts YARN makes.")
+    env: dict = _field(dict, _text_map, "Environment variables of the container.")
+    files: dict = _field(dict, _text_map,
+                         "Extra files to localize: ``name: path or hdfs:// URL``.", path_values=True)
+    acls: ACLs = dataclasses.field(default_factory=ACLs)
+    proxy_user: str = _field(None, _optional_text, "Submit on behalf of this user (needs proxy-user rights).")
+    kerberos: Kerberos = dataclasses.field(default_factory=Kerberos)
+    tags: tuple = _field(tuple, _text_list, "YARN application tags.")
+    notebook: NotebookOptions = dataclasses.field(default_factory=NotebookOptions, metadata={"kinds": ("notebook",)})
+    run: RunOptions = dataclasses.field(default_factory=RunOptions, metadata={"kinds": ("run", "sweep")})
+    sweep: SweepOptions = dataclasses.field(default_factory=SweepOptions, metadata={"kinds": ("sweep",)})
+
+    @property
+    def app_name(self):
+        return self.name or f"skein-jupyter-{self.kind}"
+
+    def to_dict(self):
+        """Plain data (JSON-able): what the container's runtime reads."""
+        def plain(value):
+            if isinstance(value, EnvironmentRef):
+                return value.value
+            if dataclasses.is_dataclass(value):
+                return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+            if isinstance(value, tuple):
+                return [plain(v) for v in value]
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            return value
+        data = plain(self)
+        for section in ("notebook", "run", "sweep"):
+            if self.kind not in _section_kinds(section):
+                data.pop(section)
+        return data
+
+
+def _section_kinds(name):
+    return next(f for f in dataclasses.fields(Recipe) if f.name == name).metadata.get("kinds", KINDS)
+
+
+_SECTIONS = {"resources": Resources, "acls": ACLs, "kerberos": Kerberos,
+             "notebook": NotebookOptions, "run": RunOptions, "sweep": SweepOptions}
+
+
+def _section_type(cls, field):
+    """The dataclass of a nested section of the recipe, or None for a leaf field."""
+    return _SECTIONS.get(field.name) if cls is Recipe else None
+
+
+def field_paths(cls=Recipe, prefix=""):
+    """Every leaf field as ``(dotted path, dataclasses.Field)``, for docs, flags and env vars."""
+    for field in dataclasses.fields(cls):
+        section = _section_type(cls, field)
+        if section is not None:
+            yield from field_paths(section, f"{prefix}{field.name}.")
+        else:
+            yield f"{prefix}{field.name}", field
+
+
+# ----------------------------------------------------------------- building
+
+def _build_section(cls, raw, prefix, source_of, base_dir):
+    if not isinstance(raw, dict):
+        raise UsageError(f"{prefix.rstrip('.') or 'recipe'} ({source_of(prefix.rstrip('.'))}): "
+                         f"{raw!r} is not a mapping; write `key: value` lines")
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in names:
+            path = f"{prefix}{key}"
+            raise UsageError(f"{path} ({source_of(path)}): unknown key{_did_you_mean(key, names)}; "
+                             f"known keys here: {', '.join(names)}")
+    values = {}
+    for field in dataclasses.fields(cls):
+        path = f"{prefix}{field.name}"
+        section = _section_type(cls, field)
+        if section is not None:
+            values[field.name] = _build_section(section, raw.get(field.name) or {}, path + ".",
+                                                source_of, base_dir)
+            continue
+        if field.name not in raw:
+            continue
+        value = raw[field.name]
+        try:
+            value = field.metadata["parse"](value)
+        except ValueError as exc:
+            raise UsageError(f"{path} ({source_of(path)}): {exc}") from None
+        if field.metadata.get("path") and value and base_dir and "://" not in value:
+            value = os.path.normpath(os.path.join(base_dir, os.path.expanduser(value)))
+        if field.metadata.get("path_values") and base_dir:
+            value = {k: v if "://" in v else os.path.normpath(os.path.join(base_dir, os.path.expanduser(v)))
+                     for k, v in value.items()}
+        values[field.name] = value
+    return cls(**values)
+
+
+def build(raw, source_of=lambda path: "recipe", base_dir=None):
+    """Validate raw (merged) values into a :class:`Recipe`.
+
+    Parameters
+    ----------
+    raw : dict
+        Nested raw values, e.g. parsed YAML merged over configuration layers.
+    source_of : callable
+        ``source_of(dotted_path)`` names where a value came from, for errors.
+    base_dir : str, optional
+        Relative paths (input notebook, files) are taken relative to it:
+        the recipe file's directory.
+
+    Raises
+    ------
+    UsageError
+        Naming the field, where its value came from, and the fix.
+    """
+    if raw.get("kind") is None:
+        raise UsageError(f"kind: missing; set kind: in the recipe to one of {', '.join(KINDS)}")
+    kind = raw["kind"]
+    if kind not in KINDS:
+        raise UsageError(f"kind ({source_of('kind')}): {kind!r} is not one of {', '.join(KINDS)}"
+                         f"{_did_you_mean(kind, KINDS)}")
+    for section in ("notebook", "run", "sweep"):
+        if raw.get(section) and kind not in _section_kinds(section):
+            raise UsageError(f"{section} ({source_of(section)}): a {kind} recipe has no {section}: section; "
+                             f"remove it, or set kind: {_section_kinds(section)[0]}")
+    recipe = _build_section(Recipe, raw, "", source_of, base_dir)
+    _check(recipe, source_of)
+    return recipe
+
+
+def _check(recipe, source_of):
+    """Rules that involve more than one field."""
+    kerberos = recipe.kerberos
+    if kerberos.keytab and not kerberos.principal:
+        raise UsageError(f"kerberos.keytab ({source_of('kerberos.keytab')}): a keytab needs a principal; "
+                         "set kerberos.principal (e.g. alice@EXAMPLE.COM)")
+    if kerberos.principal and not kerberos.keytab:
+        raise UsageError(f"kerberos.principal ({source_of('kerberos.principal')}): a principal needs a "
+                         "keytab; set kerberos.keytab, or drop the principal to use your ticket cache")
+    if recipe.kind in ("run", "sweep"):
+        notebook = recipe.run.notebook
+        if not notebook:
+            raise UsageError("run.notebook: missing; give the input notebook (a local .ipynb or an hdfs:// URL)")
+        if "://" not in notebook:
+            if not os.path.exists(notebook):
+                raise UsageError(f"run.notebook ({source_of('run.notebook')}): {notebook} does not exist; "
+                                 "check the path (relative paths are from the recipe's directory)")
+            if not notebook.endswith(".ipynb"):
+                raise UsageError(f"run.notebook ({source_of('run.notebook')}): {notebook} is not a "
+                                 "notebook; give an .ipynb file")
+    for name, path in recipe.files.items():
+        if "://" not in path and not os.path.exists(path):
+            raise UsageError(f"files.{name} ({source_of('files.' + name)}): {path} does not exist; "
+                             "check the path (relative paths are from the recipe's directory)")
+    if recipe.kind == "sweep":
+        sweep = recipe.sweep
+        if sweep.parameters and sweep.grid:
+            raise UsageError(f"sweep ({source_of('sweep')}): give sweep.parameters (a list of sets) or "
+                             "sweep.grid (every combination), not both")
+        if not sweep.sets():
+            raise UsageError(f"sweep ({source_of('sweep')}): no parameter sets; give sweep.parameters "
+                             "(a list of sets) or sweep.grid (names to lists of values)")

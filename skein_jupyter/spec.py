@@ -1,0 +1,194 @@
+"""Recipe -> ``skein.ApplicationSpec``, built as objects.
+
+What runs in the container (the *runtime*) is shipped with the application
+as ``skein_jupyter_runtime.zip`` on ``PYTHONPATH``, so the packed environment
+needs only skein and the job's Jupyter packages. The container activates
+the environment, then runs ``python -m skein_jupyter_runtime <kind>``, which
+reads its job from the ``SKEIN_JUPYTER_JOB`` environment variable (JSON).
+Nothing secret goes into a spec: the server token is made in the container.
+"""
+import dataclasses
+import getpass
+import json
+import os
+import shlex
+
+from .environment import EnvironmentKind
+from .exceptions import UsageError
+
+__all__ = ["SpecContext", "build_spec", "spec_to_yaml", "check_cluster_limits", "SERVICE_NAMES", "APP_TAG",
+           "RUNTIME_FILE", "JOB_ENV", "DEFAULT_ENVIRONMENTS_DIR"]
+
+RUNTIME_FILE = "skein_jupyter_runtime.zip"
+JOB_ENV = "SKEIN_JUPYTER_JOB"
+ENV_DIR = "environment"
+INPUT_NOTEBOOK = "input.ipynb"
+APP_TAG = "skein-jupyter"
+SERVICE_NAMES = {"notebook": "jupyter", "run": "papermill", "sweep": "papermill"}
+#: Where admins publish environments; a recipe's environment name resolves here.
+DEFAULT_ENVIRONMENTS_DIR = "hdfs:///apps/skein-jupyter/environments"
+MASTER_MEMORY = "512 MiB"
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecContext:
+    """What a spec needs besides the recipe: where the archives are, and for whom.
+
+    Parameters
+    ----------
+    user : str
+        The user the application runs as (the proxy user, if any).
+    runtime : str
+        Location of the runtime zip (local path or ``hdfs://`` URL).
+    environment : str, optional
+        Location of the environment archive; resolved from the recipe when not given.
+    environments_dir : str
+        Where published environment names resolve.
+    """
+
+    user: str
+    runtime: str
+    environment: str = None
+    environments_dir: str = DEFAULT_ENVIRONMENTS_DIR
+
+    @classmethod
+    def for_user(cls, user=None, **changes):
+        user = user or getpass.getuser()
+        return cls(user=user, runtime=f"hdfs:///user/{user}/.skein-jupyter/runtime/{RUNTIME_FILE}", **changes)
+
+    @classmethod
+    def example(cls):
+        """The fixed context the example specs in ``specs/`` are rendered with (user ``alice``)."""
+        return cls.for_user("alice")
+
+    def environment_url(self, recipe):
+        if self.environment:
+            return self.environment
+        ref = recipe.environment
+        if ref is None:
+            raise UsageError("environment: missing; give --env (a packed archive, an hdfs:// archive, or a "
+                             "name from `skein-jupyter env list`) or set environment: in the recipe")
+        if ref.kind is EnvironmentKind.NAME:
+            return f"{self.environments_dir.rstrip('/')}/{ref.value}.tar.gz"
+        return os.path.abspath(os.path.expanduser(ref.value)) if ref.kind is EnvironmentKind.LOCAL \
+            else ref.value
+
+
+def _job(recipe):
+    """What the runtime needs to know, as JSON for ``SKEIN_JUPYTER_JOB``."""
+    data = recipe.to_dict()
+    for key in ("environment", "env", "files", "acls", "proxy_user", "kerberos", "tags", "queue",
+                "node_label", "max_attempts"):
+        data.pop(key, None)
+    if "run" in data:
+        data["run"]["input"] = INPUT_NOTEBOOK
+        if "://" not in data["run"]["notebook"]:  # the edge node's path means nothing in the container
+            data["run"]["notebook"] = os.path.basename(data["run"]["notebook"])
+        data["run"]["papermill_options"] = dict(sorted(data["run"]["papermill_options"].items()))
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def _script(kind):
+    return "\n".join([
+        shlex.join(["source", f"{ENV_DIR}/bin/activate"]),
+        shlex.join(["exec", "python", "-m", "skein_jupyter_runtime", kind]),
+    ])
+
+
+def build_spec(recipe, context):
+    """The Skein application spec of ``recipe``.
+
+    Returns
+    -------
+    skein.ApplicationSpec
+    """
+    import skein
+
+    files = {ENV_DIR: skein.File(context.environment_url(recipe), type="archive"),
+             RUNTIME_FILE: skein.File(context.runtime, type="file")}
+    for name, source in recipe.files.items():
+        files[name] = skein.File(source)
+    instances = 1
+    max_restarts = 0
+    if recipe.kind in ("run", "sweep"):
+        files[INPUT_NOTEBOOK] = skein.File(recipe.run.notebook, type="file")
+        max_restarts = recipe.run.retries
+    if recipe.kind == "sweep":
+        # Workers take parameter sets from a queue in the key-value store.
+        instances = min(recipe.sweep.parallel, len(recipe.sweep.sets()))
+    resources = recipe.resources
+    service = skein.Service(
+        resources=skein.Resources(memory=f"{resources.memory} MiB", vcores=resources.vcores,
+                                  gpus=resources.gpus),
+        files=files,
+        env={**recipe.env, "PYTHONPATH": RUNTIME_FILE, JOB_ENV: _job(recipe)},
+        script=_script(recipe.kind),
+        instances=instances,
+        max_restarts=max_restarts,
+    )
+    acls = recipe.acls
+    return skein.ApplicationSpec(
+        name=recipe.app_name,
+        queue=recipe.queue,
+        user=recipe.proxy_user or "",
+        node_label=recipe.node_label,
+        tags=sorted({*recipe.tags, APP_TAG, f"{APP_TAG}-{recipe.kind}"}),
+        acls=skein.ACLs(enable=acls.enabled, view_users=list(acls.view_users),
+                        view_groups=list(acls.view_groups), modify_users=list(acls.modify_users),
+                        modify_groups=list(acls.modify_groups)),
+        max_attempts=recipe.max_attempts,
+        master=skein.Master(resources=skein.Resources(memory=MASTER_MEMORY, vcores=1)),
+        services={SERVICE_NAMES[recipe.kind]: service},
+    )
+
+
+def spec_to_yaml(spec, relative_to=None):
+    """The spec as YAML; with ``relative_to``, local files are written relative to that directory.
+
+    Skein resolves relative sources against the spec file's directory, so a
+    spec written into ``relative_to`` submits from any checkout.
+    """
+    import yaml
+
+    data = spec.to_dict(skip_nulls=True)
+    data["tags"] = sorted(data.get("tags", []))  # a set in Skein: no order of its own
+    if relative_to is not None:
+        for service in data.get("services", {}).values():
+            for file in service.get("files", {}).values():
+                if file["source"].startswith("file://"):
+                    file["source"] = os.path.relpath(file["source"][len("file://"):], relative_to)
+    return yaml.safe_dump(data, sort_keys=True, default_flow_style=False, width=100)
+
+
+def check_cluster_limits(recipe, client):
+    """Refuse, before submitting, what the cluster cannot run: an unknown queue, too large a container.
+
+    Parameters
+    ----------
+    recipe : Recipe
+    client : skein.Client
+
+    Raises
+    ------
+    UsageError
+        Naming the field, the cluster's limit, and the fix.
+    """
+    import skein
+
+    try:
+        client.get_queue(recipe.queue)
+    except (ValueError, skein.exceptions.SkeinError, KeyError) as exc:
+        raise UsageError(f"queue: {recipe.queue!r} is not a queue of this cluster ({exc}); "
+                         "list queues with `yarn queue -status QUEUE` or ask your admin") from None
+    nodes = client.get_nodes(states=["RUNNING"])
+    if not nodes:
+        raise UsageError("the cluster has no RUNNING node to run on; check `yarn node -list -all`")
+    max_memory = max(node.total_resources.memory for node in nodes)
+    max_vcores = max(node.total_resources.vcores for node in nodes)
+    res = recipe.resources
+    if res.memory > max_memory:
+        raise UsageError(f"resources.memory: {res.memory} MiB is above the cluster maximum of {max_memory} MiB "
+                         f"per container; ask for at most {max_memory} MiB")
+    if res.vcores > max_vcores:
+        raise UsageError(f"resources.vcores: {res.vcores} is above the cluster maximum of {max_vcores} "
+                         f"per container; ask for at most {max_vcores}")

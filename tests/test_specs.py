@@ -1,0 +1,51 @@
+"""The example recipes render to the specs in specs/, and those specs load in Skein. No cluster."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+import skein
+
+from skein_jupyter.config import load_recipe
+from skein_jupyter.spec import JOB_ENV, SpecContext, build_spec, spec_to_yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+SPECS = ROOT / "specs"
+
+
+def render(recipe_path, tmp_path):
+    # Isolated from the developer's own config file and SKEIN_JUPYTER_* variables.
+    recipe, _ = load_recipe(recipe_path, environ={}, config_path=tmp_path / "none.yaml")
+    return spec_to_yaml(build_spec(recipe, SpecContext.example()), relative_to=SPECS)
+
+
+def test_there_are_example_recipes_of_every_kind():
+    kinds = {load_recipe(path, environ={})[0].kind for path in RECIPES}
+    assert kinds == {"notebook", "run", "sweep"}
+
+
+@pytest.mark.parametrize("recipe_path", RECIPES, ids=[p.stem for p in RECIPES])
+def test_recipe_renders_to_its_checked_in_spec(recipe_path, tmp_path):
+    expected = SPECS / f"{recipe_path.stem}.yaml"
+    rendered = render(recipe_path, tmp_path)
+    if os.environ.get("SKEIN_JUPYTER_REGENERATE_SPECS"):
+        expected.write_text(rendered)
+    assert expected.is_file(), f"no {expected}; regenerate: see specs/README.rst"
+    assert expected.read_text() == rendered, f"{expected} is stale; regenerate: see specs/README.rst"
+
+
+def test_every_spec_has_a_recipe():
+    assert sorted(p.stem for p in SPECS.glob("*.yaml")) == [p.stem for p in RECIPES]
+
+
+@pytest.mark.parametrize("recipe_path", RECIPES, ids=[p.stem for p in RECIPES])
+def test_checked_in_spec_loads_in_skein_with_local_files_found(recipe_path):
+    spec = skein.ApplicationSpec.from_file(str(SPECS / f"{recipe_path.stem}.yaml"))
+    (service,) = spec.services.values()
+    for name, file in service.files.items():
+        if file.source.startswith("file://"):
+            assert Path(file.source[len("file://"):]).is_file(), f"{name}: {file.source} is missing"
+    job = json.loads(service.env[JOB_ENV])
+    assert job["kind"] in ("notebook", "run", "sweep")
+    assert "token" not in json.dumps(spec.to_dict()).lower()
