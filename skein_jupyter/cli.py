@@ -174,6 +174,117 @@ def config_show(recipe, kind, as_json, **options):
         click.echo(f"{path:{width}}  {json.dumps(value):40}  {source}")
 
 
+# ----------------------------------------------------------------- environments
+
+@cli.group(cls=_Group)
+def env():
+    """Pack Python environments for YARN and publish them on HDFS.
+
+    \b
+    Example:
+      skein-jupyter env pack --prefix ~/venvs/analytics -o analytics.tar.gz
+      skein-jupyter env upload analytics.tar.gz --to hdfs:///apps/skein-jupyter/environments --public
+    """
+
+
+@env.command("pack")
+@click.option("--conda", metavar="NAME", help="Pack the conda environment of this name (conda-pack).")
+@click.option("--prefix", metavar="PATH", help="Pack the conda environment or virtualenv at PATH.")
+@click.option("--venv", metavar="PATH", help="Pack the virtualenv at PATH (venv-pack); same as --prefix.")
+@click.option("-o", "--output", required=True, metavar="FILE", help="Archive to write: .tar.gz, .tgz, .zip or .tar.")
+@click.option("--for", "job", type=click.Choice(["all", "notebook", "run"]), default="all", show_default=True,
+              help="Jobs the environment must run; their packages are checked before packing.")
+@click.option("--name", help="Name in `env list` [default: the archive's name].")
+@click.option("--compress-level", default=4, show_default=True, help="Compression, 0 (fast) to 9 (small).")
+@click.option("--threads", default=1, show_default=True, help="Compression threads (conda-pack only; -1: all cores).")
+@click.option("--exclude", multiple=True, metavar="PATTERN", help="Leave out files matching this glob (repeatable).")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+@json_option
+@quiet_option
+def env_pack(conda, prefix, venv, output, job, name, compress_level, threads, exclude, force, as_json, quiet):
+    """Pack an environment with its Jupyter kernelspecs patched for YARN.
+
+    Packs the running Python's environment unless --conda, --prefix or
+    --venv names another. Writes FILE and its metadata record FILE.json.
+
+    \b
+    Example:
+      skein-jupyter env pack --conda analytics -o analytics.tar.gz --for notebook
+    """
+    from .exceptions import UsageError
+    from .packing import pack
+
+    if venv and prefix:
+        raise UsageError("give either --venv PATH or --prefix PATH, not both")
+    result = pack(output, conda=conda, prefix=prefix or venv, job=job, compress_level=compress_level,
+                  n_threads=threads, exclude=exclude, force=force, name=name, progress=_progress(quiet))
+    meta = result.metadata
+    if as_json:
+        _echo_json({"archive": str(result.archive), "seconds": round(result.seconds, 2), **meta})
+        return
+    click.echo(f"Packed {meta['kind']} environment {meta['prefix']} into {result.archive} "
+               f"({meta['size'] / 2**20:.1f} MiB, {result.seconds:.1f}s)")
+    click.echo(f"  python {meta['python']} on {meta['platform']}, {len(meta['packages'])} packages, "
+               f"sha256 {meta['sha256'][:16]}")
+    for patch in result.patched_kernels:
+        click.echo(f"  kernel {patch.name}: {patch.original} -> {patch.patched}")
+
+
+@env.command("upload")
+@click.argument("archive", type=click.Path(dir_okay=False))
+@click.option("--to", "directory", metavar="DIR",
+              help="Directory on the cluster [default: hdfs:///user/<you>/.skein-jupyter/environments].")
+@click.option("--public", is_flag=True, help="World-readable, shared by YARN's public localization cache.")
+@json_option
+@quiet_option
+def env_upload(archive, directory, public, as_json, quiet):
+    """Upload a packed environment, unless the same content is there already.
+
+    \b
+    Example:
+      skein-jupyter env upload analytics.tar.gz --to hdfs:///apps/skein-jupyter/environments --public
+    """
+    from .envstore import upload
+
+    result = upload(archive, to=directory, public=public, progress=_progress(quiet))
+    if as_json:
+        _echo_json({"url": result.url, "uploaded": result.uploaded, "public": result.public,
+                    "seconds": round(result.seconds, 2)})
+    elif result.uploaded:
+        click.echo(f"Uploaded {result.url}{' (public)' if public else ''} in {result.seconds:.1f}s")
+    else:
+        click.echo(f"Already uploaded: {result.url} (same content); nothing transferred")
+
+
+@env.command("list")
+@click.argument("directory", required=False, metavar="[DIR]")
+@json_option
+def env_list(directory, as_json):
+    """List the packed environments in a directory on the cluster.
+
+    DIR defaults to your own (hdfs:///user/<you>/.skein-jupyter/environments);
+    admins publish in hdfs:///apps/skein-jupyter/environments.
+
+    \b
+    Example:
+      skein-jupyter env list hdfs:///apps/skein-jupyter/environments
+    """
+    from .envstore import list_environments
+
+    records = list_environments(directory)
+    if as_json:
+        _echo_json(records)
+        return
+    if not records:
+        click.echo("No environments there")
+        return
+    click.echo(f"{'NAME':20} {'SHA256':16} {'SIZE':>9} {'PYTHON':8} {'PACKER':18} UPLOADED")
+    for r in records:
+        click.echo(f"{r.get('name', '?'):20} {r.get('sha256', '?')[:16]:16} {r.get('size', 0) / 2**20:7.1f}Mi "
+                   f"{r.get('python', '?'):8} {r.get('packer', '?'):18} {r.get('uploaded', '?')}"
+                   f"{'  public' if r.get('public') else ''}")
+
+
 # ----------------------------------------------------------------- sandbox
 
 def _sandbox(directory, ports=()):

@@ -120,3 +120,51 @@ def processes_under(path):
         if path in cmdline or cwd.startswith(path):
             found.append(int(entry.name))
     return found
+
+
+# ----- packed environments, made once per session
+
+#: What a test environment holds: the packages notebook servers and runs need.
+TEST_ENV_PACKAGES = ("skein", "ipykernel", "jupyter_server", "papermill")
+
+
+def make_venv(path, packages=TEST_ENV_PACKAGES):
+    """A real virtualenv with ``packages`` installed from the package index."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, timeout=300)
+    if packages:
+        subprocess.run([str(path / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        *packages], check=True, timeout=900)
+    return path
+
+
+@pytest.fixture(scope="session")
+def test_venv(tmp_path_factory):
+    """A virtualenv for notebook servers and runs, with two kernelspecs that name their
+    interpreter by absolute path, as ``ipykernel install --sys-prefix`` writes them."""
+    import subprocess
+
+    path = make_venv(tmp_path_factory.mktemp("venv") / "analytics")
+    for name in ("python3", "analytics"):
+        subprocess.run([str(path / "bin" / "python"), "-m", "ipykernel", "install", "--sys-prefix",
+                        "--name", name, "--display-name", name.title()],
+                       check=True, capture_output=True, timeout=300)
+    return path
+
+
+@pytest.fixture(scope="session")
+def packed_venv(test_venv, tmp_path_factory):
+    """``test_venv`` packed by ``skein-jupyter env pack``: the archive's path."""
+    from skein_jupyter.packing import pack
+
+    return pack(tmp_path_factory.mktemp("packed") / "analytics.tar.gz", prefix=str(test_venv)).archive
+
+
+@pytest.fixture(scope="session")
+def uploaded_venv(packed_venv, sandbox):
+    """``packed_venv`` uploaded to the sandbox's HDFS: its upload result."""
+    from skein_jupyter.envstore import upload
+
+    return upload(packed_venv)

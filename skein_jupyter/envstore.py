@@ -1,0 +1,146 @@
+"""Packed environments on the cluster filesystem: upload once by content, list, resolve names.
+
+An archive is stored as ``<dir>/<name>-<sha256[:16]>.tar.gz`` with its
+metadata record beside it (``….tar.gz.json``, one line of JSON). The name
+carries the content hash, so an archive already there is never sent again.
+"""
+import dataclasses
+import datetime
+import getpass
+import json
+import time
+from pathlib import Path
+
+from .exceptions import UsageError
+from .hdfs import HadoopFS, join
+from .packing import ARCHIVE_SUFFIXES, METADATA_FORMAT, metadata_path, sha256_file
+from .progress import Progress
+
+__all__ = ["UploadResult", "default_upload_dir", "read_local_metadata", "remote_name", "upload",
+           "list_environments", "resolve_name", "PUBLISHED_DIR"]
+
+#: Where admins publish environments for everyone (``env upload --to … --public``).
+PUBLISHED_DIR = "hdfs:///apps/skein-jupyter/environments"
+
+
+@dataclasses.dataclass(frozen=True)
+class UploadResult:
+    url: str
+    uploaded: bool       # False: the same content was there already
+    public: bool
+    seconds: float
+    metadata: dict
+
+
+def default_upload_dir(user=None):
+    """Each user's own cache of environments: ``hdfs:///user/<user>/.skein-jupyter/environments``."""
+    return f"hdfs:///user/{user or getpass.getuser()}/.skein-jupyter/environments"
+
+
+def read_local_metadata(archive):
+    """The metadata record of a packed archive, checked against the archive itself.
+
+    Raises
+    ------
+    UsageError
+        Not a packed environment, or changed since it was packed.
+    """
+    archive = Path(archive).expanduser().absolute()
+    if not archive.is_file():
+        raise UsageError(f"{archive} does not exist; check the path")
+    record = metadata_path(archive)
+    try:
+        metadata = json.loads(record.read_text())
+        if metadata.get("format") != METADATA_FORMAT or not metadata.get("sha256"):
+            raise ValueError
+    except (OSError, ValueError):
+        raise UsageError(f"{archive} is not a packed environment (no valid metadata record {record.name} "
+                         "beside it); pack one with `skein-jupyter env pack`") from None
+    stat = archive.stat()
+    if (stat.st_size, stat.st_mtime_ns) != (metadata.get("size"), metadata.get("mtime_ns")):
+        # Size and time differ from the record: check the content itself.
+        if stat.st_size != metadata.get("size") or sha256_file(archive) != metadata["sha256"]:
+            raise UsageError(f"{archive} changed since it was packed (its content no longer matches "
+                             f"{record.name}); pack it again with `skein-jupyter env pack`")
+    return metadata
+
+
+def remote_name(metadata):
+    suffix = next((s for s in ARCHIVE_SUFFIXES if metadata["archive"].endswith(s)), ".tar.gz")
+    return f"{metadata['name']}-{metadata['sha256'][:16]}{suffix}"
+
+
+def upload(archive, to=None, public=False, fs=None, progress=None):
+    """Put a packed environment on the cluster unless the same content is there already.
+
+    Parameters
+    ----------
+    archive : str
+        A packed environment (with its ``.json`` metadata record beside it).
+    to : str, optional
+        Directory on the cluster filesystem; :func:`default_upload_dir` by default.
+    public : bool
+        Make it world-readable, so YARN's public localization cache shares
+        one copy between users and applications.
+
+    Returns
+    -------
+    UploadResult
+    """
+    progress = progress or Progress.quiet()
+    start = time.monotonic()
+    metadata = read_local_metadata(archive)
+    directory = (to or default_upload_dir()).rstrip("/")
+    fs = fs or HadoopFS()
+    url = join(directory, remote_name(metadata))
+    if fs.exists(url):
+        if public:
+            fs.chmod("755", directory)
+            fs.chmod("644", url, url + ".json")
+        progress.step(f"{url} is there already (same content); nothing to upload")
+        return UploadResult(url, False, public, time.monotonic() - start, metadata)
+    remote = dict(metadata, url=url, public=public,
+                  uploaded=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="skein-jupyter-upload-") as tmp:
+        # Put both files under their remote names; hdfs dfs -put copies each
+        # to a temporary name and renames it when complete.
+        staged = Path(tmp) / remote_name(metadata)
+        staged.symlink_to(Path(archive).expanduser().absolute())
+        record = Path(tmp) / (staged.name + ".json")
+        record.write_text(json.dumps(remote, sort_keys=True) + "\n")
+        progress.step(f"uploading {Path(archive).name} ({metadata['size'] / 2**20:.0f} MiB) to {directory}")
+        fs.mkdir(directory)
+        fs.put([staged, record], directory)
+    if public:
+        fs.chmod("755", directory)
+        fs.chmod("644", url, url + ".json")
+    return UploadResult(url, True, public, time.monotonic() - start, remote)
+
+
+def list_environments(directory=None, fs=None):
+    """Metadata records of the environments in ``directory``, newest first."""
+    directory = (directory or default_upload_dir()).rstrip("/")
+    fs = fs or HadoopFS()
+    records = []
+    for line in fs.cat(join(directory, "*.json")).splitlines():
+        line = line.strip()
+        if line:
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue  # not one of ours
+    return sorted(records, key=lambda r: r.get("uploaded", ""), reverse=True)
+
+
+def resolve_name(name, directories=None, fs=None):
+    """The newest upload of environment ``name`` in the user's cache, then the published directory."""
+    fs = fs or HadoopFS()
+    directories = directories or [default_upload_dir(), PUBLISHED_DIR]
+    for directory in directories:
+        for record in list_environments(directory, fs):
+            if record.get("name") == name:
+                return record
+    raise UsageError(f"no environment named {name!r} in {' or '.join(directories)}; see `skein-jupyter env "
+                     "list`, or give an archive path or hdfs:// URL")

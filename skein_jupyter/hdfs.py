@@ -1,0 +1,75 @@
+"""The cluster filesystem through ``hdfs dfs``, the one client every edge node has.
+
+It honours the edge node's configuration and Kerberos ticket as it is.
+Each call starts a JVM (about a second), so callers batch what they can.
+"""
+import shutil
+import subprocess
+
+from .exceptions import SkeinJupyterError, UsageError
+
+__all__ = ["HadoopFS", "HdfsError", "join"]
+
+
+class HdfsError(SkeinJupyterError):
+    """An ``hdfs dfs`` command failed."""
+
+
+def join(directory, name):
+    return directory.rstrip("/") + "/" + name
+
+
+def _reason(stderr):
+    lines = [line.strip() for line in stderr.splitlines() if line.strip() and " WARN " not in line]
+    return lines[-1][:300] if lines else "no error output"
+
+
+class HadoopFS:
+    """A few filesystem operations on HDFS (or any ``hadoop fs`` filesystem)."""
+
+    def __init__(self, executable=None, timeout=600):
+        self.executable = executable or shutil.which("hdfs")
+        if self.executable is None:
+            raise HdfsError("`hdfs` is not on PATH; run on a Hadoop edge node, or "
+                            'eval "$(skein-jupyter sandbox env)" for the sandbox')
+        self.timeout = timeout
+
+    def _run(self, *args, check=True):
+        proc = subprocess.run([self.executable, "dfs", *args], capture_output=True, text=True,
+                              timeout=self.timeout)
+        if check and proc.returncode != 0:
+            reason = _reason(proc.stderr)
+            error = UsageError if "Permission denied" in reason or "AccessControlException" in reason \
+                else HdfsError
+            raise error(f"`hdfs dfs {' '.join(args[:1])}` on {args[-1]} failed: {reason}"
+                        + ("; choose a directory you can write to, or ask your Hadoop admin"
+                           if error is UsageError else ""))
+        return proc
+
+    def exists(self, path):
+        return self._run("-test", "-e", path, check=False).returncode == 0
+
+    def mkdir(self, path):
+        self._run("-mkdir", "-p", path)
+
+    def put(self, sources, directory):
+        """Copy local files into ``directory``; each lands under a temporary name, then is renamed."""
+        self._run("-put", "-f", *map(str, sources), directory)
+
+    def chmod(self, mode, *paths):
+        self._run("-chmod", mode, *paths)
+
+    def cat(self, pattern):
+        """The concatenated contents of the files matching ``pattern`` ('' when none match)."""
+        proc = self._run("-cat", pattern, check=False)
+        if proc.returncode != 0 and "No such file" not in proc.stderr:
+            raise HdfsError(f"`hdfs dfs -cat` on {pattern} failed: {_reason(proc.stderr)}")
+        return proc.stdout if proc.returncode == 0 else ""
+
+    def stat(self, path, fmt="%b %Y"):
+        """``hdfs dfs -stat`` output for ``path``, or None if it does not exist."""
+        proc = self._run("-stat", fmt, path, check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    def rm(self, *paths):
+        self._run("-rm", "-f", "-skipTrash", *paths)
