@@ -25,6 +25,9 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except SkeinJupyterError as error:
+            details = getattr(error, "details", None)
+            if details:  # context such as the end of a container log, before the one-line error
+                click.echo(details, err=True)
             raise _ReportedError(error) from None
 
 
@@ -172,6 +175,164 @@ def config_show(recipe, kind, as_json, **options):
     width = max(len(p) for p, _, _ in rows)
     for path, value, source in rows:
         click.echo(f"{path:{width}}  {json.dumps(value):40}  {source}")
+
+
+# ----------------------------------------------------------------- notebook servers
+
+def tunnel_options(command):
+    for option in reversed([
+        click.option("--local-port", type=int, help="Laptop port of the SSH tunnel [default: the server's port if free]."),
+        click.option("--ssh-user", help="User for the SSH tunnel [default: $SKEIN_JUPYTER_SSH_USER or you]."),
+        click.option("--edge-host", help="This edge node's name as the laptop reaches it "
+                                         "[default: $SKEIN_JUPYTER_EDGE_HOST or this host's name]."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _show_server(server, as_json, local_port, ssh_user, edge_host):
+    from .notebook import tunnel
+
+    way = tunnel(server, local_port, ssh_user, edge_host)
+    if as_json:
+        _echo_json({**server.to_dict(), "url": server.url(), "tunnel_command": way.command,
+                    "tunnel_url": way.url})
+        return
+    click.echo(f"Jupyter ({server.frontend}) running in {server.app_id} on {server.host}:{server.port}")
+    click.echo(f"  URL on the cluster network: {server.url()}")
+    click.echo(f"  From your laptop, open a tunnel:  {way.command}")
+    click.echo(f"  then browse to:                   {way.url}")
+    click.echo(f"  Stop it with: skein-jupyter notebook stop {server.app_id}")
+
+
+@cli.group(cls=_Group)
+def notebook():
+    """Jupyter servers (JupyterLab, Notebook 7, jupyter_server) on YARN.
+
+    \b
+    Example:
+      skein-jupyter notebook start --env analytics --memory 4GiB --lab
+      skein-jupyter notebook list
+    """
+
+
+@notebook.command("start")
+@click.argument("recipe", required=False, type=click.Path(dir_okay=False))
+@recipe_options
+@click.option("--lab", "frontend", flag_value="lab", help="JupyterLab (the default).")
+@click.option("--notebook7", "frontend", flag_value="notebook", help="Notebook 7.")
+@click.option("--server", "frontend", flag_value="server", help="A plain jupyter_server (no web UI).")
+@click.option("--idle-timeout", help="Stop after this long without activity, e.g. 2h.")
+@click.option("--max-lifetime", help="Stop after this long whatever happens, e.g. 12h.")
+@click.option("--tls", is_flag=True, default=None, help="Serve HTTPS with a certificate made for this server.")
+@click.option("--timeout", default=300, show_default=True, help="Seconds to wait for the server to come up.")
+@click.option("--dry-run", is_flag=True, help="Print the Skein spec instead of submitting.")
+@tunnel_options
+@json_option
+@quiet_option
+def notebook_start(recipe, frontend, idle_timeout, max_lifetime, tls, timeout, dry_run, local_port, ssh_user,
+                   edge_host, as_json, quiet, **options):
+    """Start a Jupyter server in a YARN container and print how to reach it.
+
+    The server keeps running after the command exits; it stops when idle
+    (1h by default), at its maximum lifetime, or with `notebook stop`.
+
+    \b
+    Example:
+      skein-jupyter notebook start recipes/notebook-server.yaml --memory 8GiB
+      skein-jupyter notebook start --env analytics.tar.gz --notebook7 --idle-timeout 30m
+    """
+    from .config import load_recipe
+
+    flags = recipe_flags(**options)
+    for path, value in (("notebook.frontend", frontend), ("notebook.idle_timeout", idle_timeout),
+                        ("notebook.max_lifetime", max_lifetime), ("notebook.tls", tls)):
+        if value is not None:
+            if path in flags:
+                from .exceptions import UsageError
+
+                raise UsageError(f"{path} is given twice on the command line; give it once")
+            flags[path] = value
+    model, _ = load_recipe(recipe, kind="notebook", flags=flags)
+    if dry_run:
+        from .spec import SpecContext, build_spec, spec_to_yaml
+
+        click.echo(spec_to_yaml(build_spec(model, SpecContext.for_user(model.proxy_user))), nl=False)
+        return
+    from .launch import skein_client
+    from .notebook import check_local_port, start
+
+    if local_port is not None:
+        check_local_port(local_port)  # before anything is submitted
+    with skein_client(model) as client:
+        server = start(model, client, timeout=timeout, progress=_progress(quiet))
+    _show_server(server, as_json, local_port, ssh_user, edge_host)
+
+
+@notebook.command("info")
+@click.argument("app_id")
+@click.option("--wait", default=0, show_default=True, help="Seconds to wait for a starting server.")
+@tunnel_options
+@json_option
+def notebook_info(app_id, wait, local_port, ssh_user, edge_host, as_json):
+    """Print a running server's URL with its token and the SSH tunnel command.
+
+    \b
+    Example:
+      skein-jupyter notebook info application_1700000000000_0042 --json
+    """
+    from .launch import skein_client
+    from .notebook import info
+
+    with skein_client() as client:
+        server = info(client, app_id, wait=wait)
+    _show_server(server, as_json, local_port, ssh_user, edge_host)
+
+
+@notebook.command("list")
+@json_option
+def notebook_list(as_json):
+    """List your running servers with their age, resources and idle time.
+
+    \b
+    Example:
+      skein-jupyter notebook list
+    """
+    from .launch import skein_client
+    from .notebook import list_servers
+    from .units import format_duration
+
+    with skein_client() as client:
+        rows = list_servers(client)
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        click.echo("No running servers")
+        return
+    click.echo(f"{'APPLICATION':32} {'NAME':24} {'STATE':9} {'AGE':>8} {'MEMORY':>8} {'VCORES':>6} {'IDLE':>8}")
+    for r in rows:
+        idle = format_duration(r["idle_seconds"]) if r["idle_seconds"] is not None else "-"
+        click.echo(f"{r['app_id']:32} {r['name'][:24]:24} {r['state']:9} {format_duration(r['age_seconds']):>8} "
+                   f"{r['memory_mb']:>6}Mi {r['vcores']:>6} {idle:>8}")
+
+
+@notebook.command("stop")
+@click.argument("app_id")
+@quiet_option
+def notebook_stop(app_id, quiet):
+    """Shut a server down cleanly; its application ends SUCCEEDED.
+
+    \b
+    Example:
+      skein-jupyter notebook stop application_1700000000000_0042
+    """
+    from .launch import skein_client
+    from .notebook import stop
+
+    with skein_client() as client:
+        report = stop(client, app_id)
+    click.echo(f"Stopped {app_id} ({report.state}, {report.final_status})")
 
 
 # ----------------------------------------------------------------- environments

@@ -16,7 +16,7 @@ from .hdfs import HadoopFS, join
 from .packing import ARCHIVE_SUFFIXES, METADATA_FORMAT, metadata_path, sha256_file
 from .progress import Progress
 
-__all__ = ["UploadResult", "default_upload_dir", "read_local_metadata", "remote_name", "upload",
+__all__ = ["UploadResult", "PreparedEnvironment", "prepare", "default_upload_dir", "read_local_metadata", "remote_name", "upload",
            "list_environments", "resolve_name", "PUBLISHED_DIR"]
 
 #: Where admins publish environments for everyone (``env upload --to … --public``).
@@ -144,3 +144,41 @@ def resolve_name(name, directories=None, fs=None):
                 return record
     raise UsageError(f"no environment named {name!r} in {' or '.join(directories)}; see `skein-jupyter env "
                      "list`, or give an archive path or hdfs:// URL")
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedEnvironment:
+    """An environment ready for a launch: on the cluster, with what the spec needs to know."""
+
+    url: str
+    public: bool
+    uploaded: bool        # whether this preparation had to upload it
+    metadata: dict        # empty for an hdfs:// archive without a record beside it
+
+
+def prepare(ref, fs=None, progress=None):
+    """Make the environment a launch names available on the cluster, as cheaply as possible.
+
+    A local archive is uploaded once into the user's cache and found by its
+    content hash afterwards (its recorded hash is trusted while its size and
+    modification time are unchanged, so an unchanged archive costs one
+    existence check); an ``hdfs://`` archive is used as it is; a name is
+    resolved among the uploaded and published environments.
+
+    Parameters
+    ----------
+    ref : EnvironmentRef
+    """
+    from .environment import EnvironmentKind
+
+    fs = fs or HadoopFS()
+    if ref.kind is EnvironmentKind.LOCAL:
+        result = upload(ref.value, fs=fs, progress=progress)
+        return PreparedEnvironment(result.url, False, result.uploaded, result.metadata)
+    if ref.kind is EnvironmentKind.NAME:
+        record = resolve_name(ref.value, fs=fs)
+        return PreparedEnvironment(record["url"], bool(record.get("public")), False, record)
+    if not fs.exists(ref.value):
+        raise UsageError(f"environment {ref.value} does not exist on the cluster; check the URL or see "
+                         "`skein-jupyter env list`")
+    return PreparedEnvironment(ref.value, False, False, {})

@@ -390,6 +390,10 @@ def _check(recipe, source_of):
             if not notebook.endswith(".ipynb"):
                 raise UsageError(f"run.notebook ({source_of('run.notebook')}): {notebook} is not a "
                                  "notebook; give an .ipynb file")
+    for name, value in recipe.env.items():
+        if '"' in value:
+            raise UsageError(f"env.{name} ({source_of('env.' + name)}): YARN cannot pass a double quote (\") in "
+                             "an environment variable; use single quotes or none")
     for name, path in recipe.files.items():
         if "://" not in path and not os.path.exists(path):
             raise UsageError(f"files.{name} ({source_of('files.' + name)}): {path} does not exist; "

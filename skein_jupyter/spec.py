@@ -4,9 +4,12 @@ What runs in the container (the *runtime*) is shipped with the application
 as ``skein_jupyter_runtime.zip`` on ``PYTHONPATH``, so the packed environment
 needs only skein and the job's Jupyter packages. The container activates
 the environment, then runs ``python -m skein_jupyter_runtime <kind>``, which
-reads its job from the ``SKEIN_JUPYTER_JOB`` environment variable (JSON).
+reads its job from the ``SKEIN_JUPYTER_JOB`` environment variable (JSON,
+base64-encoded: YARN's launch script quotes environment values without
+escaping, so a JSON text would not survive it).
 Nothing secret goes into a spec: the server token is made in the container.
 """
+import base64
 import dataclasses
 import getpass
 import json
@@ -16,7 +19,7 @@ import shlex
 from .environment import EnvironmentKind
 from .exceptions import UsageError
 
-__all__ = ["SpecContext", "build_spec", "spec_to_yaml", "check_cluster_limits", "SERVICE_NAMES", "APP_TAG",
+__all__ = ["SpecContext", "build_spec", "encode_job", "decode_job", "spec_to_yaml", "check_cluster_limits", "SERVICE_NAMES", "APP_TAG",
            "RUNTIME_FILE", "JOB_ENV", "DEFAULT_ENVIRONMENTS_DIR"]
 
 RUNTIME_FILE = "skein_jupyter_runtime.zip"
@@ -42,6 +45,9 @@ class SpecContext:
         Location of the runtime zip (local path or ``hdfs://`` URL).
     environment : str, optional
         Location of the environment archive; resolved from the recipe when not given.
+    environment_public : bool
+        The archive is world-readable: YARN localizes it once into its public
+        cache and shares it between applications and users.
     environments_dir : str
         Where published environment names resolve.
     """
@@ -49,17 +55,21 @@ class SpecContext:
     user: str
     runtime: str
     environment: str = None
+    environment_public: bool = False
     environments_dir: str = DEFAULT_ENVIRONMENTS_DIR
 
     @classmethod
     def for_user(cls, user=None, **changes):
-        user = user or getpass.getuser()
-        return cls(user=user, runtime=f"hdfs:///user/{user}/.skein-jupyter/runtime/{RUNTIME_FILE}", **changes)
+        """The context of a launch by ``user``: the runtime zip of the installed sources."""
+        from .runtime_zip import runtime_zip
+
+        changes.setdefault("runtime", str(runtime_zip()))
+        return cls(user=user or getpass.getuser(), **changes)
 
     @classmethod
     def example(cls):
         """The fixed context the example specs in ``specs/`` are rendered with (user ``alice``)."""
-        return cls.for_user("alice")
+        return cls(user="alice", runtime=f"hdfs:///user/alice/.skein-jupyter/runtime/{RUNTIME_FILE}")
 
     def environment_url(self, recipe):
         if self.environment:
@@ -74,8 +84,16 @@ class SpecContext:
             else ref.value
 
 
+def encode_job(data):
+    return base64.urlsafe_b64encode(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).decode()
+
+
+def decode_job(text):
+    return json.loads(base64.urlsafe_b64decode(text.encode()))
+
+
 def _job(recipe):
-    """What the runtime needs to know, as JSON for ``SKEIN_JUPYTER_JOB``."""
+    """What the runtime needs to know, encoded for ``SKEIN_JUPYTER_JOB``."""
     data = recipe.to_dict()
     for key in ("environment", "env", "files", "acls", "proxy_user", "kerberos", "tags", "queue",
                 "node_label", "max_attempts"):
@@ -84,8 +102,7 @@ def _job(recipe):
         data["run"]["input"] = INPUT_NOTEBOOK
         if "://" not in data["run"]["notebook"]:  # the edge node's path means nothing in the container
             data["run"]["notebook"] = os.path.basename(data["run"]["notebook"])
-        data["run"]["papermill_options"] = dict(sorted(data["run"]["papermill_options"].items()))
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return encode_job(data)
 
 
 def _script(kind):
@@ -104,7 +121,12 @@ def build_spec(recipe, context):
     """
     import skein
 
-    files = {ENV_DIR: skein.File(context.environment_url(recipe), type="archive"),
+    env_url = context.environment_url(recipe)
+    # Uploaded archives never change (content-addressed, or timestamped by
+    # YARN), so YARN may keep them unpacked in its per-user (or public) cache
+    # and later launches skip localization; a local file is staged per app.
+    visibility = "public" if context.environment_public else "private" if "://" in env_url else "application"
+    files = {ENV_DIR: skein.File(env_url, type="archive", visibility=visibility),
              RUNTIME_FILE: skein.File(context.runtime, type="file")}
     for name, source in recipe.files.items():
         files[name] = skein.File(source)

@@ -264,3 +264,29 @@ def test_yarn_service_runs_the_packed_env_and_its_kernel(uploaded_venv, skein_cl
     assert result["argv0"] == "python"
     assert result["kernel_dir"].startswith(result["prefix"])
     assert result["output"].strip() == "2"
+
+
+@pytest.mark.yarn
+def test_prepare_uploads_a_local_archive_once_then_reuses_it_by_hash(packed_venv, sandbox, tmp_path):
+    from skein_jupyter.environment import EnvironmentRef
+    from skein_jupyter.envstore import prepare
+    from skein_jupyter.exceptions import UsageError
+
+    copy = tmp_path / "mine.tar.gz"  # its own name, so its own upload
+    shutil.copy2(packed_venv, copy)
+    record = json.loads(packed_venv.with_name(packed_venv.name + ".json").read_text())
+    record.update(name="mine", archive=copy.name, mtime_ns=copy.stat().st_mtime_ns)
+    copy.with_name(copy.name + ".json").write_text(json.dumps(record))
+
+    first = prepare(EnvironmentRef.parse(str(copy)))
+    second = prepare(EnvironmentRef.parse(str(copy)))
+    assert first.uploaded and not second.uploaded
+    assert first.url == second.url and "/mine-" in first.url
+    by_name = prepare(EnvironmentRef.parse("mine"))
+    assert by_name.url == first.url and by_name.metadata["sha256"] == record["sha256"]
+    by_url = prepare(EnvironmentRef.parse(first.url))
+    assert by_url.url == first.url and not by_url.uploaded
+    with pytest.raises(UsageError, match="no environment named 'nosuchenv' in hdfs:///user/"):
+        prepare(EnvironmentRef.parse("nosuchenv"))
+    with pytest.raises(UsageError, match="environment hdfs:///nowhere/e.tar.gz does not exist on the cluster"):
+        prepare(EnvironmentRef.parse("hdfs:///nowhere/e.tar.gz"))

@@ -7,7 +7,7 @@ import pytest
 import skein
 
 from skein_jupyter.config import load_recipe
-from skein_jupyter.spec import JOB_ENV, SpecContext, build_spec, spec_to_yaml
+from skein_jupyter.spec import JOB_ENV, SpecContext, build_spec, decode_job, spec_to_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
@@ -46,6 +46,6 @@ def test_checked_in_spec_loads_in_skein_with_local_files_found(recipe_path):
     for name, file in service.files.items():
         if file.source.startswith("file://"):
             assert Path(file.source[len("file://"):]).is_file(), f"{name}: {file.source} is missing"
-    job = json.loads(service.env[JOB_ENV])
+    job = decode_job(service.env[JOB_ENV])
     assert job["kind"] in ("notebook", "run", "sweep")
     assert "token" not in json.dumps(spec.to_dict()).lower()

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from ..exceptions import UsageError
+from ..paths import cache_dir
 
 __all__ = ["SandboxConfig", "DEFAULT_PORTS", "default_root", "default_cache_dir"]
 
@@ -50,11 +51,8 @@ def default_root():
 
 
 def default_cache_dir():
-    """Where fetched jars are kept: ``$SKEIN_JUPYTER_CACHE_DIR`` or ``$XDG_CACHE_HOME/skein-jupyter``."""
-    value = os.environ.get("SKEIN_JUPYTER_CACHE_DIR")
-    if value:
-        return Path(value).expanduser().absolute()
-    return _xdg("XDG_CACHE_HOME", ".cache") / "skein-jupyter"
+    """Where fetched jars are kept: the skein-jupyter cache directory."""
+    return cache_dir()
 
 
 def parse_ports(text):

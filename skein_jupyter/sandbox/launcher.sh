@@ -57,8 +57,9 @@ for pkg in java.io java.lang java.lang.reflect java.math java.net java.text java
   opts+=("--add-opens=java.base/$pkg=ALL-UNNAMED")
 done
 if [ -n "$daemon" ]; then
+  # vfork: without libhadoop every local chmod is a child process (see yarn-site.xml).
   opts+=("-Xmx${SANDBOX_HEAP_MB:-512}m" "-Dhadoop.root.logger=${HADOOP_ROOT_LOGGER:-INFO,console}"
-         "-Dproc_$daemon")
+         "-Dproc_$daemon" -Djdk.lang.Process.launchMechanism=VFORK)
 else
   # Commands are short-lived: a small heap and the quick JIT tier start faster.
   opts+=(-Xmx256m -XX:TieredStopAtLevel=1 "-Dhadoop.root.logger=${HADOOP_ROOT_LOGGER:-WARN,console}")

@@ -1,0 +1,92 @@
+"""The one path from a recipe to a submitted application, shared by servers and runs."""
+import dataclasses
+
+from .exceptions import ApplicationError, UsageError
+from .progress import Progress
+
+__all__ = ["Submission", "skein_client", "prepare", "submit", "kill_quietly", "FRONTEND_MODULES"]
+
+#: Packages (as the environment's metadata names them) each frontend needs.
+FRONTEND_MODULES = {"lab": "jupyterlab", "notebook": "notebook", "server": "jupyter-server"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Submission:
+    app_id: str
+    spec: object            # skein.ApplicationSpec
+    environment: object     # envstore.PreparedEnvironment
+
+
+def skein_client(recipe=None, log=False):
+    """A Skein client: the global driver if one runs, else a new one (keytab login if the recipe says)."""
+    import skein
+
+    kerberos = recipe.kerberos if recipe is not None else None
+    if kerberos is not None and kerberos.keytab:
+        return skein.Client(keytab=kerberos.keytab, principal=kerberos.principal, log=log)
+    return skein.Client(log=log)
+
+
+def _check_environment_packages(recipe, metadata):
+    """With the environment's metadata at hand, refuse before submitting what cannot start."""
+    packages = metadata.get("packages")
+    if not packages:
+        return
+    if recipe.kind == "notebook":
+        needed = ["jupyter-server", "ipykernel", FRONTEND_MODULES[recipe.notebook.frontend]]
+    else:
+        needed = ["papermill", "ipykernel"]
+    missing = [name for name in dict.fromkeys(["skein", *needed]) if name not in packages]
+    if missing:
+        raise UsageError(f"environment {metadata.get('name', '')} ({metadata.get('url', 'local')}) lacks "
+                         f"{', '.join(missing)} for this {recipe.kind} job; install "
+                         f"{'it' if len(missing) == 1 else 'them'} in the environment and pack it again")
+
+
+def prepare(recipe, progress=None):
+    """Put the environment on the cluster (once) and build the spec; submits nothing."""
+    from .envstore import prepare as prepare_environment
+    from .spec import SpecContext, build_spec
+
+    if recipe.environment is None:
+        raise UsageError("environment: missing; give --env (a packed archive, an hdfs:// archive, or a name "
+                         "from `skein-jupyter env list`) or set environment: in the recipe")
+    progress = progress or Progress.quiet()
+    progress.step(f"preparing environment {recipe.environment}")
+    prepared = prepare_environment(recipe.environment, progress=progress)
+    _check_environment_packages(recipe, prepared.metadata)
+    context = SpecContext.for_user(recipe.proxy_user, environment=prepared.url,
+                                   environment_public=prepared.public)
+    return build_spec(recipe, context), prepared
+
+
+def kill_quietly(client, app_id):
+    """Kill an application unless it already ended; never raises."""
+    from .applications import FINAL_STATES
+
+    try:
+        if str(client.application_report(app_id).state) not in FINAL_STATES:
+            client.kill_application(app_id)
+    except Exception:  # best effort on a path that is already failing
+        pass
+
+
+def submit(recipe, client, progress=None):
+    """Check the request against the cluster, prepare, and submit.
+
+    Returns
+    -------
+    Submission
+    """
+    from .spec import check_cluster_limits
+
+    progress = progress or Progress.quiet()
+    check_cluster_limits(recipe, client)
+    spec, prepared = prepare(recipe, progress)
+    progress.step("submitting to YARN")
+    try:
+        app_id = client.submit(spec)
+    except Exception as exc:
+        raise ApplicationError(f"YARN refused the application: {str(exc).strip().splitlines()[-1][:300]}") from None
+    progress.step(f"submitted {app_id}")
+    return Submission(app_id, spec, prepared)

@@ -1,0 +1,239 @@
+"""Jupyter servers on YARN: start, find, connect to, list and stop them."""
+import dataclasses
+import getpass
+import json
+import os
+import socket
+import time
+
+from .applications import FINAL_STATES, application_logs, check_app_id
+from .exceptions import ApplicationError, UsageError
+from .launch import kill_quietly, submit
+from .progress import Progress
+from .runtime import keys
+from .spec import APP_TAG, JOB_ENV, SERVICE_NAMES, decode_job
+
+__all__ = ["ServerInfo", "start", "info", "list_servers", "stop", "tunnel", "check_local_port",
+           "DEFAULT_START_TIMEOUT"]
+
+DEFAULT_START_TIMEOUT = 300
+NOTEBOOK_TAG = f"{APP_TAG}-notebook"
+_PATHS = {"lab": "lab", "notebook": "tree", "server": ""}
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerInfo:
+    """How to reach a server: what ``jupyter.notebook.info`` holds, plus the application and frontend."""
+
+    app_id: str
+    protocol: str
+    host: str
+    port: int
+    base_url: str
+    token: str
+    frontend: str = "lab"
+
+    def url(self, host=None, port=None):
+        path = _PATHS.get(self.frontend, "")
+        return (f"{self.protocol}://{host or self.host}:{port or self.port}{self.base_url}{path}"
+                f"?token={self.token}")
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Tunnel:
+    command: str
+    local_port: int
+    url: str
+
+
+def _port_free(port):
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def check_local_port(port):
+    """Refuse a tunnel port that is not a port or is taken on this machine."""
+    if not 0 < port < 65536:
+        raise UsageError(f"--local-port {port} is not a port number; use 1024-65535")
+    if not _port_free(port):
+        raise UsageError(f"local port {port} is already in use on this machine; choose another with --local-port")
+
+
+def tunnel(server, local_port=None, ssh_user=None, edge_host=None):
+    """The ``ssh -L`` command a laptop runs to reach ``server`` through this edge node.
+
+    The local port defaults to the server's own port if it is free here, else
+    any free port; ``SKEIN_JUPYTER_SSH_USER`` and ``SKEIN_JUPYTER_EDGE_HOST``
+    set the defaults of the user and host.
+    """
+    if local_port is not None:
+        check_local_port(local_port)
+    elif _port_free(server.port):
+        local_port = server.port
+    else:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            local_port = sock.getsockname()[1]
+    user = ssh_user or os.environ.get("SKEIN_JUPYTER_SSH_USER") or getpass.getuser()
+    host = edge_host or os.environ.get("SKEIN_JUPYTER_EDGE_HOST") or socket.getfqdn()
+    command = f"ssh -N -L {local_port}:{server.host}:{server.port} {user}@{host}"
+    return Tunnel(command, local_port, server.url(host="localhost", port=local_port))
+
+
+def _frontend(app_client):
+    try:
+        spec = app_client.get_specification()
+        job = decode_job(spec.services[SERVICE_NAMES["notebook"]].env[JOB_ENV])
+        return job["notebook"]["frontend"]
+    except Exception:  # an application started by other means: fall back to the server's root
+        return "server"
+
+
+def _failure(client, app_id, reason, progress):
+    """Kill the application, and raise with the end of its container log."""
+    kill_quietly(client, app_id)
+    progress.step(f"reading the logs of {app_id}")
+    try:
+        logs = application_logs(app_id, timeout=60)
+        tail = "\n".join(logs.strip().splitlines()[-25:])
+    except ApplicationError as exc:
+        tail = str(exc)
+    error = ApplicationError(f"{reason}; the application was stopped; full logs: "
+                             f"yarn logs -applicationId {app_id}")
+    error.details = f"----- end of the logs of {app_id} -----\n{tail}"
+    raise error
+
+
+def wait_for_server(client, app_id, timeout, progress=None):
+    """Wait until the server in ``app_id`` publishes its info; fail fast if the application ends."""
+    progress = progress or Progress.quiet()
+    deadline = time.monotonic() + timeout
+    state = None
+    app_client = None
+    while True:
+        report = client.application_report(app_id)
+        if str(report.state) != state:
+            state = str(report.state)
+            progress.step(f"{app_id} is {state}" + (" (waiting for YARN to allocate)" if state == "ACCEPTED" else ""))
+        if state in FINAL_STATES:
+            _failure(client, app_id, f"the server's application ended {report.final_status} before serving",
+                     progress)
+        if state == "RUNNING":
+            app_client = app_client or client.connect(app_id, wait=False)
+            value = app_client.kv.get(keys.NOTEBOOK_INFO)
+            if value:
+                data = json.loads(value)
+                return ServerInfo(app_id=app_id, frontend=_frontend(app_client), **data)
+            error = app_client.kv.get(keys.ERROR)
+            if error:
+                _failure(client, app_id, f"the server failed to start: {error.decode()}", progress)
+        if time.monotonic() > deadline:
+            _failure(client, app_id, f"no server after {timeout}s (application {state})", progress)
+        time.sleep(0.2)
+
+
+def start(recipe, client, timeout=DEFAULT_START_TIMEOUT, progress=None):
+    """Start a Jupyter server on YARN and wait until it serves.
+
+    The application keeps running after this returns. If the server does
+    not come up, the application is killed and the error carries the end of
+    its container log.
+
+    Returns
+    -------
+    ServerInfo
+    """
+    progress = progress or Progress.quiet()
+    submission = submit(recipe, client, progress)
+    try:
+        server = wait_for_server(client, submission.app_id, timeout, progress)
+    except KeyboardInterrupt:
+        kill_quietly(client, submission.app_id)
+        raise
+    progress.step(f"server ready on {server.host}:{server.port}")
+    return server
+
+
+def _report(client, app_id):
+    check_app_id(app_id)
+    try:
+        return client.application_report(app_id)
+    except Exception:
+        raise ApplicationError(f"no application {app_id} on this cluster; see `skein-jupyter notebook list`") \
+            from None
+
+
+def _check_notebook(report):
+    if NOTEBOOK_TAG not in set(report.tags):
+        raise ApplicationError(f"{report.id} ({report.name}) is not a skein-jupyter notebook server; "
+                               "see `skein-jupyter notebook list`")
+
+
+def info(client, app_id, wait=0):
+    """The :class:`ServerInfo` of a running server (waiting up to ``wait`` seconds for it)."""
+    report = _report(client, app_id)
+    _check_notebook(report)
+    if str(report.state) in FINAL_STATES:
+        raise ApplicationError(f"{app_id} has ended ({report.state}, {report.final_status}); start a new "
+                               "server with `skein-jupyter notebook start`")
+    return wait_for_server(client, app_id, max(wait, 0.1))
+
+
+def list_servers(client):
+    """The user's running servers: id, name, state, age, resources and idle time."""
+    rows = []
+    user = getpass.getuser()
+    for report in client.get_applications(states=["SUBMITTED", "ACCEPTED", "RUNNING"]):
+        if NOTEBOOK_TAG not in set(report.tags) or report.user != user:
+            continue
+        status = {}
+        if str(report.state) == "RUNNING":
+            try:
+                value = client.connect(report.id, wait=False).kv.get(keys.NOTEBOOK_STATUS)
+                status = json.loads(value) if value else {}
+            except Exception:  # the master may be starting or stopping
+                status = {}
+        usage = report.usage
+        rows.append({
+            "app_id": report.id, "name": report.name, "state": str(report.state),
+            "age_seconds": round(time.time() - report.start_time.timestamp()),
+            "memory_mb": usage.used_resources.memory, "vcores": usage.used_resources.vcores,
+            "idle_seconds": status.get("idle_seconds"), "kernels": status.get("kernels"),
+            "frontend": status.get("frontend"),
+        })
+    return rows
+
+
+def stop(client, app_id, timeout=120):
+    """Ask the server to shut down cleanly; the application ends SUCCEEDED.
+
+    Returns
+    -------
+    skein.model.ApplicationReport
+        The final report.
+    """
+    from .applications import wait_for_final_state
+
+    report = _report(client, app_id)
+    _check_notebook(report)
+    if str(report.state) in FINAL_STATES:
+        raise ApplicationError(f"{app_id} has already ended ({report.state}, {report.final_status}); "
+                               "nothing to stop")
+    app_client = client.connect(app_id, wait=False) if str(report.state) == "RUNNING" else None
+    if app_client is None:
+        client.kill_application(app_id)  # never started: nothing to shut down cleanly
+    else:
+        app_client.kv[keys.NOTEBOOK_STOP] = b"1"
+        try:
+            return wait_for_final_state(client, app_id, timeout)
+        except ApplicationError:
+            app_client.shutdown("SUCCEEDED")  # the server did not stop in time
+    return wait_for_final_state(client, app_id, 60)

@@ -1,0 +1,187 @@
+"""Run a Jupyter server in the container and publish how to reach it.
+
+The token is made here and leaves the container only through the Skein
+key-value store (TLS): it is never on a command line, never logged (a
+configured token shows as ``token=...`` in jupyter_server's logs), and the
+files jupyter_server writes with it are private to the user (umask 077).
+"""
+import datetime
+import json
+import os
+import secrets
+import socket
+import ssl
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from . import keys
+
+FRONTENDS = {  # frontend: (module that must import, default URL)
+    "lab": ("jupyterlab", "/lab"),
+    "notebook": ("notebook", "/tree"),
+    "server": ("jupyter_server", "/api/status"),
+}
+STATUS_INTERVAL = 5.0
+
+
+def log(message):
+    print(f"skein-jupyter runtime: {message}", file=sys.stderr, flush=True)
+
+
+def fail(app_client, message):
+    """Say why on stderr (aggregated logs) and in the key-value store, then exit non-zero."""
+    log(f"error: {message}")
+    if app_client is not None:
+        try:
+            app_client.kv[keys.ERROR] = message.encode()
+        except Exception:  # the store is best effort here; the log has the message
+            pass
+    return 1
+
+
+def _iso_to_epoch(text):
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+class Watcher(threading.Thread):
+    """Waits until the server answers, publishes it, then watches for idleness, lifetime and stop."""
+
+    def __init__(self, app, app_client, info, options, started):
+        super().__init__(name="skein-jupyter-watcher", daemon=True)
+        self.app, self.app_client, self.info, self.options = app, app_client, info, options
+        self.started = started
+        self.context = ssl._create_unverified_context() if info["protocol"] == "https" else None
+        self.url = f"{info['protocol']}://127.0.0.1:{info['port']}{info['base_url']}api/status"
+
+    def status(self):
+        request = urllib.request.Request(self.url, headers={"Authorization": f"token {self.info['token']}"})
+        with urllib.request.urlopen(request, timeout=10, context=self.context) as response:
+            return json.load(response)
+
+    def stop(self, why):
+        log(f"stopping the server: {why}")
+        self.app.stop()
+
+    def run(self):
+        while True:  # the server answers within seconds or the application is killed by the client
+            try:
+                self.status()
+                break
+            except Exception:
+                time.sleep(0.1)
+        self.app_client.kv[keys.NOTEBOOK_INFO] = json.dumps(self.info).encode()
+        log(f"serving on {self.info['protocol']}://{self.info['host']}:{self.info['port']}{self.info['base_url']}")
+        idle_timeout = self.options.get("idle_timeout")
+        lifetime = self.options.get("max_lifetime")
+        while True:
+            time.sleep(STATUS_INTERVAL)
+            try:
+                status = self.status()
+            except Exception as exc:  # the server is stopping, or overloaded for a moment
+                log(f"status check failed: {exc}")
+                continue
+            now = time.time()
+            idle = 0.0 if status.get("connections") else now - _iso_to_epoch(status["last_activity"])
+            status.update(idle_seconds=round(idle, 1), frontend=self.options.get("frontend"))
+            try:
+                self.app_client.kv[keys.NOTEBOOK_STATUS] = json.dumps(status).encode()
+            except Exception as exc:
+                log(f"key-value store unavailable: {exc}")
+            if idle_timeout and idle >= idle_timeout:
+                return self.stop(f"idle for {idle:.0f}s (idle timeout {idle_timeout}s)")
+            if lifetime and now - self.started >= lifetime:
+                return self.stop(f"reached its maximum lifetime of {lifetime}s")
+
+
+def _wait_for_stop(app_client, watcher):
+    """Block on the stop key, so that `notebook stop` takes effect at once."""
+    try:
+        app_client.kv.wait(keys.NOTEBOOK_STOP)
+    except Exception as exc:  # the master went away: YARN ends the container anyway
+        log(f"stop watch ended: {exc}")
+        return
+    watcher.stop("stop requested")
+
+
+def _tls_files(directory):
+    """A certificate and key made for this application (skein's own helper, from the environment)."""
+    import skein
+
+    security = skein.Security.new_credentials()
+    cert, key = directory / "server.crt", directory / "server.key"
+    cert.write_bytes(security._get_bytes("cert"))
+    key.write_bytes(security._get_bytes("key"))
+    return str(cert), str(key)
+
+
+def main(job):
+    os.umask(0o077)  # jupyter_server writes the token into runtime files: keep them private
+    try:
+        import skein
+
+        app_client = skein.ApplicationClient.from_current()
+    except Exception as exc:
+        log(f"error: cannot reach the application master: {exc}")
+        return 1
+    options = job["notebook"]
+    frontend = options["frontend"]
+    module, default_url = FRONTENDS[frontend]
+    missing = [m for m in dict.fromkeys(("jupyter_server", module)) if not _importable(m)]
+    if missing:
+        return fail(app_client, f"the environment lacks {', '.join(missing)} for the {frontend} frontend; "
+                                f"install {' '.join(m.replace('_', '-') for m in missing)} in it and pack it again")
+    home = Path.cwd()
+    runtime_dir = home / ".jupyter-runtime"
+    work = home / "work"
+    for directory in (runtime_dir, work):
+        directory.mkdir(mode=0o700, exist_ok=True)
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(runtime_dir)
+    os.environ.setdefault("IPYTHONDIR", str(home / ".ipython"))
+    token = secrets.token_hex(32)
+    protocol = "https" if options.get("tls") else "http"
+
+    from jupyter_server.serverapp import ServerApp
+    from traitlets.config import Config
+
+    config = Config()
+    config.ServerApp.ip = "0.0.0.0"
+    config.ServerApp.port = 0
+    config.ServerApp.port_retries = 0
+    config.ServerApp.open_browser = False
+    config.ServerApp.allow_root = True  # containers run as the submitting user; root only in a sandbox
+    config.ServerApp.root_dir = str(work)
+    config.ServerApp.default_url = default_url
+    config.IdentityProvider.token = token
+    if options.get("kernel_idle_timeout"):
+        config.MappingKernelManager.cull_idle_timeout = options["kernel_idle_timeout"]
+        config.MappingKernelManager.cull_interval = max(1, min(60, options["kernel_idle_timeout"] // 2))
+        config.MappingKernelManager.cull_connected = False
+    if protocol == "https":
+        config.ServerApp.certfile, config.ServerApp.keyfile = _tls_files(runtime_dir)
+    app = ServerApp.instance(config=config)
+    try:
+        app.initialize(argv=[])
+    except Exception as exc:
+        return fail(app_client, f"the Jupyter server did not start: {exc}")
+    if app.identity_provider.token != token:
+        return fail(app_client, "a Jupyter config file in the environment sets a token; remove it "
+                                "(skein-jupyter makes one per server)")
+    host = os.environ.get("NM_HOST") or socket.getfqdn()
+    info = {"protocol": protocol, "host": host, "port": app.port, "base_url": app.base_url, "token": token}
+    watcher = Watcher(app, app_client, info, options, time.time())
+    watcher.start()
+    threading.Thread(target=_wait_for_stop, args=(app_client, watcher), name="skein-jupyter-stop",
+                     daemon=True).start()
+    log(f"starting the {frontend} frontend (jupyter_server in {sys.prefix})")
+    app.start()
+    log("server stopped")
+    return 0
+
+
+def _importable(module):
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
