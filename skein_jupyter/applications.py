@@ -12,7 +12,7 @@ import time
 
 from .exceptions import ApplicationError, UsageError
 
-__all__ = ["FINAL_STATES", "wait_for_final_state", "application_logs", "check_app_id"]
+__all__ = ["FINAL_STATES", "wait_for_final_state", "application_logs", "log_sections", "check_app_id"]
 
 FINAL_STATES = frozenset({"FINISHED", "FAILED", "KILLED"})
 _APP_ID = re.compile(r"^application_\d+_\d+$")
@@ -109,3 +109,13 @@ def application_logs(app_id, timeout=120, poll=1.0):
         raise ApplicationError(f"no logs for {app_id} yet (log aggregation: {aggregation or 'unknown'}): "
                                f"{detail[-1] if detail else 'yarn logs printed nothing'}")
     return proc.stdout
+
+
+def log_sections(logs, log_type):
+    """The contents of every ``LogType:<log_type>`` section of ``yarn logs`` output, one per container."""
+    sections = []
+    # Anchored at a line start: the end marker "End of LogType:x" contains "LogType:x" too.
+    for chunk in ("\n" + logs).split(f"\nLogType:{log_type}\n")[1:]:
+        body = chunk.split("LogContents:\n", 1)[-1]
+        sections.append(body.split(f"\nEnd of LogType:{log_type}", 1)[0].rstrip("\n"))
+    return sections

@@ -139,8 +139,10 @@ class Layers:
         sources.setdefault("kind", DEFAULT)
 
         def source_of(path):
-            if path in sources:
-                return "from " + sources[path]
+            parts = path.split(".")
+            for end in range(len(parts), 0, -1):  # the field, or the mapping field holding it
+                if ".".join(parts[:end]) in sources:
+                    return "from " + sources[".".join(parts[:end])]
             inner = sorted({s for p, s in sources.items() if p.startswith(path + ".")})
             return "from " + ", ".join(inner) if inner else "default"
 

@@ -6,7 +6,7 @@ import os
 import socket
 import time
 
-from .applications import FINAL_STATES, application_logs, check_app_id
+from .applications import FINAL_STATES, application_logs, check_app_id, log_sections
 from .exceptions import ApplicationError, UsageError
 from .launch import kill_quietly, submit
 from .progress import Progress
@@ -97,13 +97,29 @@ def _frontend(app_client):
         return "server"
 
 
-def _failure(client, app_id, reason, progress):
-    """Kill the application, and raise with the end of its container log."""
+def _failure(client, app_id, reason, progress, ends_by_itself=False):
+    """Make sure the application has ended, then raise with the end of its server's log.
+
+    A runtime that reported an error exits on its own; anything else is
+    killed. Logs are read once the application is over, so they are whole.
+    """
+    from .applications import wait_for_final_state
+
+    if ends_by_itself:
+        try:
+            wait_for_final_state(client, app_id, 30)
+        except ApplicationError:
+            pass
     kill_quietly(client, app_id)
+    try:
+        wait_for_final_state(client, app_id, 60)
+    except ApplicationError:
+        pass  # the logs say what they can
     progress.step(f"reading the logs of {app_id}")
     try:
         logs = application_logs(app_id, timeout=60)
-        tail = "\n".join(logs.strip().splitlines()[-25:])
+        service_log = "\n".join(log_sections(logs, f"{SERVICE_NAMES['notebook']}.log")) or logs
+        tail = "\n".join(service_log.strip().splitlines()[-25:])
     except ApplicationError as exc:
         tail = str(exc)
     error = ApplicationError(f"{reason}; the application was stopped; full logs: "
@@ -125,7 +141,7 @@ def wait_for_server(client, app_id, timeout, progress=None):
             progress.step(f"{app_id} is {state}" + (" (waiting for YARN to allocate)" if state == "ACCEPTED" else ""))
         if state in FINAL_STATES:
             _failure(client, app_id, f"the server's application ended {report.final_status} before serving",
-                     progress)
+                     progress, ends_by_itself=True)
         if state == "RUNNING":
             app_client = app_client or client.connect(app_id, wait=False)
             value = app_client.kv.get(keys.NOTEBOOK_INFO)
@@ -134,7 +150,8 @@ def wait_for_server(client, app_id, timeout, progress=None):
                 return ServerInfo(app_id=app_id, frontend=_frontend(app_client), **data)
             error = app_client.kv.get(keys.ERROR)
             if error:
-                _failure(client, app_id, f"the server failed to start: {error.decode()}", progress)
+                _failure(client, app_id, f"the server failed to start: {error.decode()}", progress,
+                         ends_by_itself=True)
         if time.monotonic() > deadline:
             _failure(client, app_id, f"no server after {timeout}s (application {state})", progress)
         time.sleep(0.2)

@@ -125,7 +125,7 @@ def processes_under(path):
 # ----- packed environments, made once per session
 
 #: What a test environment holds: the packages notebook servers and runs need.
-TEST_ENV_PACKAGES = ("skein", "ipykernel", "jupyter_server", "papermill")
+TEST_ENV_PACKAGES = ("skein", "ipykernel", "jupyter_server", "papermill", "jupyterlab", "notebook")
 
 
 def make_venv(path, packages=TEST_ENV_PACKAGES):
