@@ -121,17 +121,19 @@ def spec_command(recipe, **options):
     """Print the Skein application spec a recipe makes, as YAML.
 
     Submit it yourself with `skein application submit`, or read what a
-    launch would do. Specs hold no secrets.
+    launch would do. Environment names are resolved on the cluster; nothing
+    is uploaded or submitted. Specs hold no secrets.
 
     \b
     Example:
       skein-jupyter spec recipes/nightly-report.yaml --memory 4GiB
     """
     from .config import load_recipe
-    from .spec import SpecContext, build_spec, spec_to_yaml
+    from .launch import render_spec
+    from .spec import spec_to_yaml
 
     model, _ = load_recipe(recipe, flags=recipe_flags(**options))
-    click.echo(spec_to_yaml(build_spec(model, SpecContext.for_user(model.proxy_user))), nl=False)
+    click.echo(spec_to_yaml(render_spec(model)), nl=False)
 
 
 @cli.group(cls=_Group)
@@ -255,9 +257,10 @@ def notebook_start(recipe, frontend, idle_timeout, max_lifetime, tls, timeout, d
             flags[path] = value
     model, _ = load_recipe(recipe, kind="notebook", flags=flags)
     if dry_run:
-        from .spec import SpecContext, build_spec, spec_to_yaml
+        from .launch import render_spec
+        from .spec import spec_to_yaml
 
-        click.echo(spec_to_yaml(build_spec(model, SpecContext.for_user(model.proxy_user))), nl=False)
+        click.echo(spec_to_yaml(render_spec(model)), nl=False)
         return
     from .launch import skein_client
     from .notebook import check_local_port, start

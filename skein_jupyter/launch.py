@@ -4,7 +4,7 @@ import dataclasses
 from .exceptions import ApplicationError, UsageError
 from .progress import Progress
 
-__all__ = ["Submission", "skein_client", "prepare", "submit", "kill_quietly", "FRONTEND_MODULES"]
+__all__ = ["Submission", "skein_client", "prepare", "render_spec", "submit", "kill_quietly", "FRONTEND_MODULES"]
 
 #: Packages (as the environment's metadata names them) each frontend needs.
 FRONTEND_MODULES = {"lab": "jupyterlab", "notebook": "notebook", "server": "jupyter-server"}
@@ -58,6 +58,20 @@ def prepare(recipe, progress=None):
     context = SpecContext.for_user(recipe.proxy_user, environment=prepared.url,
                                    environment_public=prepared.public)
     return build_spec(recipe, context), prepared
+
+
+def render_spec(recipe):
+    """The spec a launch would submit, changing nothing: names are resolved on the cluster, a local
+    archive is shown as the local file (a launch uploads it once into your cache)."""
+    from .environment import EnvironmentKind
+    from .envstore import resolve_name
+    from .spec import SpecContext, build_spec
+
+    changes = {}
+    if recipe.environment is not None and recipe.environment.kind is EnvironmentKind.NAME:
+        record = resolve_name(recipe.environment.value)
+        changes = {"environment": record["url"], "environment_public": bool(record.get("public"))}
+    return build_spec(recipe, SpecContext.for_user(recipe.proxy_user, **changes))
 
 
 def kill_quietly(client, app_id):

@@ -277,3 +277,34 @@ def test_unknown_and_foreign_application_ids(skein_client, submit):
     assert foreign.exit_code == 1
     assert foreign.output.strip() == (f"Error: {app_id} (not-a-notebook) is not a skein-jupyter notebook "
                                       "server; see `skein-jupyter notebook list`")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def published(packed_venv, sandbox):
+    """The test environment published by an admin as "analytics", for everyone (public)."""
+    from skein_jupyter.envstore import PUBLISHED_DIR, upload
+
+    return upload(packed_venv, to=PUBLISHED_DIR, public=True)
+
+
+@pytest.mark.parametrize("name, frontend, page", [("notebook-server", "lab", "lab"),
+                                                  ("team-notebook", "notebook", "tree")])
+def test_example_notebook_recipes_run(name, frontend, page, published, skein_client):
+    import yaml
+
+    recipe_path = ROOT / "recipes" / f"{name}.yaml"
+    printed = CliRunner().invoke(cli, ["spec", str(recipe_path)])
+    assert printed.exit_code == 0, printed.output
+    env_file = yaml.safe_load(printed.output)["services"]["jupyter"]["files"]["environment"]
+    assert (env_file["source"], env_file["visibility"]) == (published.url, "PUBLIC")
+    recipe, _ = load_recipe(recipe_path, environ={})
+    server = start(recipe, skein_client, timeout=600)
+    try:
+        assert server.frontend == frontend
+        assert _get(server, page)[0] == 200
+    finally:
+        report = stop(skein_client, server.app_id)
+    assert (str(report.state), str(report.final_status)) == ("FINISHED", "SUCCEEDED")

@@ -227,7 +227,7 @@ def test_bad_recipe_is_one_line_naming_the_field_exit_2(isolated, text, message)
     (["--env", "bad name"], "environment (from command line): 'bad name' is not a valid environment name"),
 ])
 def test_bad_flags_exit_2(isolated, args, message):
-    path = write(isolated, "kind: notebook\nenvironment: analytics\n")
+    path = write(isolated, "kind: notebook\nenvironment: hdfs:///e.tar.gz\n")
     assert message in spec_error([path, *args])
 
 
@@ -238,12 +238,35 @@ def test_missing_recipe_and_missing_environment(isolated):
 
 
 def test_spec_prints_a_spec_without_secrets(isolated):
-    path = write(isolated, "kind: notebook\nenvironment: analytics\n")
+    path = write(isolated, "kind: notebook\nenvironment: hdfs:///apps/skein-jupyter/environments/a.tar.gz\n")
     result = CliRunner().invoke(cli, ["spec", str(path), "--memory", "3g", "--tag", "x"])
     assert result.exit_code == 0, result.output
     spec = yaml.safe_load(result.output)
     service = spec["services"]["jupyter"]
     assert service["resources"]["memory"] == 3072
-    assert service["files"]["environment"]["source"] == "hdfs:///apps/skein-jupyter/environments/analytics.tar.gz"
+    assert service["files"]["environment"]["source"] == "hdfs:///apps/skein-jupyter/environments/a.tar.gz"
     assert sorted(spec["tags"]) == ["skein-jupyter", "skein-jupyter-notebook", "x"]
     assert "token" not in result.output.lower()
+
+
+def test_notebook_start_dry_run_prints_the_spec_and_submits_nothing(isolated):
+    result = CliRunner().invoke(cli, ["notebook", "start", "--env", "hdfs:///envs/a.tar.gz", "--notebook7",
+                                      "--idle-timeout", "30m", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    spec = yaml.safe_load(result.output)
+    service = spec["services"]["jupyter"]
+    assert service["files"]["environment"] == {"source": "hdfs:///envs/a.tar.gz", "type": "ARCHIVE",
+                                               "visibility": "PRIVATE", "size": 0, "timestamp": 0}
+    runtime = service["files"]["skein_jupyter_runtime.zip"]["source"]
+    assert runtime.startswith("file://") and Path(runtime[len("file://"):]).is_file()
+    from skein_jupyter.spec import decode_job
+
+    job = decode_job(service["env"]["SKEIN_JUPYTER_JOB"])
+    assert job["notebook"]["frontend"] == "notebook" and job["notebook"]["idle_timeout"] == 1800
+
+
+def test_notebook_start_conflicting_flags(isolated):
+    result = CliRunner().invoke(cli, ["notebook", "start", "--env", "a.tar.gz", "--lab",
+                                      "--set", "notebook.frontend=server", "--dry-run"])
+    assert result.exit_code == 2
+    assert result.output.strip() == "Error: notebook.frontend is given twice on the command line; give it once"

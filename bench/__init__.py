@@ -1,0 +1,1 @@
+"""Benchmarks of skein-jupyter on the sandbox: ``python -m bench`` from the repository root."""

@@ -1,0 +1,190 @@
+"""The figures: each function measures one group, a figure next to its baseline."""
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from .harness import measure
+
+PACKAGES = ("skein", "ipykernel", "jupyter_server", "papermill")
+
+
+@dataclasses.dataclass
+class Context:
+    sandbox: object
+    prefix: Path        # a virtualenv with the Jupyter packages
+    archive: Path       # it, packed
+    url: str            # it, uploaded to the sandbox
+
+    @classmethod
+    def create(cls):
+        from skein_jupyter.envstore import upload
+        from skein_jupyter.packing import pack
+        from skein_jupyter.paths import cache_dir
+        from skein_jupyter.progress import Progress
+        from skein_jupyter.sandbox import Sandbox
+
+        sandbox = Sandbox()
+        sandbox.up(progress=Progress(enabled=True))
+        os.environ.update(sandbox.env())
+        work = cache_dir() / "bench"
+        prefix = work / "venv"
+        if not (prefix / "bin" / "jupyter-server").exists():
+            print("building the benchmark virtualenv (once)", file=sys.stderr)
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(prefix)], check=True)
+            subprocess.run([str(prefix / "bin" / "python"), "-m", "pip", "install", "-q", *PACKAGES], check=True)
+        archive = work / "bench-env.tar.gz"
+        if not archive.exists():
+            pack(archive, prefix=str(prefix), force=True)
+        return cls(sandbox, prefix, archive, upload(archive).url)
+
+
+def _echo_spec(url):
+    import skein
+
+    script = "source environment/bin/activate\npython -c pass"
+    return skein.ApplicationSpec(
+        name="bench-floor", queue="default",
+        master=skein.Master(resources=skein.Resources(memory="512 MiB", vcores=1)),
+        services={"floor": skein.Service(resources=skein.Resources(memory="512 MiB", vcores=1), script=script,
+                                         files={"environment": skein.File(url, type="archive",
+                                                                          visibility="private")})})
+
+
+def _bare_app(url, address=None):
+    import skein
+
+    from skein_jupyter.applications import wait_for_final_state
+
+    with skein.Client(address=address, log=False) as client:
+        app_id = client.submit(_echo_spec(url))
+        report = wait_for_final_state(client, app_id, 600)
+        assert str(report.final_status) == "SUCCEEDED", report.diagnostics
+
+
+def floor(context, runs):
+    """A bare Skein app whose one service runs `python -c pass` from the packed env."""
+    import skein
+
+    _bare_app(context.url)  # warm YARN's cache of the unpacked environment
+    fresh = measure("bare app, new driver: submit to FINISHED", lambda: _bare_app(context.url), runs)
+    skein.Client.start_global_driver()
+    try:
+        address = skein.Client.from_global_driver().address
+        warm = measure("bare app, global driver", lambda: _bare_app(context.url, address), runs)
+    finally:
+        skein.Client.stop_global_driver()
+    return ("Floor: the least a launch costs on this cluster", [fresh, warm],
+            [("new driver / global driver", fresh.name, warm.name)])
+
+
+def _notebook_to_200(url):
+    start = time.monotonic()
+    proc = subprocess.run(["skein-jupyter", "notebook", "start", "--env", url, "--server", "--memory", "1GiB",
+                           "--json", "--quiet"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    request = urllib.request.Request(f"http://{info['host']}:{info['port']}{info['base_url']}api/status",
+                                     headers={"Authorization": f"token {info['token']}"})
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.05)
+    elapsed = time.monotonic() - start
+    subprocess.run(["skein-jupyter", "notebook", "stop", info["app_id"]], capture_output=True, timeout=300)
+    return elapsed
+
+
+def notebook_ready(context, runs):
+    """`notebook start` to a 200 on /api/status, against the floor measured alongside."""
+    _bare_app(context.url)
+    floor_fig = measure("floor: bare app, new driver", lambda: _bare_app(context.url), runs)
+    ready = measure("notebook start -> 200 on /api/status", lambda: _notebook_to_200(context.url), runs)
+    return ("Notebook time to ready (environment already uploaded; goal: within 1.5x of the floor)",
+            [floor_fig, ready], [("notebook / floor", ready.name, floor_fig.name)])
+
+
+def packing(context, runs):
+    """Our `env pack` against plain venv-pack defaults on the same environment."""
+    import venv_pack
+
+    from skein_jupyter.packing import pack
+
+    sizes = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        def ours():
+            sizes["ours"] = pack(Path(tmp) / "ours.tar.gz", prefix=str(context.prefix), force=True).archive.stat().st_size
+
+        def plain():
+            out = Path(tmp) / "plain.tar.gz"
+            venv_pack.pack(prefix=str(context.prefix), output=str(out), force=True)
+            sizes["plain"] = out.stat().st_size
+
+        mine = measure("skein-jupyter env pack", ours, runs)
+        theirs = measure("venv-pack defaults", plain, runs)
+    size_ours = measure("archive size, env pack (MiB)", lambda: sizes["ours"] / 2**20, 1, unit="M")
+    size_theirs = measure("archive size, venv-pack (MiB)", lambda: sizes["plain"] / 2**20, 1, unit="M")
+    return ("Packing (with kernelspec patching and metadata)", [mine, theirs, size_ours, size_theirs],
+            [("pack time, ours / venv-pack", mine.name, theirs.name),
+             ("size, ours / venv-pack", size_ours.name, size_theirs.name)])
+
+
+def environment_caching(context, runs):
+    """A launch with a new environment (pack, upload, localize) against one with it unchanged."""
+    from skein_jupyter.environment import EnvironmentRef
+    from skein_jupyter.envstore import prepare
+    from skein_jupyter.packing import pack
+
+    with tempfile.TemporaryDirectory() as tmp:
+        state = {}
+
+        def first():
+            # A fresh archive has a new content hash: packed, uploaded and localized anew.
+            start = time.monotonic()
+            archive = pack(Path(tmp) / f"env-{time.time_ns()}.tar.gz", prefix=str(context.prefix)).archive
+            state["url"] = prepare(EnvironmentRef.parse(str(archive))).url
+            state["archive"] = archive
+            _notebook_to_200(state["url"])
+            return time.monotonic() - start
+
+        def second():
+            start = time.monotonic()
+            url = prepare(EnvironmentRef.parse(str(state["archive"]))).url  # only an existence check
+            _notebook_to_200(url)
+            return time.monotonic() - start
+
+        def prep_again():
+            start = time.monotonic()
+            prepared = prepare(EnvironmentRef.parse(str(state["archive"])))
+            assert not prepared.uploaded
+            return time.monotonic() - start
+
+        cold, warm, prep = [], [], []
+        for _ in range(runs):
+            cold.append(measure("first launch, new environment", first, 1).samples[0])
+            warm.append(measure("second launch, unchanged", second, 1).samples[0])
+            prep.append(measure("launch preparation, unchanged", prep_again, 1).samples[0])
+    from .harness import Figure
+
+    figures = [Figure("first launch, new environment", "s", cold), Figure("second launch, unchanged", "s", warm),
+               Figure("launch preparation, unchanged", "s", prep)]
+    return ("Environment caching (to a 200 from the server)", figures,
+            [("first / second", figures[0].name, figures[1].name)])
+
+
+def cli_startup(context, runs):
+    """`skein-jupyter --help` against a bare Python start: imports must stay lazy."""
+    def run(command):
+        return lambda: subprocess.run(command, capture_output=True, check=True) and None
+
+    ours = measure("skein-jupyter --help", run(["skein-jupyter", "--help"]), runs)
+    python = measure("python -c pass", run([sys.executable, "-c", "pass"]), runs)
+    return ("CLI start-up", [ours, python], [("skein-jupyter --help / python", ours.name, python.name)])

@@ -1,0 +1,37 @@
+"""Reference text generated from the code, so the docs cannot drift from it."""
+import dataclasses
+from pathlib import Path
+
+
+def _recipe_schema():
+    from skein_jupyter.config import env_var_name
+    from skein_jupyter.recipe import Recipe, _SECTIONS, field_paths
+
+    lines = []
+    section = None
+    for path, field in field_paths():
+        head = path.split(".")[0] if "." in path else ""
+        if head != section:
+            section = head
+            title = f"``{head}:``" if head else "Top level"
+            doc = (_SECTIONS[head].__doc__ or "").strip() if head else (Recipe.__doc__ or "").strip()
+            lines += ["", title, "~" * len(title), "", doc, ""]
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        lines += [f"``{path}``", f"   {field.metadata['doc']}", "",
+                  f"   Default: ``{default!r}``. Environment variable: ``{env_var_name(path)}``.", ""]
+    return "\n".join(lines) + "\n"
+
+
+def _keys():
+    from skein_jupyter.runtime import keys
+
+    return (keys.__doc__ or "").strip() + "\n"
+
+
+def write_generated(directory):
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in (("recipe_schema.rst", _recipe_schema()), ("kv_keys.rst", _keys())):
+        path = directory / name
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)

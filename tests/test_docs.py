@@ -1,0 +1,53 @@
+"""The docs build with warnings as errors, and the generated reference covers every command and field."""
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from skein_jupyter.cli import cli
+from skein_jupyter.config import env_var_name
+from skein_jupyter.recipe import field_paths
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("docs")
+    proc = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
+                           str(ROOT / "docs"), str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out
+
+
+def _commands(group, prefix=("skein-jupyter",)):
+    for name, command in group.commands.items():
+        yield (*prefix, name), command
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*prefix, name))
+
+
+def test_every_command_and_option_is_in_the_cli_reference(built):
+    page = (built / "reference" / "cli.html").read_text()
+    for path, command in _commands(cli):
+        assert " ".join(path) in page, f"{' '.join(path)} is missing from the CLI reference"
+        for param in command.params:
+            for opt in getattr(param, "opts", []):
+                if opt.startswith("--"):
+                    assert opt in page, f"{' '.join(path)} {opt} is missing from the CLI reference"
+
+
+def test_every_recipe_field_is_in_the_schema_reference(built):
+    page = (built / "reference" / "recipes.html").read_text()
+    for path, _ in field_paths():
+        assert path in page and env_var_name(path) in page, path
+
+
+def test_key_value_keys_are_documented(built):
+    page = (built / "reference" / "kv-keys.html").read_text()
+    from skein_jupyter.runtime import keys
+
+    for name in ("NOTEBOOK_INFO", "NOTEBOOK_STATUS", "NOTEBOOK_STOP", "ERROR"):
+        assert getattr(keys, name) in page
