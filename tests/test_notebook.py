@@ -48,7 +48,8 @@ def _post(server, path, body):
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                      headers={"Authorization": f"token {server.token}",
                                               "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
+    context = ssl._create_unverified_context() if server.protocol == "https" else None
+    with urllib.request.urlopen(request, timeout=60, context=context) as response:
         return json.load(response)
 
 
@@ -201,9 +202,21 @@ def test_notebook7_answers_then_stop_ends_succeeded(uploaded_venv, skein_client)
     assert "token=..." in logs  # jupyter_server names the token without showing it
 
 
-def test_idle_server_shuts_itself_down_and_succeeds(uploaded_venv, skein_client):
-    server = start(_recipe(uploaded_venv.url, **{"notebook.frontend": "server", "notebook.idle_timeout": "10s"}),
+def test_tls_server_culls_idle_kernels_then_shuts_itself_down_and_succeeds(uploaded_venv, skein_client):
+    server = start(_recipe(uploaded_venv.url, **{"notebook.frontend": "server", "notebook.tls": True,
+                                                 "notebook.kernel_idle_timeout": "3s",
+                                                 "notebook.idle_timeout": "20s"}),
                    skein_client, timeout=600)
+    assert server.protocol == "https"
+    assert _get(server, "api/status")[0] == 200
+    assert _get(server, "api/status", token=False)[0] == 403
+
+    def kernel_ids():
+        return {k["id"] for k in json.loads(_get(server, "api/kernels")[1])}
+
+    kernel = _post(server, "api/kernels", {"name": "python3"})
+    assert kernel["id"] in kernel_ids()
+    wait_until(lambda: kernel["id"] not in kernel_ids(), 120, "the idle kernel to be culled")
     report = wait_for_final_state(skein_client, server.app_id, 180)
     assert (str(report.state), str(report.final_status)) == ("FINISHED", "SUCCEEDED")
     logs = application_logs(server.app_id, timeout=120)

@@ -112,8 +112,8 @@ def _tls_files(directory):
 
     security = skein.Security.new_credentials()
     cert, key = directory / "server.crt", directory / "server.key"
-    cert.write_bytes(security._get_bytes("cert"))
-    key.write_bytes(security._get_bytes("key"))
+    cert.write_bytes(security.cert_bytes)
+    key.write_bytes(security.key_bytes)
     return str(cert), str(key)
 
 
