@@ -122,9 +122,13 @@ def upload(archive, to=None, public=False, fs=None, progress=None):
 def list_environments(directory=None, fs=None):
     """Metadata records of the environments in ``directory``, newest first."""
     directory = (directory or default_upload_dir()).rstrip("/")
-    fs = fs or HadoopFS()
+    return _records([directory], fs or HadoopFS())
+
+
+def _records(directories, fs):
+    """Records of every environment in ``directories`` (one ``hdfs dfs -cat``), newest first."""
     records = []
-    for line in fs.cat(join(directory, "*.json")).splitlines():
+    for line in fs.cat(*(join(d.rstrip("/"), "*.json") for d in directories)).splitlines():
         line = line.strip()
         if line:
             try:
@@ -135,13 +139,20 @@ def list_environments(directory=None, fs=None):
 
 
 def resolve_name(name, directories=None, fs=None):
-    """The newest upload of environment ``name`` in the user's cache, then the published directory."""
+    """The newest upload of environment ``name`` in the user's cache, else in the published directory.
+
+    Where a public copy of the same content exists, that copy is used: YARN
+    keeps one unpacked public copy per node for every user.
+    """
     fs = fs or HadoopFS()
-    directories = directories or [default_upload_dir(), PUBLISHED_DIR]
+    directories = [d.rstrip("/") for d in (directories or [default_upload_dir(), PUBLISHED_DIR])]
+    named = [r for r in _records(directories, fs) if r.get("name") == name and r.get("url")]
     for directory in directories:
-        for record in list_environments(directory, fs):
-            if record.get("name") == name:
-                return record
+        found = [r for r in named if r["url"].startswith(directory + "/")]
+        if found:
+            best = found[0]
+            public = [r for r in named if r.get("public") and r.get("sha256") == best.get("sha256")]
+            return public[0] if public else best
     raise UsageError(f"no environment named {name!r} in {' or '.join(directories)}; see `skein-jupyter env "
                      "list`, or give an archive path or hdfs:// URL")
 

@@ -59,12 +59,18 @@ class HadoopFS:
     def chmod(self, mode, *paths):
         self._run("-chmod", mode, *paths)
 
-    def cat(self, pattern):
-        """The concatenated contents of the files matching ``pattern`` ('' when none match)."""
-        proc = self._run("-cat", pattern, check=False)
-        if proc.returncode != 0 and "No such file" not in proc.stderr:
-            raise HdfsError(f"`hdfs dfs -cat` on {pattern} failed: {_reason(proc.stderr)}")
-        return proc.stdout if proc.returncode == 0 else ""
+    def cat(self, *patterns):
+        """The concatenated contents of the files matching ``patterns``, in one call.
+
+        A pattern that matches nothing contributes nothing; any other failure raises.
+        """
+        proc = self._run("-cat", *patterns, check=False)
+        if proc.returncode != 0:
+            problems = [line for line in proc.stderr.splitlines()
+                        if line.strip() and " WARN " not in line and "No such file" not in line]
+            if problems:
+                raise HdfsError(f"`hdfs dfs -cat` on {' '.join(patterns)} failed: {_reason(chr(10).join(problems))}")
+        return proc.stdout
 
     def stat(self, path, fmt="%b %Y"):
         """``hdfs dfs -stat`` output for ``path``, or None if it does not exist."""

@@ -223,16 +223,25 @@ def test_tls_server_culls_idle_kernels_then_shuts_itself_down_and_succeeds(uploa
     assert "stopping the server: idle for" in logs and server.token not in logs
 
 
-def test_env_without_jupyter_server_is_refused_before_submitting(packed_venv, test_venv, tmp_path, skein_client):
+def _pack_without_jupyter(test_venv, tmp_path, name):
+    """The test environment without jupyter_server and the frontends (and their many static
+    files, for a quicker localization), packed for runs."""
     from skein_jupyter.packing import pack
 
-    env = tmp_path / "runonly"
+    env = tmp_path / name
     shutil.copytree(test_venv, env, symlinks=True)
     site = next(env.glob("lib/python3*/site-packages"))
     for pattern in ("jupyter_server*", "jupyterlab*", "notebook", "notebook-*"):
         for path in site.glob(pattern):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
-    archive = pack(tmp_path / "runonly.tar.gz", prefix=str(env), job="run").archive
+    for path in (env / "share" / "jupyter").glob("*"):
+        if path.name != "kernels":
+            shutil.rmtree(path)
+    return pack(tmp_path / f"{name}.tar.gz", prefix=str(env), job="run").archive
+
+
+def test_env_without_jupyter_server_is_refused_before_submitting(test_venv, tmp_path, skein_client):
+    archive = _pack_without_jupyter(test_venv, tmp_path, "runonly")
     before = {r.id for r in skein_client.get_applications(states=["ACCEPTED", "RUNNING", "FINISHED", "FAILED",
                                                                   "KILLED"])}
     result = CliRunner().invoke(cli, ["notebook", "start", "--env", str(archive), "--memory", "1GiB"])
@@ -243,24 +252,13 @@ def test_env_without_jupyter_server_is_refused_before_submitting(packed_venv, te
     assert after == before  # nothing was submitted
 
 
-def test_server_that_cannot_start_fails_fast_and_leaves_no_app(packed_venv, test_venv, tmp_path, skein_client):
+def test_server_that_cannot_start_fails_fast_and_leaves_no_app(test_venv, tmp_path, skein_client):
     """An hdfs:// archive without a metadata record cannot be checked before submitting:
     the runtime finds jupyter_server missing and the client stops the application."""
     from skein_jupyter.envstore import upload
     from skein_jupyter.hdfs import HadoopFS
-    from skein_jupyter.packing import pack
 
-    env = tmp_path / "nojupyter"
-    shutil.copytree(test_venv, env, symlinks=True)
-    site = next(env.glob("lib/python3*/site-packages"))
-    # Without jupyter_server, and without the frontends' many static files (a quicker localization).
-    for pattern in ("jupyter_server*", "jupyterlab*", "notebook", "notebook-*"):
-        for path in site.glob(pattern):
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-    for path in (env / "share" / "jupyter").glob("*"):
-        if path.name != "kernels":
-            shutil.rmtree(path)
-    archive = pack(tmp_path / "nojupyter.tar.gz", prefix=str(env), job="run").archive
+    archive = _pack_without_jupyter(test_venv, tmp_path, "nojupyter")
     url = upload(archive, to=f"hdfs:///tmp/nojupyter-{uuid.uuid4().hex[:8]}").url
     HadoopFS().rm(url + ".json")
     started = time.monotonic()
