@@ -173,8 +173,9 @@ def prepare(ref, fs=None, progress=None):
     A local archive is uploaded once into the user's cache and found by its
     content hash afterwards (its recorded hash is trusted while its size and
     modification time are unchanged, so an unchanged archive costs one
-    existence check); an ``hdfs://`` archive is used as it is; a name is
-    resolved among the uploaded and published environments.
+    existence check); an ``hdfs://`` archive is used as it is (its existence
+    is checked at submission); a name is resolved among the uploaded and
+    published environments.
 
     Parameters
     ----------
@@ -189,7 +190,6 @@ def prepare(ref, fs=None, progress=None):
     if ref.kind is EnvironmentKind.NAME:
         record = resolve_name(ref.value, fs=fs)
         return PreparedEnvironment(record["url"], bool(record.get("public")), False, record)
-    if not fs.exists(ref.value):
-        raise UsageError(f"environment {ref.value} does not exist on the cluster; check the URL or see "
-                         "`skein-jupyter env list`")
+    # Not checked here: the Skein driver stats it at submission anyway (saving a JVM start),
+    # and launch.submit turns a missing file into a usage error.
     return PreparedEnvironment(ref.value, False, False, {})

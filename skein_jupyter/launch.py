@@ -101,6 +101,11 @@ def submit(recipe, client, progress=None):
     try:
         app_id = client.submit(spec)
     except Exception as exc:
-        raise ApplicationError(f"YARN refused the application: {str(exc).strip().splitlines()[-1][:300]}") from None
+        reason = str(exc).strip().splitlines()[-1][:300]
+        if reason.startswith("File does not exist: "):
+            missing = reason[len("File does not exist: "):]
+            raise UsageError(f"{missing} does not exist on the cluster; check the environment, input notebook "
+                             "and files of the job (`skein-jupyter env list` lists environments)") from None
+        raise ApplicationError(f"YARN refused the application: {reason}") from None
     progress.step(f"submitted {app_id}")
     return Submission(app_id, spec, prepared)

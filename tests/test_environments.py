@@ -267,7 +267,7 @@ def test_yarn_service_runs_the_packed_env_and_its_kernel(uploaded_venv, skein_cl
 
 
 @pytest.mark.yarn
-def test_prepare_uploads_a_local_archive_once_then_reuses_it_by_hash(packed_venv, sandbox, tmp_path):
+def test_prepare_uploads_a_local_archive_once_then_reuses_it_by_hash(packed_venv, sandbox, skein_client, tmp_path):
     from skein_jupyter.environment import EnvironmentRef
     from skein_jupyter.envstore import prepare
     from skein_jupyter.exceptions import UsageError
@@ -288,5 +288,11 @@ def test_prepare_uploads_a_local_archive_once_then_reuses_it_by_hash(packed_venv
     assert by_url.url == first.url and not by_url.uploaded
     with pytest.raises(UsageError, match="no environment named 'nosuchenv' in hdfs:///user/"):
         prepare(EnvironmentRef.parse("nosuchenv"))
-    with pytest.raises(UsageError, match="environment hdfs:///nowhere/e.tar.gz does not exist on the cluster"):
-        prepare(EnvironmentRef.parse("hdfs:///nowhere/e.tar.gz"))
+    from skein_jupyter.config import load_recipe
+    from skein_jupyter.launch import submit as submit_recipe
+
+    recipe, _ = load_recipe(kind="notebook", environ={}, flags={"environment": "hdfs:///nowhere/e.tar.gz",
+                                                                "resources.memory": "1 GiB"})
+    with pytest.raises(UsageError, match=r"^hdfs:/nowhere/e.tar.gz does not exist on the cluster; check the "
+                                         r"environment, input notebook and files of the job"):
+        submit_recipe(recipe, skein_client)
