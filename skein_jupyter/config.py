@@ -106,16 +106,17 @@ class Layers:
         return self
 
     def add_environment(self, environ=None):
+        """One layer per ``SKEIN_JUPYTER_<FIELD>`` variable set; values are read as YAML."""
         environ = os.environ if environ is None else environ
-        flat = {}
         for path in _PATHS:
             name = env_var_name(path)
-            if path != "kind" and name in environ:
-                try:
-                    flat[path] = yaml.safe_load(environ[name])
-                except yaml.YAMLError:
-                    flat[path] = environ[name]
-                self.layers.append((name, {path: flat.pop(path)}, True))
+            if path == "kind" or name not in environ:
+                continue
+            try:
+                value = yaml.safe_load(environ[name])
+            except yaml.YAMLError:
+                value = environ[name]
+            self.layers.append((name, {path: value}, True))
         return self
 
     def merged(self, kind):
