@@ -139,6 +139,8 @@ def test_token_is_only_in_files_the_user_alone_can_read(lab, sandbox):
             except OSError:
                 continue
     assert holders, "jupyter_server keeps the token in its runtime files"
+    for name in (".jupyter-runtime", ".jupyter-config", ".jupyter-data", ".ipython"):
+        assert list(app_dir.glob(f"container_*/{name}")), f"{name} is not inside the container"
     for path in holders:
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, f"{path} is readable by others"
 

@@ -136,10 +136,15 @@ def main(job):
     home = Path.cwd()
     runtime_dir = home / ".jupyter-runtime"
     work = home / "work"
-    for directory in (runtime_dir, work):
+    # Jupyter's runtime, config and data dirs (JupyterLab's settings and workspaces are under
+    # the config dir) live in the container: YARN's HOME is often not writable.
+    dirs = {"JUPYTER_RUNTIME_DIR": runtime_dir, "JUPYTER_CONFIG_DIR": home / ".jupyter-config",
+            "JUPYTER_DATA_DIR": home / ".jupyter-data", "IPYTHONDIR": home / ".ipython"}
+    for directory in (work, *dirs.values()):
         directory.mkdir(mode=0o700, exist_ok=True)
-    os.environ["JUPYTER_RUNTIME_DIR"] = str(runtime_dir)
-    os.environ.setdefault("IPYTHONDIR", str(home / ".ipython"))
+    os.environ.update({name: str(path) for name, path in dirs.items()})
+    if not os.access(os.environ.get("HOME") or "/", os.W_OK):
+        os.environ["HOME"] = str(home)
     token = secrets.token_hex(32)
     protocol = "https" if options.get("tls") else "http"
 
