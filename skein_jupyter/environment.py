@@ -3,7 +3,6 @@ import dataclasses
 import enum
 import re
 
-from .exceptions import UsageError
 
 __all__ = ["EnvironmentKind", "EnvironmentRef"]
 
@@ -56,10 +55,3 @@ class EnvironmentRef:
     def __str__(self):
         return self.value
 
-
-def parse_environment(text, where="environment"):
-    """:meth:`EnvironmentRef.parse` with a :class:`UsageError` that names where the value came from."""
-    try:
-        return EnvironmentRef.parse(text)
-    except ValueError as exc:
-        raise UsageError(f"{where}: {exc}") from None

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..exceptions import UsageError
 from ..paths import cache_dir
 
-__all__ = ["SandboxConfig", "DEFAULT_PORTS", "default_root", "default_cache_dir"]
+__all__ = ["SandboxConfig", "DEFAULT_PORTS", "default_root"]
 
 HADOOP_VERSION = "3.5.0"
 
@@ -48,11 +48,6 @@ def default_root():
     if value:
         return Path(value).expanduser().absolute()
     return _xdg("XDG_DATA_HOME", ".local/share") / "skein-jupyter" / "sandbox"
-
-
-def default_cache_dir():
-    """Where fetched jars are kept: the skein-jupyter cache directory."""
-    return cache_dir()
 
 
 def parse_ports(text):
@@ -101,7 +96,7 @@ class SandboxConfig:
     """
 
     root: Path = dataclasses.field(default_factory=default_root)
-    cache_dir: Path = dataclasses.field(default_factory=default_cache_dir)
+    cache_dir: Path = dataclasses.field(default_factory=cache_dir)
     hadoop_version: str = HADOOP_VERSION
     ports: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_PORTS))
     nodemanager_memory_mb: int = 8192
