@@ -158,7 +158,8 @@ def load_recipe(recipe_path=None, kind=None, flags=None, environ=None, config_pa
     recipe_path : str, optional
         A recipe YAML file; its ``kind`` decides the kind of job.
     kind : str, optional
-        The kind when there is no recipe file (e.g. ``notebook start`` without one).
+        The kind when there is no recipe file (e.g. ``notebook start`` without one);
+        ``sweep`` also turns a ``run`` recipe into a sweep over parameter sets.
     flags : dict, optional
         ``{dotted path: value}`` from the command line, the highest layer.
 
@@ -172,6 +173,9 @@ def load_recipe(recipe_path=None, kind=None, flags=None, environ=None, config_pa
     if recipe_path is not None:
         data = read_yaml_mapping(recipe_path, "recipe")
         recipe_kind = data.get("kind")
+        if kind == "sweep" and recipe_kind == "run":  # a run recipe swept over parameter sets
+            data = {key: value for key, value in data.items() if key != "kind"}
+            recipe_kind = None
         if kind and recipe_kind and recipe_kind != kind:
             raise UsageError(f"recipe {recipe_path} is a {recipe_kind} recipe, not a {kind} one; use "
                              f"the command for {recipe_kind} jobs or change kind:")

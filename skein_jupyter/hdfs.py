@@ -49,8 +49,16 @@ class HadoopFS:
     def exists(self, path):
         return self._run("-test", "-e", path, check=False).returncode == 0
 
-    def mkdir(self, path):
-        self._run("-mkdir", "-p", path)
+    def mkdir(self, *paths):
+        self._run("-mkdir", "-p", *paths)
+
+    def writable(self, path):
+        """Whether ``path`` exists and this user may write in it."""
+        return self._run("-test", "-w", path, check=False).returncode == 0
+
+    def get(self, sources, directory):
+        """Copy files from the cluster into a local directory."""
+        self._run("-get", "-f", *sources, str(directory))
 
     def put(self, sources, directory):
         """Copy local files into ``directory``; each lands under a temporary name, then is renamed."""

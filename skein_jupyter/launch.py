@@ -35,7 +35,7 @@ def _check_environment_packages(recipe, metadata):
     if recipe.kind == "notebook":
         needed = ["jupyter-server", "ipykernel", FRONTEND_MODULES[recipe.notebook.frontend]]
     else:
-        needed = ["papermill", "ipykernel"]
+        needed = ["papermill", "ipykernel", *(["nbconvert"] if recipe.run.html else [])]
     missing = [name for name in dict.fromkeys(["skein", *needed]) if name not in packages]
     if missing:
         raise UsageError(f"environment {metadata.get('name', '')} ({metadata.get('url', 'local')}) lacks "
@@ -85,8 +85,11 @@ def kill_quietly(client, app_id):
         pass
 
 
-def submit(recipe, client, progress=None):
+def submit(recipe, client, progress=None, checks=None):
     """Check the request against the cluster, prepare, and submit.
+
+    ``checks(prepared)``, if given, runs once the environment is prepared
+    (its metadata at hand) and may refuse the job before it is submitted.
 
     Returns
     -------
@@ -97,6 +100,8 @@ def submit(recipe, client, progress=None):
     progress = progress or Progress.quiet()
     check_cluster_limits(recipe, client)
     spec, prepared = prepare(recipe, progress)
+    if checks is not None:
+        checks(prepared)
     progress.step("submitting to YARN")
     try:
         app_id = client.submit(spec)

@@ -23,6 +23,8 @@ class Progress:
             enabled = bool(getattr(self.stream, "isatty", lambda: False)())
         self.enabled = enabled
         self._start = time.monotonic()
+        self._live = bool(enabled and getattr(self.stream, "isatty", lambda: False)())
+        self._line = ""
 
     @classmethod
     def quiet(cls):
@@ -32,5 +34,28 @@ class Progress:
     def step(self, message):
         """Announce a step, with the time elapsed since the reporter was made."""
         if self.enabled:
+            self._clear()
             elapsed = time.monotonic() - self._start
             print(f"[{elapsed:6.1f}s] {message}", file=self.stream, flush=True)
+
+    def status(self, line):
+        """A line that replaces the previous one on a terminal (e.g. a progress bar); elsewhere
+        printed as a step when it changes."""
+        if not self.enabled or line == self._line:
+            return
+        self._line = line
+        if self._live:
+            elapsed = time.monotonic() - self._start
+            self.stream.write(f"\r\x1b[K[{elapsed:6.1f}s] {line}")
+            self.stream.flush()
+        else:
+            self.step(line)
+
+    def _clear(self):
+        if self._live and self._line:
+            self.stream.write("\r\x1b[K")
+            self._line = ""
+
+    def done(self):
+        """End a status line."""
+        self._clear()

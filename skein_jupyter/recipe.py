@@ -204,9 +204,13 @@ class RunOptions:
     start_timeout: int = _field(60, _duration, "Kernel start timeout.")
     timeout: int = _field(None, _duration, "Whole-run timeout; the kernel is stopped and output saved.")
     output: str = _field(None, _optional_text,
-                         "Where outputs go: an ``hdfs://`` directory (or a path on the cluster "
-                         "filesystem); ``/user/<you>/skein-jupyter/runs/<application id>`` by default.")
-    html: bool = _field(False, _bool, "Also export the output notebook as HTML.")
+                         "Directory for the output notebooks: an ``hdfs://`` URL or a path on the cluster "
+                         "filesystem; ``{app_id}``, ``{user}``, ``{name}`` and ``{date}`` are filled in. "
+                         "``/user/{user}/skein-jupyter/runs/{app_id}`` by default.")
+    html: bool = _field(False, _bool, "Also export the output notebook as HTML (nbconvert).")
+    checkpoint_interval: int = _field(30, _duration,
+                                      "Upload the partial output notebook this often while a run goes "
+                                      "(what a hard kill keeps; ``0``: only at the end).")
     papermill_options: dict = _field(dict, _mapping,
                                      "Other ``papermill.execute_notebook`` options, e.g. ``log_output``.")
     retries: int = _field(0, _int(0), "Retries after an infrastructure failure (a lost container).")

@@ -92,9 +92,10 @@ def decode_job(text):
     return json.loads(base64.urlsafe_b64decode(text.encode()))
 
 
-def _job(recipe):
+def _job(recipe, user):
     """What the runtime needs to know, encoded for ``SKEIN_JUPYTER_JOB``."""
     data = recipe.to_dict()
+    data["name"] = recipe.app_name
     for key in ("environment", "env", "files", "acls", "proxy_user", "kerberos", "tags", "queue",
                 "node_label", "max_attempts"):
         data.pop(key, None)
@@ -102,6 +103,10 @@ def _job(recipe):
         data["run"]["input"] = INPUT_NOTEBOOK
         if "://" not in data["run"]["notebook"]:  # the edge node's path means nothing in the container
             data["run"]["notebook"] = os.path.basename(data["run"]["notebook"])
+        data["user"] = user
+        # Every set explicitly, so the runtime need not know how grids expand.
+        data["sets"] = recipe.sweep.sets() if recipe.kind == "sweep" else [{}]
+        data.pop("sweep", None)
     return encode_job(data)
 
 
@@ -143,7 +148,7 @@ def build_spec(recipe, context):
         resources=skein.Resources(memory=f"{resources.memory} MiB", vcores=resources.vcores,
                                   gpus=resources.gpus),
         files=files,
-        env={**recipe.env, "PYTHONPATH": RUNTIME_FILE, JOB_ENV: _job(recipe)},
+        env={**recipe.env, "PYTHONPATH": RUNTIME_FILE, JOB_ENV: _job(recipe, context.user)},
         script=_script(recipe.kind),
         instances=instances,
         max_restarts=max_restarts,

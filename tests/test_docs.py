@@ -49,5 +49,8 @@ def test_key_value_keys_are_documented(built):
     page = (built / "reference" / "kv-keys.html").read_text()
     from skein_jupyter.runtime import keys
 
-    for name in ("NOTEBOOK_INFO", "NOTEBOOK_STATUS", "NOTEBOOK_STOP", "ERROR"):
-        assert getattr(keys, name) in page
+    names = [name for name in vars(keys) if name.isupper()]
+    assert len(names) >= 13
+    for name in names:
+        key = getattr(keys, name)
+        assert (key + "&lt;set&gt;" if key.endswith(".") else key) in page, name

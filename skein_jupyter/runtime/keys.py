@@ -1,5 +1,7 @@
 """Keys of the Skein key-value store that the runtime and the client share.
 
+Notebook servers:
+
 ``jupyter.notebook.info``
     JSON ``{"protocol", "host", "port", "base_url", "token"}``, published once
     the server answers requests; the key and format of skein's own Jupyter
@@ -10,11 +12,50 @@
 ``skein-jupyter.notebook.stop``
     Set by ``notebook stop``: the server shuts down cleanly and the
     application ends SUCCEEDED.
+
+Papermill runs and sweeps (a run is a sweep of one set, set 0):
+
+``skein-jupyter.run.output``
+    The output directory on the cluster filesystem, placeholders expanded.
+``skein-jupyter.run.progress.<set>``
+    JSON ``{"set", "cells", "done", "cell", "source", "attempt", "started"}``:
+    cells in the notebook, cells done, the running cell's index and first line.
+``skein-jupyter.run.result.<set>``
+    JSON ``{"set", "parameters", "status", "cell", "execution_count", "ename",
+    "evalue", "duration", "attempt", "output", "html", "host"}``; ``status`` is
+    ``succeeded``, ``failed``, ``timed_out``, ``stopped`` or ``cancelled`` (never
+    started because the run was stopped).
+``skein-jupyter.run.claim.<set>``
+    The Skein container running the set; owned by it, so it goes when the
+    container does and another container takes the set over.
+``skein-jupyter.run.attempts.<set>``
+    How many times the set has started (restarts after a lost container, retries).
+``skein-jupyter.run.finalize``
+    Taken by the one worker that writes the summary and ends the application.
+``skein-jupyter.run.summary``
+    JSON ``{"status", "sets", "counts", "duration", "output", "table"}``, set once
+    every set has a result, just before the application ends.
+``skein-jupyter.run.stop``
+    Set by ``skein-jupyter kill``: running sets stop and save their output,
+    pending sets are cancelled, and the application ends KILLED.
+
+Both:
+
 ``skein-jupyter.error``
-    A one-line reason, set when the runtime fails before serving.
+    A one-line reason, set when the runtime fails before doing its job.
 """
 
 NOTEBOOK_INFO = "jupyter.notebook.info"
 NOTEBOOK_STATUS = "skein-jupyter.notebook.status"
 NOTEBOOK_STOP = "skein-jupyter.notebook.stop"
 ERROR = "skein-jupyter.error"
+
+RUN_PREFIX = "skein-jupyter.run."
+RUN_OUTPUT = RUN_PREFIX + "output"
+RUN_PROGRESS = RUN_PREFIX + "progress."
+RUN_RESULT = RUN_PREFIX + "result."
+RUN_CLAIM = RUN_PREFIX + "claim."
+RUN_ATTEMPTS = RUN_PREFIX + "attempts."
+RUN_SUMMARY = RUN_PREFIX + "summary"
+RUN_FINALIZE = RUN_PREFIX + "finalize"
+RUN_STOP = RUN_PREFIX + "stop"
