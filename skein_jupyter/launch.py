@@ -27,7 +27,7 @@ def skein_client(recipe=None, log=False):
     return skein.Client(log=log)
 
 
-def _check_environment_packages(recipe, metadata):
+def check_environment_packages(recipe, metadata):
     """With the environment's metadata at hand, refuse before submitting what cannot start."""
     packages = metadata.get("packages")
     if not packages:
@@ -54,7 +54,7 @@ def prepare(recipe, progress=None):
     progress = progress or Progress.quiet()
     progress.step(f"preparing environment {recipe.environment}")
     prepared = prepare_environment(recipe.environment, progress=progress)
-    _check_environment_packages(recipe, prepared.metadata)
+    check_environment_packages(recipe, prepared.metadata)
     context = SpecContext.for_user(recipe.proxy_user, environment=prepared.url,
                                    environment_public=prepared.public)
     return build_spec(recipe, context), prepared

@@ -16,7 +16,7 @@ import time
 
 from .applications import FINAL_STATES, check_app_id
 from .exceptions import ApplicationError, UsageError
-from .launch import kill_quietly, submit
+from .launch import check_environment_packages, kill_quietly, submit
 from .progress import Progress
 from .runtime import keys
 from .runtime.batch import DEFAULT_OUTPUT, RUNS_INDEX
@@ -150,32 +150,48 @@ def _check_output(recipe, user, fs):
                          "to with --output")
 
 
-def _checks_on_cluster(recipe, user, fs):
-    """The checks that need the cluster filesystem, run while the environment is prepared."""
-    _check_output(recipe, user, fs)
-    return read_notebook(recipe.run.notebook, fs) if "://" in recipe.run.notebook else None
+def _environment_record(recipe, fs):
+    """The metadata record beside an ``hdfs://`` archive (``{}`` if it has none)."""
+    try:
+        text = fs.cat(recipe.environment.value + ".json")
+        return json.loads(text) if text.strip() else {}
+    except ValueError:
+        return {}
 
 
 def start(recipe, client, progress=None):
-    """Check, prepare and submit a run or sweep; returns the :class:`~skein_jupyter.launch.Submission`."""
+    """Check, prepare and submit a run or sweep; returns the :class:`~skein_jupyter.launch.Submission`.
+
+    The checks that need the cluster filesystem (output directory, a remote
+    notebook, the record of a remote archive) run while the environment is
+    prepared; any of them can refuse the job before it is submitted.
+    """
+    from .environment import EnvironmentKind
     from .hdfs import HadoopFS
 
     progress = progress or Progress.quiet()
     user = recipe.proxy_user or getpass.getuser()
-    nb = None
+    local_nb = None
     if "://" not in recipe.run.notebook:
-        nb = read_notebook(recipe.run.notebook)
-        check_notebook(recipe, nb)
+        local_nb = read_notebook(recipe.run.notebook)
+        check_notebook(recipe, local_nb)
     fs = HadoopFS()
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        remote = pool.submit(_checks_on_cluster, recipe, user, fs)
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        output = pool.submit(_check_output, recipe, user, fs)
+        remote_nb = pool.submit(read_notebook, recipe.run.notebook, fs) if local_nb is None else None
+        record = (pool.submit(_environment_record, recipe, fs)
+                  if recipe.environment is not None and recipe.environment.kind is EnvironmentKind.HDFS else None)
 
         def checks(prepared):
-            notebook = nb or remote.result()
-            remote.result()
-            if nb is None:
-                check_notebook(recipe, notebook)
-            check_kernel(recipe, notebook, prepared.metadata)
+            output.result()
+            nb = local_nb if remote_nb is None else remote_nb.result()
+            if remote_nb is not None:
+                check_notebook(recipe, nb)
+            metadata = prepared.metadata
+            if not metadata and record is not None:
+                metadata = record.result()
+                check_environment_packages(recipe, metadata)
+            check_kernel(recipe, nb, metadata)
 
         return submit(recipe, client, progress, checks=checks)
 

@@ -2,12 +2,20 @@
 
 The sandbox is brought up once per session (or reused when `.ci/run` or the
 developer already started it) and stopped at the end only if this session
-started it. Applications submitted through the ``submit`` fixture are killed
-if still running when their test ends, and their logs are printed when the
-test failed.
+started it. One Skein driver serves the session: a global driver in a private
+Skein config directory, so the commands the tests run (in-process or as
+subprocesses) reuse it instead of starting their own. Applications submitted
+through the ``submit`` fixture are killed if still running when their test
+ends, and their logs are printed when the test failed.
 """
 import os
+import shutil
+import tempfile
 import time
+
+# Before anything imports skein, which reads SKEIN_CONFIG once.
+SKEIN_CONFIG = tempfile.mkdtemp(prefix="skein-jupyter-tests-skein-")
+os.environ["SKEIN_CONFIG"] = SKEIN_CONFIG
 
 import pytest
 
@@ -49,15 +57,19 @@ def sandbox():
 
 @pytest.fixture(scope="session")
 def skein_client(sandbox, tmp_path_factory):
-    """One Skein driver for the whole session; kills leftover applications at the end."""
+    """The session's Skein driver (global, private to the session); kills leftover applications at the end."""
     import skein
 
     log = tmp_path_factory.mktemp("skein") / "driver.log"
-    client = skein.Client(log=str(log))
+    skein.Security.new_credentials().to_directory(SKEIN_CONFIG)
+    skein.Client.start_global_driver(log=str(log))
+    client = skein.Client.from_global_driver()
     yield client
     for report in client.get_applications(states=ACTIVE_STATES):
         client.kill_application(report.id)
     client.close()
+    skein.Client.stop_global_driver(force=True)
+    shutil.rmtree(SKEIN_CONFIG, ignore_errors=True)
 
 
 @pytest.fixture
@@ -168,3 +180,25 @@ def uploaded_venv(packed_venv, sandbox):
     from skein_jupyter.envstore import upload
 
     return upload(packed_venv)
+
+
+@pytest.fixture(scope="session")
+def published(packed_venv, sandbox):
+    """The test environment published by an admin as "analytics", for everyone (public)."""
+    from skein_jupyter.envstore import PUBLISHED_DIR, upload
+
+    return upload(packed_venv, to=PUBLISHED_DIR, public=True)
+
+
+def write_notebook(path, cells, kernel="python3"):
+    """A notebook of code cells; ``cells`` are sources, or ``(source, [tags])`` pairs."""
+    import json
+
+    nb = {"cells": [], "metadata": {"kernelspec": {"name": kernel, "display_name": kernel, "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    for index, cell in enumerate(cells):
+        source, tags = cell if isinstance(cell, tuple) else (cell, [])
+        nb["cells"].append({"cell_type": "code", "id": f"cell-{index}", "metadata": {"tags": tags},
+                            "execution_count": None, "outputs": [], "source": source})
+    path.write_text(json.dumps(nb, indent=1))
+    return path

@@ -295,14 +295,6 @@ def test_unknown_and_foreign_application_ids(skein_client, submit):
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def published(packed_venv, sandbox):
-    """The test environment published by an admin as "analytics", for everyone (public)."""
-    from skein_jupyter.envstore import PUBLISHED_DIR, upload
-
-    return upload(packed_venv, to=PUBLISHED_DIR, public=True)
-
-
 @pytest.mark.parametrize("name, frontend, page", [("notebook-server", "lab", "lab"),
                                                   ("team-notebook", "notebook", "tree")])
 def test_example_notebook_recipes_run(name, frontend, page, published, skein_client):

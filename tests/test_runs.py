@@ -1,0 +1,336 @@
+"""Papermill runs and sweeps on the sandbox's YARN, for real: parameters, outputs, failures,
+timeouts, stops, hard kills, lost containers, sweeps, and the example recipes."""
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import wait_until, write_notebook
+from skein_jupyter.applications import wait_for_final_state
+from skein_jupyter.cli import cli
+from skein_jupyter.config import load_recipe
+from skein_jupyter.hdfs import HadoopFS
+from skein_jupyter.runs import fetch, follow, kill, start, start_and_follow, status
+from skein_jupyter.runtime import keys
+
+pytestmark = pytest.mark.yarn
+ROOT = Path(__file__).resolve().parent.parent
+REPORT = ROOT / "recipes" / "notebooks" / "report.ipynb"
+
+
+def _recipe(env_url, notebook, kind="run", **flags):
+    recipe, _ = load_recipe(kind=kind, environ={}, flags={
+        "environment": env_url, "resources.memory": "512 MiB", "run.notebook": str(notebook), **flags})
+    return recipe
+
+
+def _notebook_on_cluster(path):
+    return json.loads(HadoopFS().cat(path))
+
+
+def _outputs(cell):
+    """The text of a cell's outputs: stream text, results and error names."""
+    parts = []
+    for out in cell.get("outputs", []):
+        text = out.get("text") or out.get("data", {}).get("text/plain") or out.get("ename") or ""
+        parts.append("".join(text) if isinstance(text, list) else text)
+    return "\n".join(parts)
+
+
+def _source(cell):
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+@pytest.fixture(scope="module")
+def notebooks(tmp_path_factory):
+    base = tmp_path_factory.mktemp("notebooks")
+    return {
+        "failing": write_notebook(base / "failing.ipynb", [
+            ("divisor = 0", ["parameters"]), "print('first cell ran', flush=True)",
+            "ratio = 1 / divisor", "print('after the failure')"]),
+        "sleepy": write_notebook(base / "sleepy.ipynb", [
+            ("seconds = 600", ["parameters"]), "print('before', flush=True)",
+            "import time\nprint('sleeping', flush=True)\ntime.sleep(seconds)", "print('never')"]),
+        "sweepable": write_notebook(base / "sweepable.ipynb", [
+            ("alpha = 1\nn = 1\nfail = False", ["parameters"]),
+            "total = sum(alpha * i for i in range(n))\nprint(f'total={total}')",
+            "if fail:\n    raise ValueError(f'set with alpha={alpha} fails on purpose')"]),
+        "no_parameters": write_notebook(base / "plain.ipynb", ["alpha = 1", "print(alpha)"]),
+    }
+
+
+def _wait_for_cell(skein_client, app_id, cell, timeout=300):
+    """Wait until set 0 runs ``cell`` (index in the output notebook); returns its progress record."""
+    def running():
+        report = skein_client.application_report(app_id)
+        assert str(report.state) not in ("FINISHED", "FAILED", "KILLED"), f"{app_id} ended: {report.diagnostics}"
+        if str(report.state) != "RUNNING":
+            return None
+        value = skein_client.connect(app_id, wait=False).kv.get(keys.RUN_PROGRESS + "0")
+        progress = json.loads(value) if value else {}
+        return progress if progress.get("cell") == cell else None
+    return wait_until(running, timeout, f"{app_id} to run cell {cell}", poll=0.5)
+
+
+# ----------------------------------------------------------------- a run, start to end
+
+@pytest.fixture(scope="module")
+def report_run(uploaded_venv, skein_client):
+    recipe = _recipe(uploaded_venv.url, REPORT, **{"run.parameters": {"alpha": 2, "n": 5, "label": "tested"},
+                                                   "run.html": True})
+    submission, outcome = start_and_follow(recipe, skein_client)
+    return submission.app_id, outcome
+
+
+def test_parameters_reach_the_notebook_and_html_is_written(report_run):
+    app_id, outcome = report_run
+    assert outcome.status == "succeeded", outcome
+    assert (outcome.state, outcome.final_status) == ("FINISHED", "SUCCEEDED")
+    result = outcome.results[0]
+    assert result["output"].endswith(f"/skein-jupyter/runs/{app_id}/report.ipynb")
+    nb = _notebook_on_cluster(result["output"])
+    injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert len(injected) == 1
+    assert "alpha = 2" in _source(injected[0]) and 'label = "tested"' in _source(injected[0])
+    printed = "\n".join(_outputs(c) for c in nb["cells"])
+    assert "tested: total=20" in printed  # 2 * (0+1+2+3+4), computed on YARN
+    html = HadoopFS().cat(result["html"])
+    assert html.lstrip().lower().startswith("<!doctype html") and "tested: total=20" in html
+
+
+def test_status_logs_and_fetch_of_a_finished_run(report_run, tmp_path):
+    app_id, _ = report_run
+    shown = CliRunner().invoke(cli, ["status", app_id, "--json"])
+    assert shown.exit_code == 0, shown.output
+    data = json.loads(shown.output)
+    assert data["status"] == "succeeded" and data["results"][0]["parameters"] == {}
+    logs = CliRunner().invoke(cli, ["logs", app_id, "--type", "papermill.log"])
+    assert logs.exit_code == 0, logs.output
+    assert "set 0 (attempt 1): parameters" in logs.output and "set 0: succeeded" in logs.output
+    fetched = CliRunner().invoke(cli, ["fetch", app_id, str(tmp_path / "out")])
+    assert fetched.exit_code == 0, fetched.output
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["report.html", "report.ipynb", "result.json"]
+    assert json.loads((tmp_path / "out" / "result.json").read_text())["summary"]["status"] == "succeeded"
+
+
+def test_failing_cell_fails_the_run_and_keeps_what_ran(uploaded_venv, notebooks, skein_client):
+    proc = subprocess.run([sys.executable, "-m", "skein_jupyter", "run", str(notebooks["failing"]),
+                           "--env", uploaded_venv.url, "--memory", "512MiB", "--retries", "1", "-q"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    error = proc.stderr.strip().splitlines()[-1]
+    assert error.startswith("Error: run application_") and "failed in cell 3 (ZeroDivisionError)" in error
+    app_id = error.split()[2]
+    report = skein_client.application_report(app_id)
+    assert str(report.final_status) == "FAILED"
+    outcome, _ = status(skein_client, app_id)
+    result = outcome.results[0]
+    assert result["attempt"] == 1  # a failing cell is not retried without retry_failed_cells
+    nb = _notebook_on_cluster(result["output"])
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert "first cell ran" in _outputs(code[1])
+    assert any(o.get("output_type") == "error" and o["ename"] == "ZeroDivisionError" for o in code[2]["outputs"])
+    assert "after the failure" not in json.dumps(nb["cells"][-1].get("outputs"))
+
+
+def test_whole_run_timeout_stops_the_kernel_and_saves(uploaded_venv, notebooks, skein_client):
+    recipe = _recipe(uploaded_venv.url, notebooks["sleepy"], **{"run.timeout": "10s"})
+    _, outcome = start_and_follow(recipe, skein_client)
+    assert outcome.status == "timed_out" and outcome.final_status == "FAILED"
+    result = outcome.results[0]
+    assert result["ename"] == "RunTimeout" and result["cell"] == 2
+    nb = _notebook_on_cluster(result["output"])
+    assert "papermill-error-cell-tag" in nb["cells"][0]["metadata"]["tags"]  # the banner
+    code = nb["cells"][1:]
+    assert "before" in _outputs(code[1])
+    assert "sleeping" in _outputs(code[2]) and "RunTimeout" in _outputs(code[2])
+    assert code[3]["metadata"]["papermill"]["status"] == "pending" and not code[3]["outputs"]
+
+
+def test_kill_stops_the_run_and_keeps_its_partial_output(uploaded_venv, notebooks, skein_client):
+    submission = start(_recipe(uploaded_venv.url, notebooks["sleepy"]), skein_client)
+    _wait_for_cell(skein_client, submission.app_id, 2)
+    report = kill(skein_client, submission.app_id)
+    assert (str(report.state), str(report.final_status)) == ("FINISHED", "KILLED")
+    outcome, _ = status(skein_client, submission.app_id)
+    assert outcome.status == "stopped"
+    nb = _notebook_on_cluster(outcome.results[0]["output"])
+    assert "sleeping" in _outputs(nb["cells"][3]) and "RunStopped" in _outputs(nb["cells"][3])
+
+
+def test_hard_kill_keeps_the_last_checkpoint(uploaded_venv, notebooks, skein_client):
+    recipe = _recipe(uploaded_venv.url, notebooks["sleepy"], **{"run.checkpoint_interval": "2s"})
+    submission = start(recipe, skein_client)
+    app_id = submission.app_id
+    _wait_for_cell(skein_client, app_id, 2)
+    output = skein_client.connect(app_id, wait=False).kv[keys.RUN_OUTPUT].decode() + "/sleepy.ipynb"
+    fs = HadoopFS()
+    wait_until(lambda: fs.exists(output), 120, "a checkpoint of the output notebook", poll=2)
+    skein_client.kill_application(app_id)  # what `yarn application -kill` does: no time to save
+    wait_for_final_state(skein_client, app_id, 120)
+    nb = _notebook_on_cluster(output)
+    assert "before" in _outputs(nb["cells"][1])
+    assert nb["cells"][2]["metadata"]["papermill"]["status"] == "running"
+
+
+def _worker_pids(app_id):
+    """Pids of the papermill workers (the container's main process) of an application on this machine."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"skein_jupyter_runtime" in cmdline and b"run" in cmdline and \
+                f"SKEIN_APPLICATION_ID={app_id}".encode() in environ:
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_a_lost_container_is_retried(uploaded_venv, notebooks, skein_client):
+    recipe = _recipe(uploaded_venv.url, notebooks["sleepy"], **{"run.retries": 1,
+                                                                "run.parameters": {"seconds": 5}})
+    submission = start(recipe, skein_client)
+    app_id = submission.app_id
+    progress = _wait_for_cell(skein_client, app_id, 3)  # the injected parameters shift the sleep to cell 3
+    assert progress["attempt"] == 1
+    pids = _worker_pids(app_id)
+    assert len(pids) == 1, pids
+    os.kill(pids[0], signal.SIGKILL)  # the container dies as on a lost node: exit 137, no result
+    outcome = follow(skein_client, app_id, timeout=600)
+    assert outcome.status == "succeeded", outcome
+    assert outcome.results[0]["attempt"] == 2
+
+
+# ----------------------------------------------------------------- sweeps
+
+def test_sweep_of_8_sets_runs_them_all_3_at_a_time(uploaded_venv, notebooks, skein_client, tmp_path):
+    sets = [{"alpha": a, "n": 4, "fail": a == 5} for a in range(1, 9)]
+    recipe = _recipe(uploaded_venv.url, notebooks["sweepable"], kind="sweep",
+                     **{"sweep.parameters": sets, "sweep.parallel": 3})
+    submission, outcome = start_and_follow(recipe, skein_client)
+    assert submission.spec.services["papermill"].instances == 3
+    assert outcome.status == "failed" and outcome.final_status == "FAILED"  # one set failed, the rest ran
+    assert outcome.summary["counts"] == {"succeeded": 7, "failed": 1}
+    assert [r["set"] for r in outcome.results] == list(range(8))
+    for r, params in zip(outcome.results, sets):
+        assert r["parameters"] == params
+        nb = _notebook_on_cluster(r["output"])
+        printed = "\n".join(_outputs(c) for c in nb["cells"])
+        assert f"total={params['alpha'] * 6}" in printed
+        if params["fail"]:
+            assert r["status"] == "failed" and r["ename"] == "ValueError" and "ValueError" in printed
+        else:
+            assert r["status"] == "succeeded"
+    # never more than 3 sets at once
+    events = sorted([(r["started"], 1) for r in outcome.results] + [(r["finished"], -1) for r in outcome.results])
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    assert 1 <= peak <= 3
+    files = fetch(skein_client, submission.app_id, tmp_path)
+    names = sorted(Path(f).name for f in files)
+    assert names == sorted([f"sweepable-{i:02d}.ipynb" for i in range(8)] + ["sweep.csv", "sweep.json"])
+    table = list(csv.DictReader(io.StringIO((tmp_path / "sweep.csv").read_text())))
+    assert [row["status"] for row in table] == ["failed" if s["fail"] else "succeeded" for s in sets]
+    assert [json.loads(row["alpha"]) for row in table] == list(range(1, 9))
+    assert json.loads((tmp_path / "sweep.json").read_text())["summary"]["sets"] == 8
+
+
+@pytest.mark.parametrize("name", ["nightly-report", "sweep"])
+def test_example_run_recipes_run(name, published, skein_client):
+    recipe, _ = load_recipe(ROOT / "recipes" / f"{name}.yaml", environ={})
+    submission, outcome = start_and_follow(recipe, skein_client)
+    assert outcome.status == "succeeded", outcome
+    assert outcome.summary["output"] == recipe.run.output
+    expected = 6 if name == "sweep" else 1
+    assert len(outcome.results) == expected
+    for r in outcome.results:
+        assert "total=" in json.dumps(_notebook_on_cluster(r["output"]))
+    if name == "nightly-report":
+        assert outcome.results[0]["html"] and HadoopFS().exists(outcome.results[0]["html"])
+
+
+# ----------------------------------------------------------------- bad input: refused before submitting
+
+def _apps(skein_client):
+    return {r.id for r in skein_client.get_applications(states=["NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED",
+                                                                  "RUNNING", "FINISHED", "FAILED", "KILLED"])}
+
+
+def test_bad_runs_are_refused_before_submitting(uploaded_venv, notebooks, skein_client, tmp_path):
+    not_a_notebook = tmp_path / "data.json.ipynb"
+    not_a_notebook.write_text('{"rows": [1, 2, 3]}')
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("hello")
+    HadoopFS().put([text_file], "/tmp/")
+    empty_sweep = tmp_path / "sets.yaml"
+    empty_sweep.write_text("[]\n")
+    env = ["--env", uploaded_venv.url]
+    cases = [
+        ([str(tmp_path / "missing.ipynb"), *env], "missing.ipynb does not exist"),
+        ([str(text_file), *env], "is not a notebook (.ipynb) or a recipe (.yaml)"),
+        ([str(not_a_notebook), *env], "is not a Jupyter notebook (nbformat 4 JSON)"),
+        ([str(notebooks["no_parameters"]), *env, "-p", "alpha", "2"], "has no cell tagged 'parameters'"),
+        ([str(REPORT), *env, "--output", "/tmp/notes.txt/out"], "run.output: cannot create /tmp/notes.txt/out"),
+        ([str(REPORT), *env, "--kernel", "julia-1.10"], "the environment has no kernel 'julia-1.10' (it has "
+                                                        "analytics, python3)"),
+        ([str(REPORT), *env, "--parallel", "2"], "--parallel needs --sweep FILE"),
+        ([str(REPORT), *env, "--sweep", str(empty_sweep)], "no parameter sets; give sweep.parameters"),
+        ([str(REPORT), *env, "-y", "alpha: [1"], "-y 'alpha: [1' is not valid YAML"),
+        ([str(REPORT), *env, "--timeout", "soon"], "run.timeout (from command line)"),
+    ]
+    before = _apps(skein_client)
+    for args, message in cases:
+        result = CliRunner().invoke(cli, ["run", *args, "-q"])
+        assert result.exit_code == 2, (args, result.output)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], (args, result.output)
+    assert _apps(skein_client) == before  # nothing was submitted
+    assert not HadoopFS().exists("/tmp/notes.txt/out")
+
+
+# ----------------------------------------------------------------- pure logic, no cluster
+
+def test_annotate_marks_the_interrupted_cell(tmp_path):
+    from skein_jupyter.runtime.batch import annotate
+
+    path = write_notebook(tmp_path / "nb.ipynb", ["a = 1", "b = 2", "c = 3"])
+    nb = json.loads(path.read_text())
+    for index, state in enumerate(["completed", "completed", "completed"]):
+        nb["cells"][index]["metadata"]["papermill"] = {"status": state, "start_time": "t" if index < 2 else None}
+    path.write_text(json.dumps(nb))
+    assert annotate(path, "timed_out", "timeout of 5s")  # the last cell started: the second
+    nb = json.loads(path.read_text())
+    assert nb["cells"][0]["cell_type"] == "markdown" and "timeout of 5s" in nb["cells"][0]["source"][0]
+    assert nb["cells"][2]["metadata"]["papermill"]["status"] == "failed"
+    assert nb["cells"][2]["outputs"][-1]["ename"] == "RunTimeout"
+    assert nb["cells"][3]["metadata"]["papermill"]["status"] == "pending"
+    assert nb["metadata"]["papermill"]["exception"] is True
+
+
+def test_dry_run_prints_the_spec_and_submits_nothing(published, skein_client):
+    import yaml
+
+    before = _apps(skein_client)
+    recipe = ROOT / "recipes" / "sweep.yaml"
+    printed = CliRunner().invoke(cli, ["run", str(recipe), "--dry-run", "--parallel", "2"])
+    assert printed.exit_code == 0, printed.output
+    spec = yaml.safe_load(printed.output)
+    service = spec["services"]["papermill"]
+    assert service["instances"] == 2 and service["files"]["environment"]["source"] == published.url
+    assert service["files"]["input.ipynb"]["source"].endswith("recipes/notebooks/report.ipynb")
+    assert "sweep" in spec["tags"] and "skein-jupyter-sweep" in spec["tags"]
+    assert _apps(skein_client) == before
