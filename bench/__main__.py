@@ -14,6 +14,8 @@ from .harness import table, to_json
 GROUPS = {
     "floor": scenarios.floor,
     "notebook": scenarios.notebook_ready,
+    "batch": scenarios.batch_overhead,
+    "sweep": scenarios.sweep_speedup,
     "packing": scenarios.packing,
     "caching": scenarios.environment_caching,
     "cli": scenarios.cli_startup,

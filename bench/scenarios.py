@@ -209,3 +209,96 @@ def cli_startup(context, runs):
     ours = measure("skein-jupyter --help", run(["skein-jupyter", "--help"]), runs)
     python = measure("python -c pass", run([sys.executable, "-c", "pass"]), runs)
     return ("CLI start-up", [ours, python], [("skein-jupyter --help / python", ours.name, python.name)])
+
+
+def _trivial_notebook(directory):
+    """A two-cell notebook with a parameters cell: what a batch launch costs, not the work."""
+    nb = {"cells": [{"cell_type": "code", "id": "p", "metadata": {"tags": ["parameters"]}, "execution_count": None,
+                     "outputs": [], "source": "x = 1"},
+                    {"cell_type": "code", "id": "c", "metadata": {}, "execution_count": None, "outputs": [],
+                     "source": "print(x * 2)"}],
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    path = Path(directory) / "trivial.ipynb"
+    path.write_text(json.dumps(nb))
+    return path
+
+
+def _cli_run(notebook, url, *extra):
+    proc = subprocess.run(["skein-jupyter", "run", str(notebook), "--env", url, "--memory", "512MiB", "-q",
+                           *extra], capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def batch_overhead(context, runs):
+    """`skein-jupyter run` of a trivial notebook against local papermill, and against the floor."""
+    papermill = context.prefix / "bin" / "papermill"
+    with tempfile.TemporaryDirectory() as tmp:
+        notebook = _trivial_notebook(tmp)
+        _bare_app(context.url)  # warm YARN's cache of the unpacked environment
+
+        def local():
+            subprocess.run([str(papermill), str(notebook), str(Path(tmp) / "out.ipynb"), "-p", "x", "2",
+                            "--no-progress-bar"], check=True, capture_output=True, timeout=600)
+
+        ours = measure("skein-jupyter run (new driver, to the summary)",
+                       lambda: _cli_run(notebook, context.url, "-p", "x", "2"), runs)
+        theirs = measure("local papermill, same notebook", local, runs)
+        floor_fig = measure("floor: bare app, new driver, to FINISHED", lambda: _bare_app(context.url), runs)
+    from .harness import Figure
+
+    overhead = Figure("overhead: YARN run - local papermill", "s",
+                      [a - b for a, b in zip(ours.samples, theirs.samples)])
+    return ("Batch overhead (a trivial notebook)", [ours, theirs, floor_fig, overhead],
+            [("YARN run / local papermill", ours.name, theirs.name),
+             ("YARN run / floor", ours.name, floor_fig.name)])
+
+
+SWEEP_SETS = 32
+SWEEP_PARALLEL = 4
+
+
+def sweep_speedup(context, runs):
+    """32 parameter sets: one sweep application, against 32 applications one after another
+    (as per-notebook schedulers run them) and 32 applications submitted at once.
+
+    The separate applications share one Skein driver (kinder to them than a
+    scheduler calling the CLI per notebook, which starts a driver each time).
+    """
+    import skein
+
+    from skein_jupyter.config import load_recipe
+    from skein_jupyter.runs import follow, start
+
+    with tempfile.TemporaryDirectory() as tmp:
+        notebook = _trivial_notebook(tmp)
+        sets = Path(tmp) / "sets.yaml"
+        sets.write_text("".join(f"- {{x: {i}}}\n" for i in range(SWEEP_SETS)))
+        _bare_app(context.url)
+
+        def recipe(x):
+            model, _ = load_recipe(kind="run", environ={}, flags={
+                "environment": context.url, "resources.memory": "512 MiB", "run.notebook": str(notebook),
+                "run.parameters": {"x": x}})
+            return model
+
+        def one_sweep():
+            _cli_run(notebook, context.url, "--sweep", str(sets), "--parallel", str(SWEEP_PARALLEL))
+
+        with skein.Client(log=False) as client:
+            def one_after_another():
+                for x in range(SWEEP_SETS):
+                    outcome = follow(client, start(recipe(x), client).app_id, timeout=900)
+                    assert outcome.succeeded, outcome
+
+            def all_at_once():
+                app_ids = [start(recipe(x), client).app_id for x in range(SWEEP_SETS)]
+                for app_id in app_ids:
+                    assert follow(client, app_id, timeout=1800).succeeded
+
+            sweep = measure(f"one sweep app, {SWEEP_SETS} sets, parallel {SWEEP_PARALLEL}", one_sweep, runs)
+            serial = measure(f"{SWEEP_SETS} apps, one after another", one_after_another, runs)
+            burst = measure(f"{SWEEP_SETS} apps, submitted at once", all_at_once, runs)
+    return (f"Sweep of {SWEEP_SETS} sets (goal: at least 5x faster than one after another)", [sweep, serial, burst],
+            [("one after another / sweep", serial.name, sweep.name),
+             ("at once / sweep", burst.name, sweep.name)])

@@ -21,6 +21,13 @@ def skein_client(recipe=None, log=False):
     """A Skein client: the global driver if one runs, else a new one (keytab login if the recipe says)."""
     import skein
 
+    import os
+    import shutil
+
+    global_driver = os.path.exists(os.path.join(skein.properties.config_dir, "driver"))
+    if not global_driver and shutil.which("yarn") is None:  # starting a driver runs `yarn classpath`
+        raise ApplicationError('cannot start the Skein driver: `yarn` is not on PATH; run on a Hadoop edge node, '
+                               'or eval "$(skein-jupyter sandbox env)" for the sandbox')
     kerberos = recipe.kerberos if recipe is not None else None
     if kerberos is not None and kerberos.keytab:
         return skein.Client(keytab=kerberos.keytab, principal=kerberos.principal, log=log)

@@ -36,3 +36,18 @@ def test_usage_errors_exit_2_with_one_line():
                      "datanode, datanode.http, datanode.ipc, namenode, namenode.http, nodemanager, "
                      "nodemanager.http, nodemanager.localizer, resourcemanager, resourcemanager.admin, "
                      "resourcemanager.http, resourcemanager.scheduler, resourcemanager.tracker"]
+
+
+def test_without_yarn_on_path_commands_say_so_in_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    bin_dir = os.path.dirname(sys.executable)
+    env = {"HOME": str(tmp_path), "PATH": f"{bin_dir}:/usr/bin:/bin", "SKEIN_CONFIG": str(tmp_path / "skein")}
+    proc = subprocess.run([sys.executable, "-m", "skein_jupyter", "status", "application_1_0001"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        'Error: cannot start the Skein driver: `yarn` is not on PATH; run on a Hadoop edge node, '
+        'or eval "$(skein-jupyter sandbox env)" for the sandbox']

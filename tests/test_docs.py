@@ -49,8 +49,36 @@ def test_key_value_keys_are_documented(built):
     page = (built / "reference" / "kv-keys.html").read_text()
     from skein_jupyter.runtime import keys
 
-    names = [name for name in vars(keys) if name.isupper()]
-    assert len(names) >= 13
+    names = [name for name in vars(keys) if name.isupper() and not name.endswith("PREFIX")]
+    assert len(names) >= 12
     for name in names:
         key = getattr(keys, name)
         assert (key + "&lt;set&gt;" if key.endswith(".") else key) in page, name
+
+
+def _example_command_lines():
+    """Every ``skein-jupyter ...`` command shown in the README and the docs, as argument lists."""
+    import re
+    import shlex
+
+    files = [ROOT / "README.rst", *sorted((ROOT / "docs").rglob("*.rst"))]
+    for path in files:
+        if "_generated" in path.parts:
+            continue
+        for line in path.read_text().splitlines():
+            for part in re.split(r"&&|\|\||;|\$\(|\)", line):
+                part = part.split(" # ", 1)[0].strip().strip('"')
+                if part.startswith("skein-jupyter "):
+                    yield path.name, shlex.split(part)[1:]
+
+
+def test_every_example_command_in_the_docs_parses():
+    """Commands and options in the guides exist: each example is parsed by the CLI (with --help, so
+    nothing runs); a renamed command or option fails here."""
+    from click.testing import CliRunner
+
+    examples = list(_example_command_lines())
+    assert len(examples) > 30
+    for name, args in examples:
+        result = CliRunner().invoke(cli, [*args, "--help"])
+        assert result.exit_code == 0, f"{name}: skein-jupyter {' '.join(args)}\n{result.output}"
