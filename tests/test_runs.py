@@ -213,6 +213,20 @@ def test_a_lost_container_is_retried(uploaded_venv, notebooks, skein_client):
     assert outcome.results[0]["attempt"] == 2
 
 
+def test_input_notebook_on_hdfs(uploaded_venv, notebooks, skein_client):
+    fs = HadoopFS()
+    fs.mkdir("/tmp/skein-jupyter-tests")
+    fs.put([notebooks["sweepable"]], "/tmp/skein-jupyter-tests")
+    url = "hdfs:///tmp/skein-jupyter-tests/sweepable.ipynb"
+    recipe = _recipe(uploaded_venv.url, url, **{"run.parameters": {"alpha": 3, "n": 3}})
+    submission, outcome = start_and_follow(recipe, skein_client)
+    assert submission.spec.services["papermill"].files["input.ipynb"].source == url
+    assert outcome.succeeded, outcome
+    assert outcome.results[0]["output"].endswith("/sweepable.ipynb")
+    nb = _notebook_on_cluster(outcome.results[0]["output"])
+    assert "total=9" in "\n".join(_outputs(c) for c in nb["cells"])
+
+
 # ----------------------------------------------------------------- sweeps
 
 def test_sweep_of_8_sets_runs_them_all_3_at_a_time(uploaded_venv, notebooks, skein_client, tmp_path):
@@ -281,6 +295,9 @@ def test_bad_runs_are_refused_before_submitting(uploaded_venv, notebooks, skein_
     env = ["--env", uploaded_venv.url]
     cases = [
         ([str(tmp_path / "missing.ipynb"), *env], "missing.ipynb does not exist"),
+        (["hdfs:///tmp/no-such-notebook.ipynb", *env], "hdfs:///tmp/no-such-notebook.ipynb does not exist on the "
+                                                       "cluster"),
+        (["hdfs:///tmp/notes.txt", *env], "is not a notebook (.ipynb) or a recipe (.yaml)"),
         ([str(text_file), *env], "is not a notebook (.ipynb) or a recipe (.yaml)"),
         ([str(not_a_notebook), *env], "is not a Jupyter notebook (nbformat 4 JSON)"),
         ([str(notebooks["no_parameters"]), *env, "-p", "alpha", "2"], "has no cell tagged 'parameters'"),

@@ -163,7 +163,8 @@ def test_second_sandbox_lifecycle_leaves_no_orphans_after_a_killed_nodemanager(s
         assert set(first.started) == {"namenode", "datanode", "resourcemanager", "nodemanager"}
         assert box.up().already_running
 
-        env = dict(os.environ, **box.env())
+        # Its own Skein config: the session's global driver talks to the main sandbox.
+        env = dict(os.environ, **box.env(), SKEIN_CONFIG=str(tmp_path / "skein"))
         (tmp_path / "spec.yaml").write_text(SLEEP_SPEC)
         submit = subprocess.run(["skein", "application", "submit", str(tmp_path / "spec.yaml")],
                                 env=env, capture_output=True, text=True, timeout=300)
