@@ -500,10 +500,11 @@ def run_command(target, typed, raw, yamls, files, kernel, engine, cell_timeout, 
         click.echo(spec_to_yaml(render_spec(model)), nl=False)
         return
     from .launch import skein_client
-    from .runs import start_and_follow
+    from .runs import Preflight, start_and_follow
 
+    preflight = Preflight(model)  # its checks run while the Skein driver starts
     with skein_client(model) as client:
-        submission, outcome = start_and_follow(model, client, _progress(quiet), detach=detach)
+        submission, outcome = start_and_follow(model, client, _progress(quiet), detach=detach, preflight=preflight)
     if outcome is None:
         if as_json:
             _echo_json({"app_id": submission.app_id})

@@ -21,7 +21,7 @@ from .progress import Progress
 from .runtime import keys
 from .runtime.batch import DEFAULT_OUTPUT, RUNS_INDEX
 
-__all__ = ["RunOutcome", "read_notebook", "check_notebook", "check_kernel", "output_base", "start", "follow",
+__all__ = ["RunOutcome", "Preflight", "read_notebook", "check_notebook", "check_kernel", "output_base", "start", "follow",
            "status", "kill", "fetch", "RUN_TAGS"]
 
 RUN_TAGS = ("skein-jupyter-run", "skein-jupyter-sweep")
@@ -159,41 +159,54 @@ def _environment_record(recipe, fs):
         return {}
 
 
-def start(recipe, client, progress=None):
+class Preflight:
+    """The checks of a run that need the cluster filesystem, started at once in the background.
+
+    Output directory, a remote notebook, the record of a remote archive: each
+    is an ``hdfs dfs`` JVM, so they run side by side, and alongside whatever
+    the caller does next (starting the Skein driver, preparing the environment).
+    """
+
+    def __init__(self, recipe):
+        from .environment import EnvironmentKind
+        from .hdfs import HadoopFS
+
+        self.recipe = recipe
+        user = recipe.proxy_user or getpass.getuser()
+        self.local_nb = None
+        if "://" not in recipe.run.notebook:
+            self.local_nb = read_notebook(recipe.run.notebook)
+            check_notebook(recipe, self.local_nb)
+        fs = HadoopFS()
+        self._pool = concurrent.futures.ThreadPoolExecutor(3)
+        self.output = self._pool.submit(_check_output, recipe, user, fs)
+        self.remote_nb = self._pool.submit(read_notebook, recipe.run.notebook, fs) if self.local_nb is None else None
+        remote_env = recipe.environment is not None and recipe.environment.kind is EnvironmentKind.HDFS
+        self.record = self._pool.submit(_environment_record, recipe, fs) if remote_env else None
+        self._pool.shutdown(wait=False)
+
+    def check(self, prepared):
+        """Raise the first problem found, now that the environment is prepared."""
+        self.output.result()
+        nb = self.local_nb if self.remote_nb is None else self.remote_nb.result()
+        if self.remote_nb is not None:
+            check_notebook(self.recipe, nb)
+        metadata = prepared.metadata
+        if not metadata and self.record is not None:
+            metadata = self.record.result()
+            check_environment_packages(self.recipe, metadata)
+        check_kernel(self.recipe, nb, metadata)
+
+
+def start(recipe, client, progress=None, preflight=None):
     """Check, prepare and submit a run or sweep; returns the :class:`~skein_jupyter.launch.Submission`.
 
-    The checks that need the cluster filesystem (output directory, a remote
-    notebook, the record of a remote archive) run while the environment is
-    prepared; any of them can refuse the job before it is submitted.
+    Nothing is submitted unless every check passes. ``preflight``: a
+    :class:`Preflight` of ``recipe`` started earlier (one is started here if not).
     """
-    from .environment import EnvironmentKind
-    from .hdfs import HadoopFS
-
     progress = progress or Progress.quiet()
-    user = recipe.proxy_user or getpass.getuser()
-    local_nb = None
-    if "://" not in recipe.run.notebook:
-        local_nb = read_notebook(recipe.run.notebook)
-        check_notebook(recipe, local_nb)
-    fs = HadoopFS()
-    with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        output = pool.submit(_check_output, recipe, user, fs)
-        remote_nb = pool.submit(read_notebook, recipe.run.notebook, fs) if local_nb is None else None
-        record = (pool.submit(_environment_record, recipe, fs)
-                  if recipe.environment is not None and recipe.environment.kind is EnvironmentKind.HDFS else None)
-
-        def checks(prepared):
-            output.result()
-            nb = local_nb if remote_nb is None else remote_nb.result()
-            if remote_nb is not None:
-                check_notebook(recipe, nb)
-            metadata = prepared.metadata
-            if not metadata and record is not None:
-                metadata = record.result()
-                check_environment_packages(recipe, metadata)
-            check_kernel(recipe, nb, metadata)
-
-        return submit(recipe, client, progress, checks=checks)
+    preflight = preflight or Preflight(recipe)
+    return submit(recipe, client, progress, checks=preflight.check)
 
 
 # ----------------------------------------------------------------- following
@@ -340,10 +353,10 @@ def _n_sets(app_client):
     return len(decode_job(spec.services[SERVICE_NAMES["run"]].env[JOB_ENV])["sets"])
 
 
-def start_and_follow(recipe, client, progress=None, detach=False):
+def start_and_follow(recipe, client, progress=None, detach=False, preflight=None):
     """Submit, then follow to the end (unless ``detach``); Ctrl-C stops the run and keeps its output."""
     progress = progress or Progress.quiet()
-    submission = start(recipe, client, progress)
+    submission = start(recipe, client, progress, preflight)
     if detach:
         return submission, None
     try:

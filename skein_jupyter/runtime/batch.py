@@ -257,7 +257,7 @@ class SetRun:
                 "host": os.environ.get("NM_HOST", "")}
 
     def save(self, result):
-        """HTML (when asked) and the upload of the output files: done for every outcome."""
+        """HTML (when asked) of the output notebook, whatever the outcome; returns the files to upload."""
         files = []
         if self.local.exists():
             files.append(self.local)
@@ -273,13 +273,53 @@ class SetRun:
         else:
             result["output"] = result["html"] = None
             log(f"set {self.index}: papermill wrote no output notebook")
-        if files:
-            try:
-                self.worker.upload(files)
-            except Exception as exc:
-                result["upload_error"] = str(exc)
-                log(f"set {self.index}: output not saved to the cluster: {exc}")
-        return result
+        return files
+
+
+class Uploader(threading.Thread):
+    """Uploads finished sets' files, then publishes their results, so a worker goes on to its next set
+    at once. Files that finished while an upload ran go up together in the next one (one JVM)."""
+
+    def __init__(self, worker):
+        super().__init__(name="uploader", daemon=True)
+        self.worker = worker
+        self.pending = []
+        self.busy = False
+        self.cond = threading.Condition()
+
+    def add(self, files, result):
+        with self.cond:
+            self.pending.append((files, result))
+            self.cond.notify_all()
+
+    def flush(self):
+        """Wait until every result added is uploaded and published."""
+        with self.cond:
+            self.cond.wait_for(lambda: not self.pending and not self.busy)
+
+    def run(self):
+        while True:
+            with self.cond:
+                self.cond.wait_for(lambda: self.pending)
+                batch, self.pending, self.busy = self.pending, [], True
+            files = [f for item_files, _ in batch for f in item_files]
+            error = None
+            if files:
+                try:
+                    self.worker.upload(files)
+                except Exception as exc:
+                    error = str(exc)
+                    log(f"outputs not saved to the cluster: {exc}")
+            for _, result in batch:
+                if error:
+                    result["upload_error"] = error
+                try:
+                    self.worker.kv[keys.RUN_RESULT + str(result["set"])] = json.dumps(result).encode()
+                except Exception as exc:
+                    log(f"set {result['set']}: result not published: {exc}")
+            with self.cond:
+                self.busy = False
+                self.cond.notify_all()
 
 
 # ----------------------------------------------------------------- the worker
@@ -394,12 +434,10 @@ class Worker:
             result = set_run.execute()
             retry = (result["status"] in ("failed", "timed_out") and attempt <= retries
                      and not self.stop_requested.is_set())
-            result = set_run.save(result)
             log(f"set {index}: {result['status']} in {result['duration']}s"
-                + (f" ({result['ename']}: {result['evalue']})" if result["status"] != "succeeded" else "")
-                + (f"; output {result['output']}" if result["output"] else ""))
+                + (f" ({result['ename']}: {result['evalue']})" if result["status"] != "succeeded" else ""))
             if not retry:
-                return result
+                return set_run.save(result), result
             log(f"set {index}: retrying the failed notebook (retry_failed_cells, attempt {attempt + 1})")
 
     def finalize(self):
@@ -433,23 +471,27 @@ class Worker:
             files[1].write_text(table_csv(rows))
         else:
             files[0].write_text(json.dumps({"summary": summary, **rows[0]}, indent=2))
+        # Published first: a client following the run reads it while the files go up.
+        self.kv[keys.RUN_SUMMARY] = json.dumps(summary).encode()
         try:
             self.upload(files)
         except Exception as exc:
             log(f"summary not saved to the cluster: {exc}")
-        self.kv[keys.RUN_SUMMARY] = json.dumps(summary).encode()
         return summary
 
     def main(self):
         threading.Thread(target=self._prepare_output, name="prepare-output", daemon=True).start()
         threading.Thread(target=self._watch_stop, name="stop-watch", daemon=True).start()
         log(f"worker {self.container}: {len(self.sets)} set(s), outputs in {self.output}")
+        uploader = Uploader(self)
+        uploader.start()
         while not self.stop_requested.is_set():
             index = self._claim()
             if index is None:
                 break
-            result = self.run_set(index)
-            self.kv[keys.RUN_RESULT + str(index)] = json.dumps(result).encode()
+            files, result = self.run_set(index)
+            uploader.add(files, result)
+        uploader.flush()
         if self.stop_requested.is_set():
             self._cancel_pending()
         self._ready.wait(600)
