@@ -12,7 +12,8 @@ import time
 
 from .exceptions import ApplicationError, UsageError
 
-__all__ = ["FINAL_STATES", "wait_for_final_state", "application_logs", "log_sections", "check_app_id"]
+__all__ = ["FINAL_STATES", "wait_for_final_state", "application_logs", "log_sections", "check_app_id",
+           "get_report"]
 
 FINAL_STATES = frozenset({"FINISHED", "FAILED", "KILLED"})
 _APP_ID = re.compile(r"^application_\d+_\d+$")
@@ -26,6 +27,15 @@ def check_app_id(app_id):
         raise UsageError(f"{app_id!r} is not a YARN application id; "
                          "ids look like application_1700000000000_0001")
     return app_id
+
+
+def get_report(client, app_id, listing):
+    """The report of ``app_id``; an unknown id is an error that points at ``listing`` (a command)."""
+    check_app_id(app_id)
+    try:
+        return client.application_report(app_id)
+    except Exception:
+        raise ApplicationError(f"no application {app_id} on this cluster; see `{listing}`") from None
 
 
 def wait_for_final_state(client, app_id, timeout, poll=0.5):

@@ -41,6 +41,18 @@ def _echo_json(data):
     click.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
+def _echo_rows(rows, as_json, empty, header, line):
+    """A listing: JSON, a sentence when there is nothing, or ``header`` and one ``line(row)`` per row."""
+    if as_json:
+        _echo_json(rows)
+    elif not rows:
+        click.echo(empty)
+    else:
+        click.echo(header)
+        for row in rows:
+            click.echo(line(row))
+
+
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
@@ -307,17 +319,14 @@ def notebook_list(as_json):
 
     with skein_client() as client:
         rows = list_servers(client)
-    if as_json:
-        _echo_json(rows)
-        return
-    if not rows:
-        click.echo("No running servers")
-        return
-    click.echo(f"{'APPLICATION':32} {'NAME':24} {'STATE':9} {'AGE':>8} {'MEMORY':>8} {'VCORES':>6} {'IDLE':>8}")
-    for r in rows:
+
+    def line(r):
         idle = format_duration(r["idle_seconds"]) if r["idle_seconds"] is not None else "-"
-        click.echo(f"{r['app_id']:32} {r['name'][:24]:24} {r['state']:9} {format_duration(r['age_seconds']):>8} "
-                   f"{r['memory_mb']:>6}Mi {r['vcores']:>6} {idle:>8}")
+        return (f"{r['app_id']:32} {r['name'][:24]:24} {r['state']:9} {format_duration(r['age_seconds']):>8} "
+                f"{r['memory_mb']:>6}Mi {r['vcores']:>6} {idle:>8}")
+
+    _echo_rows(rows, as_json, "No running servers",
+               f"{'APPLICATION':32} {'NAME':24} {'STATE':9} {'AGE':>8} {'MEMORY':>8} {'VCORES':>6} {'IDLE':>8}", line)
 
 
 @notebook.command("stop")
@@ -468,9 +477,7 @@ def run_command(target, typed, raw, yamls, files, kernel, engine, cell_timeout, 
 
     flags = recipe_flags(**options)
     is_recipe = target.endswith((".yaml", ".yml"))
-    if not is_recipe:
-        if "://" not in target and not os.path.exists(target):
-            raise UsageError(f"{target} does not exist; give a notebook (.ipynb) or a recipe (.yaml)")
+    if not is_recipe:  # whether it exists and is a notebook is the recipe's check
         if not target.endswith(".ipynb"):
             raise UsageError(f"{target} is not a notebook (.ipynb) or a recipe (.yaml); give one of those")
         flags["run.notebook"] = target if "://" in target else os.path.abspath(target)
@@ -704,17 +711,11 @@ def env_list(directory, as_json):
     from .envstore import list_environments
 
     records = list_environments(directory)
-    if as_json:
-        _echo_json(records)
-        return
-    if not records:
-        click.echo("No environments there")
-        return
-    click.echo(f"{'NAME':20} {'SHA256':16} {'SIZE':>9} {'PYTHON':8} {'PACKER':18} UPLOADED")
-    for r in records:
-        click.echo(f"{r.get('name', '?'):20} {r.get('sha256', '?')[:16]:16} {r.get('size', 0) / 2**20:7.1f}Mi "
-                   f"{r.get('python', '?'):8} {r.get('packer', '?'):18} {r.get('uploaded', '?')}"
-                   f"{'  public' if r.get('public') else ''}")
+    _echo_rows(records, as_json, "No environments there",
+               f"{'NAME':20} {'SHA256':16} {'SIZE':>9} {'PYTHON':8} {'PACKER':18} UPLOADED",
+               lambda r: f"{r.get('name', '?'):20} {r.get('sha256', '?')[:16]:16} {r.get('size', 0) / 2**20:7.1f}Mi "
+                         f"{r.get('python', '?'):8} {r.get('packer', '?'):18} {r.get('uploaded', '?')}"
+                         f"{'  public' if r.get('public') else ''}")
 
 
 # ----------------------------------------------------------------- sandbox

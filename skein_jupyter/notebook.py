@@ -6,7 +6,7 @@ import os
 import socket
 import time
 
-from .applications import FINAL_STATES, application_logs, check_app_id, log_sections
+from .applications import FINAL_STATES, application_logs, get_report, log_sections
 from .exceptions import ApplicationError, UsageError
 from .launch import kill_quietly, submit
 from .progress import Progress
@@ -180,12 +180,7 @@ def start(recipe, client, timeout=DEFAULT_START_TIMEOUT, progress=None):
 
 
 def _report(client, app_id):
-    check_app_id(app_id)
-    try:
-        return client.application_report(app_id)
-    except Exception:
-        raise ApplicationError(f"no application {app_id} on this cluster; see `skein-jupyter notebook list`") \
-            from None
+    return get_report(client, app_id, "skein-jupyter notebook list")
 
 
 def _check_notebook(report):

@@ -14,7 +14,7 @@ import json
 import os
 import time
 
-from .applications import FINAL_STATES, check_app_id
+from .applications import FINAL_STATES, get_report
 from .exceptions import ApplicationError, UsageError
 from .launch import check_environment_packages, kill_quietly, submit
 from .progress import Progress
@@ -211,7 +211,13 @@ def start(recipe, client, progress=None, preflight=None):
 
 # ----------------------------------------------------------------- following
 
-def _decode_prefix(values):
+def _in_order(by_set):
+    return [by_set[i] for i in sorted(by_set)]
+
+
+def _live_state(app_client):
+    """Progress, results (by set), summary, output directory and error from the key-value store, in one call."""
+    values = app_client.kv.get_prefix("skein-jupyter.")
     out = {"progress": {}, "results": {}}
     for key, value in values.items():
         for name, prefix in (("progress", keys.RUN_PROGRESS), ("results", keys.RUN_RESULT)):
@@ -254,12 +260,7 @@ def _kind(report):
 
 
 def _report(client, app_id):
-    check_app_id(app_id)
-    try:
-        return client.application_report(app_id)
-    except Exception:
-        raise ApplicationError(f"no application {app_id} on this cluster; list them with "
-                               "`yarn application -list -appStates ALL`") from None
+    return get_report(client, app_id, "yarn application -list -appStates ALL")
 
 
 def _saved_summary(app_id, user, fs=None):
@@ -319,7 +320,7 @@ def follow(client, app_id, progress=None, timeout=None):
                 app_client = app_client or client.connect(app_id, wait=False)
                 if n_sets is None:
                     n_sets = _n_sets(app_client)
-                current = _decode_prefix(app_client.kv.get_prefix("skein-jupyter."))
+                current = _live_state(app_client)
                 state["progress"] = current["progress"]
                 state["results"].update(current["results"])
                 for key in ("summary", "output", "error"):
@@ -334,13 +335,12 @@ def follow(client, app_id, progress=None, timeout=None):
         time.sleep(POLL)
     progress.done()
     if state["summary"] is not None:
-        results = [state["results"][i] for i in sorted(state["results"])]
-        return RunOutcome(app_id, kind, str(report.state), str(report.final_status), state["summary"], results,
-                          report.diagnostics)
+        return RunOutcome(app_id, kind, str(report.state), str(report.final_status), state["summary"],
+                          _in_order(state["results"]), report.diagnostics)
     _, saved = _saved_summary(app_id, report.user)
     outcome = _outcome_from_saved(report, kind, saved)
     if not outcome.summary:
-        outcome.results = [state["results"][i] for i in sorted(state["results"])]
+        outcome.results = _in_order(state["results"])
         if state["error"]:
             outcome.diagnostics = state["error"]
     return outcome
@@ -378,11 +378,11 @@ def status(client, app_id):
     if state == "RUNNING":
         try:
             app_client = client.connect(app_id, wait=False)
-            current = _decode_prefix(app_client.kv.get_prefix("skein-jupyter."))
+            current = _live_state(app_client)
             n_sets = _n_sets(app_client)
             outcome = RunOutcome(app_id, kind, state, str(report.final_status), current["summary"],
-                                 [current["results"][i] for i in sorted(current["results"])])
-            return outcome, {"progress": [current["progress"][i] for i in sorted(current["progress"])],
+                                 _in_order(current["results"]))
+            return outcome, {"progress": _in_order(current["progress"]),
                              "line": progress_line(kind, n_sets, current), "output": current["output"],
                              "sets": n_sets}
         except Exception:  # shutting down right now: fall through to what it saved

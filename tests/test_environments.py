@@ -1,9 +1,7 @@
 """Packing environments for YARN, and publishing them on the sandbox's HDFS, for real."""
 import json
-import os
 import shlex
 import shutil
-import subprocess
 import tarfile
 import textwrap
 import uuid

@@ -1,6 +1,5 @@
 """Jupyter servers on the sandbox's YARN, for real: reach, kernels, frontends, culling, stop, secrecy."""
 import json
-import os
 import shutil
 import ssl
 import stat
@@ -15,12 +14,12 @@ import pytest
 import skein
 from click.testing import CliRunner
 
-from conftest import processes_under, wait_until
+from conftest import wait_until
 from skein_jupyter.applications import application_logs, wait_for_final_state
 from skein_jupyter.cli import cli
 from skein_jupyter.config import load_recipe
-from skein_jupyter.exceptions import ApplicationError, UsageError
-from skein_jupyter.notebook import info, start, stop
+from skein_jupyter.exceptions import ApplicationError
+from skein_jupyter.notebook import start, stop
 
 pytestmark = pytest.mark.yarn
 

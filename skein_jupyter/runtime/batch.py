@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from . import clusterfs, keys
+from .common import connect, fail, log
 
 #: Where a run's outputs go unless the recipe says otherwise.
 DEFAULT_OUTPUT = "/user/{user}/skein-jupyter/runs/{app_id}"
@@ -37,10 +38,6 @@ DEFAULT_OUTPUT = "/user/{user}/skein-jupyter/runs/{app_id}"
 RUNS_INDEX = "/user/{user}/.skein-jupyter/runs"
 GRACE_SECONDS = 30          # for papermill to save after a stop or timeout signal
 FINAL_STATUS = {"succeeded": "SUCCEEDED", "failed": "FAILED", "timed_out": "FAILED", "stopped": "KILLED"}
-
-
-def log(message):
-    print(f"skein-jupyter runtime: {message}", file=sys.stderr, flush=True)
 
 
 def expand(template, user, app_id, name, when=None):
@@ -529,20 +526,11 @@ def table_csv(rows):
 
 def main(job):
     os.umask(0o077)
-    try:
-        import skein
-
-        app_client = skein.ApplicationClient.from_current()
-    except Exception as exc:
-        log(f"error: cannot reach the application master: {exc}")
+    app_client = connect()
+    if app_client is None:
         return 1
     try:
         return Worker(job, app_client).main()
     except Exception as exc:
-        message = f"the papermill worker failed: {type(exc).__name__}: {exc}"
-        log(f"error: {message}")
-        try:
-            app_client.kv[keys.ERROR] = message.encode()
-        except Exception:
-            pass
+        fail(app_client, f"the papermill worker failed: {type(exc).__name__}: {exc}")
         raise

@@ -14,7 +14,8 @@ saved as it is and the kernel, which watches its parent, ends with us.
 import json
 import os
 import signal
-import sys
+
+from .common import log
 
 STATUS_BY_SIGNAL = {signal.SIGTERM: "stopped", signal.SIGINT: "stopped", signal.SIGUSR1: "timed_out"}
 
@@ -101,7 +102,7 @@ def main(args_path):
         return 1
     except Exception as exc:  # kernel died, no such kernel, unreadable notebook, ...
         emit(event="result", status="failed", cell=None, ename=type(exc).__name__, evalue=str(exc)[:2000])
-        print(f"skein-jupyter runtime: papermill failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        log(f"papermill failed: {type(exc).__name__}: {exc}")
         return 1
     emit(event="result", status="succeeded")
     return 0

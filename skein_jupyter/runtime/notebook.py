@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from . import keys
+from .common import connect, fail, log
 
 FRONTENDS = {  # frontend: (module that must import, default URL)
     "lab": ("jupyterlab", "/lab"),
@@ -25,21 +26,6 @@ FRONTENDS = {  # frontend: (module that must import, default URL)
     "server": ("jupyter_server", "/api/status"),
 }
 STATUS_INTERVAL = 5.0
-
-
-def log(message):
-    print(f"skein-jupyter runtime: {message}", file=sys.stderr, flush=True)
-
-
-def fail(app_client, message):
-    """Say why on stderr (aggregated logs) and in the key-value store, then exit non-zero."""
-    log(f"error: {message}")
-    if app_client is not None:
-        try:
-            app_client.kv[keys.ERROR] = message.encode()
-        except Exception:  # the store is best effort here; the log has the message
-            pass
-    return 1
 
 
 def _iso_to_epoch(text):
@@ -119,12 +105,8 @@ def _tls_files(directory):
 
 def main(job):
     os.umask(0o077)  # jupyter_server writes the token into runtime files: keep them private
-    try:
-        import skein
-
-        app_client = skein.ApplicationClient.from_current()
-    except Exception as exc:
-        log(f"error: cannot reach the application master: {exc}")
+    app_client = connect()
+    if app_client is None:
         return 1
     options = job["notebook"]
     frontend = options["frontend"]
