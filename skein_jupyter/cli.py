@@ -524,8 +524,11 @@ def run_command(target, typed, raw, yamls, files, kernel, engine, cell_timeout, 
 
 @cli.command("status")
 @click.argument("app_id")
+@click.option("--wait", is_flag=True, help="Follow it to the end (progress bar, then the result), as `run` "
+              "does without --detach.")
 @json_option
-def status_command(app_id, as_json):
+@quiet_option
+def status_command(app_id, wait, as_json, quiet):
     """Show where a run or sweep stands: cell progress while it runs, its result after.
 
     Exits 1 when it has ended without succeeding.
@@ -533,11 +536,17 @@ def status_command(app_id, as_json):
     \b
     Example:
       skein-jupyter status application_1700000000000_0042 --json
+      skein-jupyter status application_1700000000000_0042 --wait
     """
     from .launch import skein_client
-    from .runs import status
+    from .runs import follow, status
 
     with skein_client() as client:
+        if wait:
+            outcome = follow(client, app_id, _progress(quiet))
+            _show_outcome(outcome, as_json)
+            _fail_unless_succeeded(outcome)
+            return
         outcome, info = status(client, app_id)
     _show_outcome(outcome, as_json, info)
     if outcome.state in ("FINISHED", "FAILED", "KILLED") and not outcome.succeeded:
