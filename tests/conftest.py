@@ -167,6 +167,34 @@ def test_venv(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def conda_envs(test_venv, tmp_path_factory):
+    """A conda ``envs`` directory holding "analytics" (point CONDA_ENVS_PATH at it).
+
+    NOT a conda-solved environment: no conda channel is reachable here. It is the test
+    virtualenv copied into a prefix with conda's layout (conda-meta/ with a history file
+    and a package record), whose kernelspecs name the interpreter by absolute path as
+    conda writes them. The real conda-pack packs it."""
+    import json
+    import shutil
+
+    envs = tmp_path_factory.mktemp("conda-envs")
+    prefix = envs / "analytics"
+    shutil.copytree(test_venv, prefix, symlinks=True)
+    (prefix / "conda-meta").mkdir()
+    (prefix / "conda-meta" / "history").write_text("==> 2026-11-01 00:00:00 <==\n# cmd: fixture\n")
+    kernel_json = "share/jupyter/kernels/{}/kernel.json"
+    for name in ("python3", "analytics"):
+        kernel = prefix / kernel_json.format(name)
+        spec = json.loads(kernel.read_text())
+        spec["argv"][0] = str(prefix / "bin" / "python")
+        kernel.write_text(json.dumps(spec))
+    record = {"name": "kernelspec-fixture", "version": "1.0", "build": "0", "build_number": 0,
+              "channel": "local", "url": "", "files": [kernel_json.format("python3")], "link": None}
+    (prefix / "conda-meta" / "kernelspec-fixture-1.0-0.json").write_text(json.dumps(record))
+    return envs
+
+
+@pytest.fixture(scope="session")
 def packed_venv(test_venv, tmp_path_factory):
     """``test_venv`` packed by ``skein-jupyter env pack``: the archive's path."""
     from skein_jupyter.packing import pack

@@ -65,29 +65,8 @@ def test_pack_writes_a_metadata_record(packed_venv):
     assert meta["kernels"] == {"analytics": "python", "python3": "python"}
 
 
-@pytest.fixture(scope="module")
-def conda_layout_prefix(test_venv, tmp_path_factory):
-    """NOT a conda-solved environment: no conda channel is reachable here. It is the test
-    virtualenv copied into a prefix with conda's layout (conda-meta/ with a history file
-    and a package record), whose kernelspec names the interpreter by absolute path as
-    conda writes it. The real conda-pack packs it."""
-    prefix = tmp_path_factory.mktemp("conda") / "analytics-conda"
-    shutil.copytree(test_venv, prefix, symlinks=True)
-    (prefix / "conda-meta").mkdir()
-    (prefix / "conda-meta" / "history").write_text("==> 2026-11-01 00:00:00 <==\n# cmd: fixture\n")
-    for name in ("python3", "analytics"):
-        kernel = prefix / KERNEL_JSON.format(name)
-        spec = json.loads(kernel.read_text())
-        spec["argv"][0] = str(prefix / "bin" / "python")
-        kernel.write_text(json.dumps(spec))
-    record = {"name": "kernelspec-fixture", "version": "1.0", "build": "0", "build_number": 0,
-              "channel": "local", "url": "", "files": [KERNEL_JSON.format("python3")], "link": None}
-    (prefix / "conda-meta" / "kernelspec-fixture-1.0-0.json").write_text(json.dumps(record))
-    return prefix
-
-
-def test_conda_pack_path_on_a_conda_layout_prefix(conda_layout_prefix, tmp_path):
-    result = pack(tmp_path / "conda.tar.gz", prefix=str(conda_layout_prefix), n_threads=2)
+def test_conda_pack_path_on_a_conda_layout_prefix(conda_envs, tmp_path):
+    result = pack(tmp_path / "conda.tar.gz", prefix=str(conda_envs / "analytics"), n_threads=2)
     assert result.metadata["kind"] == "conda" and result.metadata["packer"].startswith("conda-pack ")
     members = _members(result.archive)
     assert members.count(KERNEL_JSON.format("python3")) == 1
