@@ -1,5 +1,7 @@
 """The one path from a recipe to a submitted application, shared by servers and runs."""
 import dataclasses
+import os
+import shutil
 
 from .exceptions import ApplicationError, UsageError
 from .progress import Progress
@@ -20,9 +22,6 @@ class Submission:
 def skein_client(recipe=None, log=False):
     """A Skein client: the global driver if one runs, else a new one (keytab login if the recipe says)."""
     import skein
-
-    import os
-    import shutil
 
     global_driver = os.path.exists(os.path.join(skein.properties.config_dir, "driver"))
     if not global_driver and shutil.which("yarn") is None:  # starting a driver runs `yarn classpath`

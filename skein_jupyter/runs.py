@@ -21,8 +21,8 @@ from .progress import Progress
 from .runtime import keys
 from .runtime.batch import DEFAULT_OUTPUT, RUNS_INDEX
 
-__all__ = ["RunOutcome", "Preflight", "read_notebook", "check_notebook", "check_kernel", "output_base", "start", "follow",
-           "status", "kill", "fetch", "RUN_TAGS"]
+__all__ = ["RunOutcome", "Preflight", "read_notebook", "check_notebook", "check_kernel", "output_base", "start",
+           "follow", "status", "kill", "fetch", "RUN_TAGS"]
 
 RUN_TAGS = ("skein-jupyter-run", "skein-jupyter-sweep")
 POLL = 0.5

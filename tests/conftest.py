@@ -175,7 +175,6 @@ def conda_envs(test_venv, tmp_path_factory):
     and a package record), whose kernelspecs name the interpreter by absolute path as
     conda writes them. The real conda-pack packs it."""
     import json
-    import shutil
 
     envs = tmp_path_factory.mktemp("conda-envs")
     prefix = envs / "analytics"

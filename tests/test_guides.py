@@ -164,7 +164,6 @@ class Stage:
         if found:
             self.app_id = found[-1]
         self.last_output = proc.stdout
-        return proc
 
 
 @pytest.fixture(scope="module")
