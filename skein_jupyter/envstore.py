@@ -6,7 +6,6 @@ carries the content hash, so an archive already there is never sent again.
 """
 import dataclasses
 import datetime
-import getpass
 import json
 import time
 from pathlib import Path
@@ -34,7 +33,9 @@ class UploadResult:
 
 def default_upload_dir(user=None):
     """Each user's own cache of environments: ``hdfs:///user/<user>/.skein-jupyter/environments``."""
-    return f"hdfs:///user/{user or getpass.getuser()}/.skein-jupyter/environments"
+    from .identity import hadoop_user
+
+    return f"hdfs:///user/{user or hadoop_user()}/.skein-jupyter/environments"
 
 
 def read_local_metadata(archive):

@@ -14,7 +14,19 @@ __all__ = [
     "PortInUseError",
     "FetchError",
     "ApplicationError",
+    "InfrastructureError",
+    "NotebookFailed",
+    "EXIT_CODES",
 ]
+
+#: The documented exit codes of every command: what a scheduler may act on.
+EXIT_CODES = {
+    0: "success",
+    1: "the notebook failed: a cell raised, the run timed out, or it was stopped; a retry repeats it",
+    2: "usage error: a bad flag, value or file; nothing was submitted",
+    3: "the cluster or infrastructure failed (YARN, HDFS, a lost container, a daemon out of reach); "
+       "a retry may help",
+}
 
 
 class SkeinJupyterError(Exception):
@@ -45,5 +57,17 @@ class FetchError(SandboxError):
     """Hadoop's jars could not be fetched from Maven."""
 
 
-class ApplicationError(SkeinJupyterError):
-    """A YARN application failed, or its logs or state could not be read."""
+class InfrastructureError(SkeinJupyterError):
+    """The cluster or its infrastructure failed: a retry may help (exit code 3)."""
+
+    exit_code = 3
+
+
+class ApplicationError(InfrastructureError):
+    """A YARN application failed, or its logs or state could not be read (exit code 3)."""
+
+
+class NotebookFailed(SkeinJupyterError):
+    """The notebook itself failed: a cell raised, the run timed out, or it was stopped (exit code 1)."""
+
+    exit_code = 1

@@ -6,7 +6,8 @@ import shutil
 from .exceptions import ApplicationError, UsageError
 from .progress import Progress
 
-__all__ = ["Submission", "skein_client", "prepare", "render_spec", "submit", "kill_quietly", "FRONTEND_MODULES"]
+__all__ = ["Submission", "skein_client", "prepare", "render_spec", "submit", "kill_quietly", "job_user",
+           "FRONTEND_MODULES"]
 
 #: Packages (as the environment's metadata names them) each frontend needs.
 FRONTEND_MODULES = {"lab": "jupyterlab", "notebook": "notebook", "server": "jupyter-server"}
@@ -31,6 +32,13 @@ def skein_client(recipe=None, log=False):
     if kerberos is not None and kerberos.keytab:
         return skein.Client(keytab=kerberos.keytab, principal=kerberos.principal, log=log)
     return skein.Client(log=log)
+
+
+def job_user(recipe):
+    """The Hadoop user a job runs as: its proxy user, its keytab's principal, or yours."""
+    from .identity import hadoop_user
+
+    return hadoop_user(recipe.proxy_user, recipe.kerberos.principal)
 
 
 def check_environment_packages(recipe, metadata):
@@ -61,7 +69,7 @@ def prepare(recipe, progress=None):
     progress.step(f"preparing environment {recipe.environment}")
     prepared = prepare_environment(recipe.environment, progress=progress)
     check_environment_packages(recipe, prepared.metadata)
-    context = SpecContext.for_user(recipe.proxy_user, environment=prepared.url,
+    context = SpecContext.for_user(job_user(recipe), environment=prepared.url,
                                    environment_public=prepared.public)
     return build_spec(recipe, context), prepared
 
@@ -77,7 +85,7 @@ def render_spec(recipe):
     if recipe.environment is not None and recipe.environment.kind is EnvironmentKind.NAME:
         record = resolve_name(recipe.environment.value)
         changes = {"environment": record["url"], "environment_public": bool(record.get("public"))}
-    return build_spec(recipe, SpecContext.for_user(recipe.proxy_user, **changes))
+    return build_spec(recipe, SpecContext.for_user(job_user(recipe), **changes))
 
 
 def kill_quietly(client, app_id):

@@ -202,7 +202,9 @@ def info(client, app_id, wait=0):
 def list_servers(client):
     """The user's running servers: id, name, state, age, resources and idle time."""
     rows = []
-    user = getpass.getuser()
+    from .identity import hadoop_user
+
+    user = hadoop_user()
     for report in client.get_applications(states=["SUBMITTED", "ACCEPTED", "RUNNING"]):
         if NOTEBOOK_TAG not in set(report.tags) or report.user != user:
             continue

@@ -64,6 +64,13 @@ def _duration(value):
         raise ValueError(f"{exc}; use e.g. 90s, 15m, 2h, or a number of seconds") from None
 
 
+def _duration_or_zero(value):
+    """A duration where ``0`` means "never" (e.g. no checkpoints)."""
+    if value == 0 and not isinstance(value, bool):
+        return 0
+    return _duration(value)
+
+
 def _bool(value):
     if not isinstance(value, bool):
         raise ValueError(f"{value!r} is not true or false")
@@ -208,7 +215,7 @@ class RunOptions:
                          "filesystem; ``{app_id}``, ``{user}``, ``{name}`` and ``{date}`` are filled in. "
                          "``/user/{user}/skein-jupyter/runs/{app_id}`` by default.")
     html: bool = _field(False, _bool, "Also export the output notebook as HTML (nbconvert).")
-    checkpoint_interval: int = _field(30, _duration,
+    checkpoint_interval: int = _field(30, _duration_or_zero,
                                       "Upload the partial output notebook this often while a run goes "
                                       "(what a hard kill keeps; ``0``: only at the end).")
     papermill_options: dict = _field(dict, _mapping,

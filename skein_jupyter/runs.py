@@ -9,7 +9,6 @@ runtime writes next to the outputs once it has ended.
 """
 import concurrent.futures
 import dataclasses
-import getpass
 import json
 import os
 import time
@@ -172,7 +171,9 @@ class Preflight:
         from .hdfs import HadoopFS
 
         self.recipe = recipe
-        user = recipe.proxy_user or getpass.getuser()
+        from .launch import job_user
+
+        user = job_user(recipe)
         self.local_nb = None
         if "://" not in recipe.run.notebook:
             self.local_nb = read_notebook(recipe.run.notebook)

@@ -11,7 +11,6 @@ Nothing secret goes into a spec: the server token is made in the container.
 """
 import base64
 import dataclasses
-import getpass
 import json
 import os
 import shlex
@@ -31,6 +30,8 @@ SERVICE_NAMES = {"notebook": "jupyter", "run": "papermill", "sweep": "papermill"
 #: Where admins publish environments; a recipe's environment name resolves here.
 DEFAULT_ENVIRONMENTS_DIR = "hdfs:///apps/skein-jupyter/environments"
 MASTER_MEMORY = "512 MiB"
+#: File names a job localizes itself: a recipe's ``files:`` may not take them.
+RESERVED_FILES = frozenset({ENV_DIR, RUNTIME_FILE, INPUT_NOTEBOOK, "job.json", "outputs", "work"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +65,9 @@ class SpecContext:
         from .runtime_zip import runtime_zip
 
         changes.setdefault("runtime", str(runtime_zip()))
-        return cls(user=user or getpass.getuser(), **changes)
+        from .identity import hadoop_user
+
+        return cls(user=user or hadoop_user(), **changes)
 
     @classmethod
     def example(cls):

@@ -47,7 +47,7 @@ def test_without_yarn_on_path_commands_say_so_in_one_line(tmp_path):
     env = {"HOME": str(tmp_path), "PATH": f"{bin_dir}:/usr/bin:/bin", "SKEIN_CONFIG": str(tmp_path / "skein")}
     proc = subprocess.run([sys.executable, "-m", "skein_jupyter", "status", "application_1_0001"],
                           capture_output=True, text=True, env=env, timeout=120)
-    assert proc.returncode == 1
+    assert proc.returncode == 3  # the infrastructure is missing: a retry elsewhere may help
     assert proc.stderr.strip().splitlines() == [
         'Error: cannot start the Skein driver: `yarn` is not on PATH; run on a Hadoop edge node, '
         'or eval "$(skein-jupyter sandbox env)" for the sandbox']

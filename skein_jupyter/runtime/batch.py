@@ -17,7 +17,6 @@ container; a notebook that fails in a cell is re-run here only when
 ``retry_failed_cells`` is set.
 """
 import csv
-import datetime
 import io
 import json
 import os
@@ -30,6 +29,7 @@ import time
 from pathlib import Path
 
 from . import clusterfs, keys
+from .job import expand_output
 from .common import connect, fail, log
 
 #: Where a run's outputs go unless the recipe says otherwise.
@@ -38,12 +38,6 @@ DEFAULT_OUTPUT = "/user/{user}/skein-jupyter/runs/{app_id}"
 RUNS_INDEX = "/user/{user}/.skein-jupyter/runs"
 GRACE_SECONDS = 30          # for papermill to save after a stop or timeout signal
 FINAL_STATUS = {"succeeded": "SUCCEEDED", "failed": "FAILED", "timed_out": "FAILED", "stopped": "KILLED"}
-
-
-def expand(template, user, app_id, name, when=None):
-    """``{user}``, ``{app_id}``, ``{name}`` and ``{date}`` (UTC, YYYY-MM-DD) in an output location."""
-    when = when or datetime.datetime.now(datetime.timezone.utc)
-    return template.format(user=user, app_id=app_id, name=name, date=when.strftime("%Y-%m-%d"))
 
 
 def output_names(notebook, n_sets, index):
@@ -344,7 +338,7 @@ class Worker:
         from skein import kv
 
         template = self.run.get("output") or DEFAULT_OUTPUT
-        mine = expand(template, self.job["user"], self.app_id, self.job["name"]).encode()
+        mine = expand_output(template, self.job["user"], self.app_id, self.job["name"]).encode()
         result = self.kv.transaction(conditions=[kv.missing(keys.RUN_OUTPUT)],
                                      on_success=[kv.put(keys.RUN_OUTPUT, mine), kv.get(keys.RUN_OUTPUT)],
                                      on_failure=[kv.get(keys.RUN_OUTPUT)])

@@ -9,12 +9,17 @@ Notebook servers:
 ``skein-jupyter.notebook.status``
     JSON ``{"started", "last_activity", "connections", "kernels", "idle_seconds",
     "frontend"}``, refreshed every few seconds while the server runs.
+``skein-jupyter.notebook.frontend``
+    The frontend the server runs (``lab``, ``notebook`` or ``server``), set at start.
 ``skein-jupyter.notebook.stop``
     Set by ``notebook stop``: the server shuts down cleanly and the
     application ends SUCCEEDED.
 
 Papermill runs and sweeps (a run is a sweep of one set, set 0):
 
+``skein-jupyter.run.sets``
+    How many parameter sets the application runs (a decimal number), set by
+    the first worker; the client reads it instead of the job.
 ``skein-jupyter.run.output``
     The output directory on the cluster filesystem, placeholders expanded.
 ``skein-jupyter.run.progress.<set>``
@@ -48,10 +53,12 @@ Both:
 NOTEBOOK_INFO = "jupyter.notebook.info"
 NOTEBOOK_STATUS = "skein-jupyter.notebook.status"
 NOTEBOOK_STOP = "skein-jupyter.notebook.stop"
+NOTEBOOK_FRONTEND = "skein-jupyter.notebook.frontend"
 ERROR = "skein-jupyter.error"
 
 RUN_PREFIX = "skein-jupyter.run."
 RUN_OUTPUT = RUN_PREFIX + "output"
+RUN_SETS = RUN_PREFIX + "sets"
 RUN_PROGRESS = RUN_PREFIX + "progress."
 RUN_RESULT = RUN_PREFIX + "result."
 RUN_CLAIM = RUN_PREFIX + "claim."
