@@ -26,7 +26,7 @@ __all__ = ["PackResult", "REQUIRED", "ARCHIVE_SUFFIXES", "find_prefix", "environ
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip", ".tar")
 #: What each kind of job needs in the environment (alternatives in a tuple).
-REQUIRED = {
+REQUIRED: dict[str, tuple] = {
     "notebook": ("skein", ("jupyter-server", "notebook", "jupyterlab"), "ipykernel"),
     "run": ("skein", "papermill", "ipykernel"),
 }

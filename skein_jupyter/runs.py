@@ -35,7 +35,7 @@ class RunOutcome:
     kind: str
     state: str
     final_status: str
-    summary: dict = None          # the runtime's summary; None if it never got that far
+    summary: dict | None = None          # the runtime's summary; None if it never got that far
     results: list = dataclasses.field(default_factory=list)
     diagnostics: str = ""
 

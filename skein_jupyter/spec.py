@@ -18,7 +18,8 @@ import shlex
 from .environment import EnvironmentKind
 from .exceptions import UsageError
 
-__all__ = ["SpecContext", "build_spec", "encode_job", "decode_job", "spec_to_yaml", "check_cluster_limits", "SERVICE_NAMES", "APP_TAG",
+__all__ = ["SpecContext", "build_spec", "encode_job", "decode_job", "spec_to_yaml", "check_cluster_limits",
+           "SERVICE_NAMES", "APP_TAG",
            "RUNTIME_FILE", "JOB_ENV", "DEFAULT_ENVIRONMENTS_DIR"]
 
 RUNTIME_FILE = "skein_jupyter_runtime.zip"
@@ -55,7 +56,7 @@ class SpecContext:
 
     user: str
     runtime: str
-    environment: str = None
+    environment: str | None = None
     environment_public: bool = False
     environments_dir: str = DEFAULT_ENVIRONMENTS_DIR
 

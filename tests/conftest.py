@@ -17,10 +17,10 @@ import time
 SKEIN_CONFIG = tempfile.mkdtemp(prefix="skein-jupyter-tests-skein-")
 os.environ["SKEIN_CONFIG"] = SKEIN_CONFIG
 
-import pytest
+import pytest  # noqa: E402  (after SKEIN_CONFIG is set)
 
-from skein_jupyter.progress import Progress
-from skein_jupyter.sandbox import Sandbox
+from skein_jupyter.progress import Progress  # noqa: E402
+from skein_jupyter.sandbox import Sandbox  # noqa: E402
 
 ACTIVE_STATES = ["NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING"]
 
@@ -35,6 +35,15 @@ def wait_until(predicate, timeout, what, poll=0.25):
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         time.sleep(poll)
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that uses the sandbox must be marked ``yarn``, so `-m "not yarn"` is the fast tier."""
+    unmarked = [item.nodeid for item in items
+                if "sandbox" in getattr(item, "fixturenames", ()) and item.get_closest_marker("yarn") is None]
+    if unmarked:
+        raise pytest.UsageError("tests that use the sandbox but are not marked @pytest.mark.yarn: "
+                                + ", ".join(unmarked))
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -64,9 +73,12 @@ def skein_client(sandbox, tmp_path_factory):
     skein.Security.new_credentials().to_directory(SKEIN_CONFIG)
     skein.Client.start_global_driver(log=str(log))
     client = skein.Client.from_global_driver()
+    # Leave alone what ran before the session (a developer's own server).
+    before = {report.id for report in client.get_applications(states=ACTIVE_STATES)}
     yield client
     for report in client.get_applications(states=ACTIVE_STATES):
-        client.kill_application(report.id)
+        if report.id not in before:
+            client.kill_application(report.id)
     client.close()
     skein.Client.stop_global_driver(force=True)
     shutil.rmtree(SKEIN_CONFIG, ignore_errors=True)
@@ -152,18 +164,41 @@ def make_venv(path, packages=TEST_ENV_PACKAGES):
     return path
 
 
-@pytest.fixture(scope="session")
-def test_venv(tmp_path_factory):
-    """A virtualenv for notebook servers and runs, with two kernelspecs that name their
-    interpreter by absolute path, as ``ipykernel install --sys-prefix`` writes them."""
-    import subprocess
+def cached_test_venv():
+    """The test virtualenv, made once per machine and kept in the cache directory.
 
-    path = make_venv(tmp_path_factory.mktemp("venv") / "analytics")
+    Virtualenvs are not relocatable, so it is built where it stays, under a
+    name made of what it holds; a ``.complete`` marker beside it says it is whole. Delete
+    ``~/.cache/skein-jupyter/test-venvs`` (or the cache directory's) to rebuild.
+    """
+    import hashlib
+    import subprocess
+    import sys
+
+    from skein_jupyter.paths import cache_dir
+
+    key = hashlib.sha256(repr((sys.version, TEST_ENV_PACKAGES, 2)).encode()).hexdigest()[:12]
+    path = cache_dir() / "test-venvs" / f"analytics-{key}"
+    complete = path.parent / f"{path.name}.complete"
+    if complete.exists():
+        return path
+    shutil.rmtree(path, ignore_errors=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    make_venv(path)
     for name in ("python3", "analytics"):
         subprocess.run([str(path / "bin" / "python"), "-m", "ipykernel", "install", "--sys-prefix",
                         "--name", name, "--display-name", name.title()],
                        check=True, capture_output=True, timeout=300)
+    complete.write_text("")
     return path
+
+
+@pytest.fixture(scope="session")
+def test_venv():
+    """A virtualenv for notebook servers and runs, with two kernelspecs that name their
+    interpreter by absolute path, as ``ipykernel install --sys-prefix`` writes them.
+    Tests must not change it (it is shared by later sessions)."""
+    return cached_test_venv()
 
 
 @pytest.fixture(scope="session")

@@ -233,7 +233,7 @@ def test_yarn_service_runs_the_packed_env_and_its_kernel(uploaded_venv, skein_cl
     report = wait_for_final_state(skein_client, app_id, 300)
     logs = application_logs(app_id, timeout=120)
     assert str(report.final_status) == "SUCCEEDED", logs[-3000:]
-    line = next(l for l in logs.splitlines() if l.startswith("RESULT "))
+    line = next(text for text in logs.splitlines() if text.startswith("RESULT "))
     result = json.loads(line[len("RESULT "):])
     assert "/filecache/" in result["env_dir"] or "/usercache/" in result["env_dir"]  # YARN's localized copy
     assert result["prefix_real"] == result["env_dir"]

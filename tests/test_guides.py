@@ -206,6 +206,7 @@ def _active(client):
     return {report.id for report in client.get_applications(states=ACTIVE_STATES)}
 
 
+@pytest.mark.yarn
 @pytest.mark.parametrize("page", RUN_ORDER)
 def test_the_shell_examples_of_the_page_run(page, inputs, test_venv, conda_envs, uploads_restored,
                                             skein_client, tmp_path):

@@ -102,8 +102,8 @@ class SandboxConfig:
     nodemanager_memory_mb: int = 8192
     nodemanager_vcores: int = 8
     min_free_disk_mb: int = 1024
-    maven_mirror: str = None
-    java_home: str = None
+    maven_mirror: str | None = None
+    java_home: str | None = None
 
     # Layout of the sandbox directory. Short names keep the expanded
     # classpath, which Skein passes in one environment variable, small.
