@@ -324,7 +324,7 @@ def test_bad_runs_are_refused_before_submitting(uploaded_venv, notebooks, skein_
 # ----------------------------------------------------------------- pure logic, no cluster
 
 def test_annotate_marks_the_interrupted_cell(tmp_path):
-    from skein_jupyter.runtime.batch import annotate
+    from skein_jupyter.runtime.outputs import annotate
 
     path = write_notebook(tmp_path / "nb.ipynb", ["a = 1", "b = 2", "c = 3"])
     nb = json.loads(path.read_text())
