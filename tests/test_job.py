@@ -111,3 +111,16 @@ def test_a_refused_recipe_leaves_no_job_file(tmp_path, monkeypatch):
     with pytest.raises(UsageError, match="environment: missing"):
         build_spec(no_environment, SpecContext(user="u", runtime="r.zip"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_job_size_of_1_1000_and_10000_sets(capsys):
+    """The measure the issue asks for; also ``python -m bench.job_size``."""
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from bench.job_size import sizes
+
+    rows = sizes()
+    with capsys.disabled():
+        print("\njob.json size: " + ", ".join(f"{n} sets {size / 1024:.1f} KiB" for n, size, _, _ in rows))
+    assert rows[-1][1] < 1024 * 1024  # 10,000 sets: well under a MiB, in a file, not an environment variable
