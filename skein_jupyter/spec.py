@@ -10,6 +10,8 @@ localizes into the container, readable by the user only. So parameters and
 environment values appear in no environment variable, launch script or log.
 Nothing secret goes into a spec: the server token is made in the container.
 """
+from __future__ import annotations
+
 import dataclasses
 import os
 import shlex
@@ -55,7 +57,7 @@ class SpecContext:
 
     user: str
     runtime: str
-    environment: str = None
+    environment: str | None = None
     environment_public: bool = False
     environments_dir: str = DEFAULT_ENVIRONMENTS_DIR
 
@@ -121,7 +123,7 @@ def job_from_recipe(recipe, user: str) -> Job:
                run=run)
 
 
-def write_job_file(job: Job, path=None) -> str:
+def write_job_file(job: Job, path: str | None = None) -> str:
     """Write ``job`` as JSON readable by the user only; a new temporary file unless ``path`` is given.
 
     Returns the path. Remove a temporary one with :func:`discard_job_file` once submitted.
@@ -154,7 +156,7 @@ def _script(kind):
     ])
 
 
-def build_spec(recipe, context, job_path=None):
+def build_spec(recipe, context: SpecContext, job_path: str | None = None):
     """The Skein application spec of ``recipe``; its job goes into a local file the spec ships.
 
     Parameters
@@ -219,7 +221,7 @@ def build_spec(recipe, context, job_path=None):
     return spec
 
 
-def spec_to_yaml(spec, relative_to=None):
+def spec_to_yaml(spec, relative_to: str | None = None) -> str:
     """The spec as YAML; with ``relative_to``, local files are written relative to that directory.
 
     Skein resolves relative sources against the spec file's directory, so a
