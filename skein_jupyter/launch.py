@@ -79,13 +79,15 @@ def render_spec(recipe):
     archive is shown as the local file (a launch uploads it once into your cache)."""
     from .environment import EnvironmentKind
     from .envstore import resolve_name
-    from .spec import SpecContext, build_spec
+    from .spec import SpecContext, build_spec, discard_job_file
 
     changes = {}
     if recipe.environment is not None and recipe.environment.kind is EnvironmentKind.NAME:
         record = resolve_name(recipe.environment.value)
         changes = {"environment": record["url"], "environment_public": bool(record.get("public"))}
-    return build_spec(recipe, SpecContext.for_user(job_user(recipe), **changes))
+    spec = build_spec(recipe, SpecContext.for_user(job_user(recipe), **changes))
+    discard_job_file(spec)  # shown, not kept: the job's parameters and env values stay off the disk
+    return spec
 
 
 def kill_quietly(client, app_id):
@@ -109,22 +111,26 @@ def submit(recipe, client, progress=None, checks=None):
     -------
     Submission
     """
-    from .spec import check_cluster_limits
+    from .spec import check_cluster_limits, discard_job_file
 
     progress = progress or Progress.quiet()
     check_cluster_limits(recipe, client)
     spec, prepared = prepare(recipe, progress)
-    if checks is not None:
-        checks(prepared)
-    progress.step("submitting to YARN")
-    try:
-        app_id = client.submit(spec)
-    except Exception as exc:
-        reason = str(exc).strip().splitlines()[-1][:300]
-        if reason.startswith("File does not exist: "):
-            missing = reason[len("File does not exist: "):]
-            raise UsageError(f"{missing} does not exist on the cluster; check the environment, input notebook "
-                             "and files of the job (`skein-jupyter env list` lists environments)") from None
-        raise ApplicationError(f"YARN refused the application: {reason}") from None
+    try:  # the job file is a temporary file: gone once submitted or refused
+        if checks is not None:
+            checks(prepared)
+        progress.step("submitting to YARN")
+        try:
+            app_id = client.submit(spec)  # Skein copies the job file into the application's staging dir
+        except Exception as exc:
+            reason = str(exc).strip().splitlines()[-1][:300]
+            if reason.startswith("File does not exist: "):
+                missing = reason[len("File does not exist: "):]
+                raise UsageError(f"{missing} does not exist on the cluster; check the environment, input "
+                                 "notebook and files of the job (`skein-jupyter env list` lists environments)"
+                                 ) from None
+            raise ApplicationError(f"YARN refused the application: {reason}") from None
+    finally:
+        discard_job_file(spec)
     progress.step(f"submitted {app_id}")
     return Submission(app_id, spec, prepared)

@@ -11,7 +11,7 @@ from .exceptions import ApplicationError, UsageError
 from .launch import kill_quietly, submit
 from .progress import Progress
 from .runtime import keys
-from .spec import APP_TAG, JOB_ENV, SERVICE_NAMES, decode_job
+from .spec import APP_TAG, SERVICE_NAMES
 
 __all__ = ["ServerInfo", "start", "info", "list_servers", "stop", "tunnel", "check_local_port",
            "DEFAULT_START_TIMEOUT"]
@@ -89,12 +89,12 @@ def tunnel(server, local_port=None, ssh_user=None, edge_host=None):
 
 
 def _frontend(app_client):
+    """The frontend the runtime published; the server's root for a server started by other means."""
     try:
-        spec = app_client.get_specification()
-        job = decode_job(spec.services[SERVICE_NAMES["notebook"]].env[JOB_ENV])
-        return job["notebook"]["frontend"]
-    except Exception:  # an application started by other means: fall back to the server's root
+        value = app_client.kv.get(keys.NOTEBOOK_FRONTEND)
+    except Exception:  # the master is going away: the root is always there
         return "server"
+    return value.decode() if value else "server"
 
 
 def _failure(client, app_id, reason, progress, ends_by_itself=False):

@@ -1,29 +1,30 @@
-"""Recipe -> ``skein.ApplicationSpec``, built as objects.
+"""Recipe -> job and ``skein.ApplicationSpec``, built as objects.
 
 What runs in the container (the *runtime*) is shipped with the application
 as ``skein_jupyter_runtime.zip`` on ``PYTHONPATH``, so the packed environment
 needs only skein and the job's Jupyter packages. The container activates
 the environment, then runs ``python -m skein_jupyter_runtime <kind>``, which
-reads its job from the ``SKEIN_JUPYTER_JOB`` environment variable (JSON,
-base64-encoded: YARN's launch script quotes environment values without
-escaping, so a JSON text would not survive it).
+reads its job from ``job.json``: a file of the application's own, which
+Skein uploads into the application's private staging directory and YARN
+localizes into the container, readable by the user only. So parameters and
+environment values appear in no environment variable, launch script or log.
 Nothing secret goes into a spec: the server token is made in the container.
 """
-import base64
+from __future__ import annotations
+
 import dataclasses
-import json
 import os
 import shlex
+import tempfile
 
 from .environment import EnvironmentKind
 from .exceptions import UsageError
+from .runtime.job import JOB_FILE, Job, NotebookJob, RunJob, to_json
 
-__all__ = ["SpecContext", "build_spec", "encode_job", "decode_job", "spec_to_yaml", "check_cluster_limits",
-           "SERVICE_NAMES", "APP_TAG",
-           "RUNTIME_FILE", "JOB_ENV", "DEFAULT_ENVIRONMENTS_DIR"]
+__all__ = ["SpecContext", "build_spec", "job_from_recipe", "write_job_file", "discard_job_file", "spec_to_yaml",
+           "check_cluster_limits", "SERVICE_NAMES", "APP_TAG", "RUNTIME_FILE", "JOB_FILE", "DEFAULT_ENVIRONMENTS_DIR"]
 
 RUNTIME_FILE = "skein_jupyter_runtime.zip"
-JOB_ENV = "SKEIN_JUPYTER_JOB"
 ENV_DIR = "environment"
 INPUT_NOTEBOOK = "input.ipynb"
 APP_TAG = "skein-jupyter"
@@ -32,7 +33,7 @@ SERVICE_NAMES = {"notebook": "jupyter", "run": "papermill", "sweep": "papermill"
 DEFAULT_ENVIRONMENTS_DIR = "hdfs:///apps/skein-jupyter/environments"
 MASTER_MEMORY = "512 MiB"
 #: File names a job localizes itself: a recipe's ``files:`` may not take them.
-RESERVED_FILES = frozenset({ENV_DIR, RUNTIME_FILE, INPUT_NOTEBOOK, "job.json", "outputs", "work"})
+RESERVED_FILES = frozenset({ENV_DIR, RUNTIME_FILE, INPUT_NOTEBOOK, JOB_FILE, "outputs", "work"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,30 +89,64 @@ class SpecContext:
             else ref.value
 
 
-def encode_job(data):
-    return base64.urlsafe_b64encode(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).decode()
+def job_from_recipe(recipe, user: str) -> Job:
+    """The job the container runs: an allow-list of the recipe's fields (a new field ships only if added here).
+
+    Parameters
+    ----------
+    recipe : Recipe
+    user : str
+        The Hadoop user the application runs as, for ``{user}`` in output locations.
+    """
+    notebook = run = None
+    if recipe.kind == "notebook":
+        options = recipe.notebook
+        notebook = NotebookJob(frontend=options.frontend, idle_timeout=options.idle_timeout,
+                               kernel_idle_timeout=options.kernel_idle_timeout,
+                               max_lifetime=options.max_lifetime, tls=options.tls)
+    else:
+        options = recipe.run
+        name = options.notebook
+        run = RunJob(
+            # The edge node's path means nothing in the container: its name names the outputs.
+            notebook=name if "://" in name else os.path.basename(name),
+            input=INPUT_NOTEBOOK,
+            parameters=dict(options.parameters),
+            # Every set explicitly, so the runtime need not know how grids expand.
+            sets=[dict(s) for s in recipe.sweep.sets()] if recipe.kind == "sweep" else [{}],
+            output=options.output, html=options.html, kernel=options.kernel, engine=options.engine,
+            cell_timeout=options.cell_timeout, start_timeout=options.start_timeout, timeout=options.timeout,
+            checkpoint_interval=options.checkpoint_interval or 0,
+            papermill_options=dict(options.papermill_options), retries=options.retries,
+            retry_failed_cells=options.retry_failed_cells, share=getattr(options, "share", "private"))
+    return Job(kind=recipe.kind, name=recipe.app_name, user=user, env=dict(recipe.env), notebook=notebook,
+               run=run)
 
 
-def decode_job(text):
-    return json.loads(base64.urlsafe_b64decode(text.encode()))
+def write_job_file(job: Job, path: str | None = None) -> str:
+    """Write ``job`` as JSON readable by the user only; a new temporary file unless ``path`` is given.
+
+    Returns the path. Remove a temporary one with :func:`discard_job_file` once submitted.
+    """
+    if path is None:
+        fd, path = tempfile.mkstemp(prefix="skein-jupyter-job-", suffix=".json")  # mode 600
+    else:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(to_json(job))
+    return str(path)
 
 
-def _job(recipe, user):
-    """What the runtime needs to know, encoded for ``SKEIN_JUPYTER_JOB``."""
-    data = recipe.to_dict()
-    data["name"] = recipe.app_name
-    for key in ("environment", "env", "files", "acls", "proxy_user", "kerberos", "tags", "queue",
-                "node_label", "max_attempts"):
-        data.pop(key, None)
-    if "run" in data:
-        data["run"]["input"] = INPUT_NOTEBOOK
-        if "://" not in data["run"]["notebook"]:  # the edge node's path means nothing in the container
-            data["run"]["notebook"] = os.path.basename(data["run"]["notebook"])
-        data["user"] = user
-        # Every set explicitly, so the runtime need not know how grids expand.
-        data["sets"] = recipe.sweep.sets() if recipe.kind == "sweep" else [{}]
-        data.pop("sweep", None)
-    return encode_job(data)
+def discard_job_file(spec) -> None:
+    """Remove the local job file of ``spec`` (a temporary file of :func:`build_spec`); never raises."""
+    for service in spec.services.values():
+        file = service.files.get(JOB_FILE)
+        if file is not None and file.source.startswith("file://"):
+            try:
+                os.unlink(file.source[len("file://"):])
+            except OSError:
+                pass
 
 
 def _script(kind):
@@ -121,8 +156,17 @@ def _script(kind):
     ])
 
 
-def build_spec(recipe, context):
-    """The Skein application spec of ``recipe``.
+def build_spec(recipe, context: SpecContext, job_path: str | None = None):
+    """The Skein application spec of ``recipe``; its job goes into a local file the spec ships.
+
+    Parameters
+    ----------
+    recipe : Recipe
+    context : SpecContext
+    job_path : str, optional
+        Where to write the job file; a new temporary file (mode 600) when not
+        given: remove it with :func:`discard_job_file` once submitted (Skein
+        copies it into the application's private staging directory).
 
     Returns
     -------
@@ -131,6 +175,7 @@ def build_spec(recipe, context):
     import skein
 
     env_url = context.environment_url(recipe)
+    job = job_from_recipe(recipe, context.user)
     # Uploaded archives never change (content-addressed, or timestamped by
     # YARN), so YARN may keep them unpacked in its per-user (or public) cache
     # and later launches skip localization; a local file is staged per app.
@@ -152,13 +197,13 @@ def build_spec(recipe, context):
         resources=skein.Resources(memory=f"{resources.memory} MiB", vcores=resources.vcores,
                                   gpus=resources.gpus),
         files=files,
-        env={**recipe.env, "PYTHONPATH": RUNTIME_FILE, JOB_ENV: _job(recipe, context.user)},
+        env={"PYTHONPATH": RUNTIME_FILE},
         script=_script(recipe.kind),
         instances=instances,
         max_restarts=max_restarts,
     )
     acls = recipe.acls
-    return skein.ApplicationSpec(
+    spec = skein.ApplicationSpec(
         name=recipe.app_name,
         queue=recipe.queue,
         user=recipe.proxy_user or "",
@@ -171,9 +216,12 @@ def build_spec(recipe, context):
         master=skein.Master(resources=skein.Resources(memory=MASTER_MEMORY, vcores=1)),
         services={SERVICE_NAMES[recipe.kind]: service},
     )
+    # Written last, once nothing else can fail, so that a refused recipe leaves no file behind.
+    service.files[JOB_FILE] = skein.File(write_job_file(job, job_path), type="file", visibility="application")
+    return spec
 
 
-def spec_to_yaml(spec, relative_to=None):
+def spec_to_yaml(spec, relative_to: str | None = None) -> str:
     """The spec as YAML; with ``relative_to``, local files are written relative to that directory.
 
     Skein resolves relative sources against the spec file's directory, so a

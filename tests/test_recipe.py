@@ -259,10 +259,8 @@ def test_notebook_start_dry_run_prints_the_spec_and_submits_nothing(isolated):
                                                "visibility": "PRIVATE", "size": 0, "timestamp": 0}
     runtime = service["files"]["skein_jupyter_runtime.zip"]["source"]
     assert runtime.startswith("file://") and Path(runtime[len("file://"):]).is_file()
-    from skein_jupyter.spec import decode_job
-
-    job = decode_job(service["env"]["SKEIN_JUPYTER_JOB"])
-    assert job["notebook"]["frontend"] == "notebook" and job["notebook"]["idle_timeout"] == 1800
+    job_file = service["files"]["job.json"]["source"]  # the job is a file, shown but not kept
+    assert "SKEIN_JUPYTER_JOB" not in service["env"] and not Path(job_file[len("file://"):]).exists()
 
 
 def test_notebook_start_conflicting_flags(isolated):

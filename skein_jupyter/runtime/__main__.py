@@ -1,13 +1,24 @@
-"""``python -m skein_jupyter_runtime <kind>``: run the job described by ``SKEIN_JUPYTER_JOB``.
+"""``python -m skein_jupyter_runtime <kind>``: run the job in ``./job.json``.
 
 ``execute ARGS.json`` is internal: the papermill process of one run, started by the run's worker.
 """
-import base64
-import json
 import os
 import sys
 
 KINDS = ("notebook", "run", "sweep")
+
+
+def apply_env(env):
+    """Set the job's environment variables in this process, for Jupyter, papermill and kernels.
+
+    Values reach those processes exactly as written: no shell or launch script
+    sees them. ``PYTHONPATH`` is joined after the runtime's own entry, which
+    child processes of the runtime need.
+    """
+    runtime_path = os.environ.get("PYTHONPATH")
+    os.environ.update(env)
+    if "PYTHONPATH" in env and runtime_path:
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (runtime_path, env["PYTHONPATH"]) if p)
 
 
 def main(argv=None):
@@ -19,9 +30,19 @@ def main(argv=None):
     if len(argv) != 1 or argv[0] not in KINDS:
         print(f"usage: python -m skein_jupyter_runtime {{{','.join(KINDS)}}}", file=sys.stderr)
         return 2
-    # Base64 of JSON: YARN's launch script does not escape quotes in environment values.
-    job = json.loads(base64.urlsafe_b64decode(os.environ["SKEIN_JUPYTER_JOB"].encode()))
-    if argv[0] == "notebook":
+    from .common import connect, fail, log
+    from .job import JOB_FILE, JobError, read_job
+
+    try:
+        job = read_job(JOB_FILE)
+    except (OSError, JobError) as exc:
+        return fail(connect(), f"cannot read the job from {JOB_FILE}: {exc}")
+    if job.kind != argv[0]:
+        return fail(connect(), f"{JOB_FILE} is a {job.kind} job, not a {argv[0]} job")
+    log(f"{job.kind} job {job.name!r} for {job.user}"
+        + (f"; environment variables {', '.join(sorted(job.env))}" if job.env else ""))
+    apply_env(job.env)
+    if job.kind == "notebook":
         from . import notebook
 
         return notebook.main(job)

@@ -57,7 +57,10 @@ def _track_cells(emit):
             emit(event="start", cells=len(self.nb.cells))
 
         def cell_start(self, cell, cell_index=None, **kwargs):
-            emit(event="cell", index=cell_index, source=_source_line(cell), type=cell.get("cell_type"))
+            # The cell papermill writes holds the parameters' values: its source goes nowhere.
+            injected = "injected-parameters" in (cell.get("metadata", {}).get("tags") or [])
+            emit(event="cell", index=cell_index, source="# Parameters" if injected else _source_line(cell),
+                 type=cell.get("cell_type"))
             super().cell_start(cell, cell_index, **kwargs)
 
         def cell_complete(self, cell, cell_index=None, **kwargs):

@@ -2,16 +2,189 @@
 
 Shared by both sides (the client imports it as ``skein_jupyter.runtime.job``,
 the container as ``skein_jupyter_runtime.job``), so it uses the standard
-library only.
+library only. The client builds a :class:`Job` from a recipe (an allow-list
+of fields: ``skein_jupyter.spec.job_from_recipe``), encodes it with
+:func:`to_json` into ``job.json``, a file localized privately into the
+container; the runtime reads it back with :func:`read_job`, which checks
+every field's type. Nothing of the job travels in an environment variable
+or on a command line.
 """
+from __future__ import annotations
+
+import dataclasses
 import datetime
+import json
 import string
+import typing
+from typing import Any, Dict, List, Optional
 
-__all__ = ["OUTPUT_PLACEHOLDERS", "check_output_template", "expand_output"]
+__all__ = ["OUTPUT_PLACEHOLDERS", "check_output_template", "expand_output", "Job", "NotebookJob", "RunJob",
+           "JobError", "JOB_FILE", "KINDS", "SHARES", "to_json", "from_json", "read_job"]
 
+#: The name of the job's file in the container's working directory.
+JOB_FILE = "job.json"
+#: Version of the encoding; a runtime refuses a job of another version.
+FORMAT = 1
+KINDS = ("notebook", "run", "sweep")
+FRONTENDS = ("lab", "notebook", "server")
+#: Who may read a run's outputs besides its owner.
+SHARES = ("private", "group")
 #: The placeholders an output location may use, and nothing else.
 OUTPUT_PLACEHOLDERS = ("user", "app_id", "name", "date")
 
+
+class JobError(ValueError):
+    """The job file is not a job of this runtime: names the field and what is wrong."""
+
+
+@dataclasses.dataclass(frozen=True)
+class NotebookJob:
+    """A Jupyter server: which frontend, and when it stops by itself (seconds; None: never)."""
+
+    frontend: str = "lab"
+    idle_timeout: Optional[int] = None
+    kernel_idle_timeout: Optional[int] = None
+    max_lifetime: Optional[int] = None
+    tls: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class RunJob:
+    """A papermill run of one notebook over one or more parameter sets (a run is a sweep of one set)."""
+
+    notebook: str                         # the input's name (or URL), for output names
+    input: str = "input.ipynb"            # the localized input notebook
+    parameters: Dict[str, Any] = dataclasses.field(default_factory=dict)   # shared by every set
+    sets: List[Dict[str, Any]] = dataclasses.field(default_factory=lambda: [{}])
+    output: Optional[str] = None          # template; see OUTPUT_PLACEHOLDERS
+    html: bool = False
+    kernel: Optional[str] = None
+    engine: Optional[str] = None
+    cell_timeout: Optional[int] = None
+    start_timeout: int = 60
+    timeout: Optional[int] = None
+    checkpoint_interval: int = 30         # 0: only at the end
+    papermill_options: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    retries: int = 0
+    retry_failed_cells: bool = False
+    share: str = "private"
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """What the container runs.
+
+    ``env`` holds the recipe's environment variables: the runtime sets them
+    in its own process environment, so the values reach Jupyter, papermill
+    and kernels exactly as written, through no shell.
+    """
+
+    kind: str
+    name: str
+    user: str
+    env: Dict[str, str] = dataclasses.field(default_factory=dict)
+    notebook: Optional[NotebookJob] = None
+    run: Optional[RunJob] = None
+    format: int = FORMAT
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise JobError(f"kind: {self.kind!r} is not one of {', '.join(KINDS)}")
+        section = "notebook" if self.kind == "notebook" else "run"
+        if getattr(self, section) is None:
+            raise JobError(f"{section}: missing for a {self.kind} job")
+        if self.notebook is not None and self.notebook.frontend not in FRONTENDS:
+            raise JobError(f"notebook.frontend: {self.notebook.frontend!r} is not one of {', '.join(FRONTENDS)}")
+        if self.run is not None:
+            if not self.run.sets:
+                raise JobError("run.sets: no parameter sets")
+            if self.run.share not in SHARES:
+                raise JobError(f"run.share: {self.run.share!r} is not one of {', '.join(SHARES)}")
+            if self.run.checkpoint_interval < 0:
+                raise JobError("run.checkpoint_interval: below 0")
+
+    @property
+    def n_sets(self) -> int:
+        return len(self.run.sets) if self.run is not None else 0
+
+    def parameters(self, index: int) -> Dict[str, Any]:
+        """The parameters set ``index`` runs with: the shared ones, then the set's own."""
+        return {**self.run.parameters, **self.run.sets[index]}
+
+
+# ----------------------------------------------------------------- encoding
+
+def to_json(job: Job) -> str:
+    """The job as JSON text (keys sorted, so equal jobs encode equally)."""
+    return json.dumps(dataclasses.asdict(job), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def from_json(text: str) -> Job:
+    """The job encoded in ``text``; raises :class:`JobError` naming the first field that is wrong."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise JobError(f"not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise JobError("not a JSON object")
+    if data.get("format") != FORMAT:
+        raise JobError(f"format: {data.get('format')!r} is not {FORMAT}; the client and the runtime differ "
+                       "in version")
+    return _decode(Job, data, "")
+
+
+def read_job(path: str = JOB_FILE) -> Job:
+    """The job in the file ``path`` (the container's ``./job.json``)."""
+    with open(path, encoding="utf-8") as f:
+        return from_json(f.read())
+
+
+def _decode(cls, data, prefix):
+    if not isinstance(data, dict):
+        raise JobError(f"{prefix.rstrip('.') or 'job'}: not an object")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise JobError(f"{prefix}{unknown[0]}: not a field of this runtime's job; the client and the runtime "
+                       "differ in version")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, field in fields.items():
+        path = prefix + name
+        if name not in data:
+            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+                raise JobError(f"{path}: missing")
+            continue
+        values[name] = _value(hints[name], data[name], path)
+    return cls(**values)
+
+
+def _value(hint, value, path):
+    """``value`` checked against the type ``hint`` (what the dataclasses above use, no more)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin is typing.Union:  # Optional[X]
+        if value is None:
+            return None
+        (inner,) = [arg for arg in args if arg is not type(None)]
+        return _value(inner, value, path)
+    if dataclasses.is_dataclass(hint):
+        return _decode(hint, value, path + ".")
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise JobError(f"{path}: {type(value).__name__} is not an object")
+        return {key: _value(args[1], item, f"{path}.{key}") for key, item in value.items()}
+    if origin is list:
+        if not isinstance(value, list):
+            raise JobError(f"{path}: {type(value).__name__} is not a list")
+        return [_value(args[0], item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if hint is int and isinstance(value, bool) or not isinstance(value, hint):
+        raise JobError(f"{path}: {type(value).__name__} is not {hint.__name__}")  # no value: it may be secret
+    return value
+
+
+# ----------------------------------------------------------------- output locations
 
 def check_output_template(template: str) -> None:
     """Raise ValueError naming the problem unless ``template`` uses only :data:`OUTPUT_PLACEHOLDERS`.
@@ -37,7 +210,7 @@ def check_output_template(template: str) -> None:
 
 
 def expand_output(template: str, user: str, app_id: str, name: str,
-                  when: datetime.datetime | None = None) -> str:
+                  when: Optional[datetime.datetime] = None) -> str:
     """Fill in ``{user}``, ``{app_id}``, ``{name}`` and ``{date}`` (UTC, YYYY-MM-DD).
 
     >>> expand_output("/r/{user}/{name}-{date}", "alice", "application_1_0001", "nightly",

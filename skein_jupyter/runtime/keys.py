@@ -19,7 +19,7 @@ Papermill runs and sweeps (a run is a sweep of one set, set 0):
 
 ``skein-jupyter.run.sets``
     How many parameter sets the application runs (a decimal number), set by
-    the first worker; the client reads it instead of the job.
+    every worker as it starts; the client reads it (it never reads the job back).
 ``skein-jupyter.run.output``
     The output directory on the cluster filesystem, placeholders expanded.
 ``skein-jupyter.run.progress.<set>``
@@ -28,15 +28,24 @@ Papermill runs and sweeps (a run is a sweep of one set, set 0):
 ``skein-jupyter.run.result.<set>``
     JSON ``{"set", "parameters", "status", "cell", "execution_count", "ename",
     "evalue", "duration", "attempt", "output", "html", "host"}``; ``status`` is
-    ``succeeded``, ``failed``, ``timed_out``, ``stopped`` or ``cancelled`` (never
-    started because the run was stopped).
+    ``succeeded``, ``failed``, ``timed_out``, ``stopped`` or ``cancelled`` (its
+    container was lost and the run stopped; sets never started have no result
+    here and are ``cancelled`` in the summary).
+``skein-jupyter.run.next``
+    The first set no worker has claimed yet (a decimal number): a worker claims
+    a set by moving it on by one. Moved to the end by a stop.
 ``skein-jupyter.run.claim.<set>``
     The Skein container running the set; owned by it, so it goes when the
-    container does and another container takes the set over.
+    container does and another container takes the set over. Dropped with
+    the set's result.
+``skein-jupyter.run.started.<set>``
+    The set runs (or ran in a container that is gone); dropped when its result
+    is recorded. A set started but claimed by no one is taken over.
 ``skein-jupyter.run.attempts.<set>``
     How many times the set has started (restarts after a lost container, retries).
 ``skein-jupyter.run.finalize``
-    Taken by the one worker that writes the summary and ends the application.
+    Taken by the one worker that writes the summary and ends the application,
+    once ``run.next`` is at the end and no set is started without a result.
 ``skein-jupyter.run.summary``
     JSON ``{"status", "sets", "counts", "duration", "output", "table"}``, set once
     every set has a result, just before the application ends.
@@ -61,7 +70,9 @@ RUN_OUTPUT = RUN_PREFIX + "output"
 RUN_SETS = RUN_PREFIX + "sets"
 RUN_PROGRESS = RUN_PREFIX + "progress."
 RUN_RESULT = RUN_PREFIX + "result."
+RUN_NEXT = RUN_PREFIX + "next"
 RUN_CLAIM = RUN_PREFIX + "claim."
+RUN_STARTED = RUN_PREFIX + "started."
 RUN_ATTEMPTS = RUN_PREFIX + "attempts."
 RUN_SUMMARY = RUN_PREFIX + "summary"
 RUN_FINALIZE = RUN_PREFIX + "finalize"

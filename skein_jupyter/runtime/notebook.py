@@ -60,8 +60,8 @@ class Watcher(threading.Thread):
                 time.sleep(0.1)
         self.app_client.kv[keys.NOTEBOOK_INFO] = json.dumps(self.info).encode()
         log(f"serving on {self.info['protocol']}://{self.info['host']}:{self.info['port']}{self.info['base_url']}")
-        idle_timeout = self.options.get("idle_timeout")
-        lifetime = self.options.get("max_lifetime")
+        idle_timeout = self.options.idle_timeout
+        lifetime = self.options.max_lifetime
         while True:
             time.sleep(STATUS_INTERVAL)
             try:
@@ -71,7 +71,7 @@ class Watcher(threading.Thread):
                 continue
             now = time.time()
             idle = 0.0 if status.get("connections") else now - _iso_to_epoch(status["last_activity"])
-            status.update(idle_seconds=round(idle, 1), frontend=self.options.get("frontend"))
+            status.update(idle_seconds=round(idle, 1), frontend=self.options.frontend)
             try:
                 self.app_client.kv[keys.NOTEBOOK_STATUS] = json.dumps(status).encode()
             except Exception as exc:
@@ -103,13 +103,17 @@ def _tls_files(directory):
     return str(cert), str(key)
 
 
-def main(job):
+def main(job) -> int:
     os.umask(0o077)  # jupyter_server writes the token into runtime files: keep them private
     app_client = connect()
     if app_client is None:
         return 1
-    options = job["notebook"]
-    frontend = options["frontend"]
+    options = job.notebook
+    frontend = options.frontend
+    try:  # for `notebook info` and `notebook list`: the client never reads the job back
+        app_client.kv[keys.NOTEBOOK_FRONTEND] = frontend.encode()
+    except Exception as exc:
+        log(f"frontend not published: {exc}")
     module, default_url = FRONTENDS[frontend]
     missing = [m for m in dict.fromkeys(("jupyter_server", module)) if not _importable(m)]
     if missing:
@@ -128,7 +132,7 @@ def main(job):
     if not os.access(os.environ.get("HOME") or "/", os.W_OK):
         os.environ["HOME"] = str(home)
     token = secrets.token_hex(32)
-    protocol = "https" if options.get("tls") else "http"
+    protocol = "https" if options.tls else "http"
 
     from jupyter_server.serverapp import ServerApp
     from traitlets.config import Config
@@ -142,9 +146,9 @@ def main(job):
     config.ServerApp.root_dir = str(work)
     config.ServerApp.default_url = default_url
     config.IdentityProvider.token = token
-    if options.get("kernel_idle_timeout"):
-        config.MappingKernelManager.cull_idle_timeout = options["kernel_idle_timeout"]
-        config.MappingKernelManager.cull_interval = max(1, min(60, options["kernel_idle_timeout"] // 2))
+    if options.kernel_idle_timeout:
+        config.MappingKernelManager.cull_idle_timeout = options.kernel_idle_timeout
+        config.MappingKernelManager.cull_interval = max(1, min(60, options.kernel_idle_timeout // 2))
         config.MappingKernelManager.cull_connected = False
     if protocol == "https":
         config.ServerApp.certfile, config.ServerApp.keyfile = _tls_files(runtime_dir)

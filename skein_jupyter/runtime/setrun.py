@@ -1,0 +1,185 @@
+"""One attempt at one parameter set: papermill in a child process, its progress, timeout, stop and checkpoints.
+
+The child (:mod:`.execute`) gets its arguments in a private file, never on
+its command line, and reports events on a pipe. The log names the set and the
+cells that run, never a parameter value.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from . import clusterfs, keys
+from .common import log
+from .outputs import annotate, export_html, output_names
+
+__all__ = ["SetRun", "GRACE_SECONDS"]
+
+GRACE_SECONDS = 30          # for papermill to save after a stop or timeout signal
+
+
+class SetRun:
+    """One attempt at one parameter set: the papermill child, its progress and its checkpoints."""
+
+    def __init__(self, worker, index, attempt):
+        self.worker, self.index, self.attempt = worker, index, attempt
+        run = worker.job.run
+        self.name = output_names(run.notebook, len(run.sets), index)
+        self.local = worker.workdir / f"{self.name}.ipynb"
+        self.remote = clusterfs.join(worker.output, f"{self.name}.ipynb")
+        self.remote_html = clusterfs.join(worker.output, f"{self.name}.html") if run.html else None
+        self.parameters = worker.job.parameters(index)
+        self.progress = {"set": index, "cells": None, "done": 0, "cell": None, "source": "",
+                         "attempt": attempt, "started": time.time()}
+        self.result_event = None
+        self.signalled = None
+        self.proc = None
+
+    def _publish_progress(self):
+        try:
+            self.worker.kv[keys.RUN_PROGRESS + str(self.index)] = json.dumps(self.progress).encode()
+        except Exception as exc:  # progress is best effort; the result is not
+            log(f"set {self.index}: progress not published: {exc}")
+
+    def _read_events(self, stream):
+        for line in stream:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            kind = event.pop("event", None)
+            if kind == "start":
+                self.progress["cells"] = event["cells"]
+            elif kind == "cell":
+                self.progress.update(cell=event["index"], source=event.get("source", ""))
+                if event.get("type") == "code":
+                    log(f"set {self.index}: cell {event['index'] + 1}/{self.progress['cells']}: {event['source']}")
+            elif kind == "done":
+                self.progress["done"] = event["index"] + 1
+            elif kind == "result":
+                self.result_event = event
+                continue
+            self._publish_progress()
+
+    def _checkpoints(self, finished):
+        """Upload the output notebook while it changes, at most once per checkpoint interval."""
+        interval = self.worker.job.run.checkpoint_interval
+        if interval <= 0:  # 0: the output goes up at the end only
+            return
+        uploaded_mtime, last = None, time.monotonic()
+        while not finished.wait(1.0):
+            try:
+                mtime = self.local.stat().st_mtime
+            except OSError:
+                continue
+            if mtime != uploaded_mtime and time.monotonic() - last >= interval:
+                try:
+                    self.worker.upload([self.local])
+                    uploaded_mtime = mtime
+                except Exception as exc:
+                    log(f"set {self.index}: checkpoint failed: {exc}")
+                last = time.monotonic()
+
+    def _args_file(self, progress_fd):
+        run = self.worker.job.run
+        args = {"input": run.input, "output": str(self.local), "parameters": self.parameters,
+                "kernel": run.kernel, "engine": run.engine, "cell_timeout": run.cell_timeout,
+                "start_timeout": run.start_timeout or 60, "papermill_options": run.papermill_options,
+                "progress_fd": progress_fd}
+        fd, path = tempfile.mkstemp(prefix=f"set-{self.index}-", suffix=".json", dir=self.worker.workdir)
+        with os.fdopen(fd, "w") as f:
+            json.dump(args, f)
+        return path
+
+    def signal(self, status):
+        """Stop the papermill child: SIGUSR1 for a timeout, SIGTERM for a stop."""
+        if self.proc is not None and self.proc.poll() is None and self.signalled is None:
+            self.signalled = status
+            self.proc.send_signal(signal.SIGUSR1 if status == "timed_out" else signal.SIGTERM)
+
+    def execute(self):
+        """Run papermill to the end, a timeout or a stop; return the result record."""
+        read_end, write_end = os.pipe()
+        args_path = self._args_file(write_end)
+        package = __package__ or "skein_jupyter_runtime"
+        self.proc = subprocess.Popen([sys.executable, "-m", package, "execute", args_path], pass_fds=[write_end])
+        os.close(write_end)
+        reader = threading.Thread(target=self._read_events, args=(os.fdopen(read_end),), daemon=True)
+        reader.start()
+        finished = threading.Event()
+        checkpoints = threading.Thread(target=self._checkpoints, args=(finished,), daemon=True)
+        checkpoints.start()
+        self._publish_progress()
+        timeout = self.worker.job.run.timeout
+        started = time.monotonic()
+        deadline = started + timeout if timeout else None
+        kill_at = None
+        while self.proc.poll() is None:
+            now = time.monotonic()
+            if deadline and now >= deadline and self.signalled is None:
+                log(f"set {self.index}: whole-run timeout of {timeout}s reached; stopping the kernel")
+                self.signal("timed_out")
+            if self.worker.stop_requested.is_set() and self.signalled is None:
+                log(f"set {self.index}: stop requested; stopping the kernel")
+                self.signal("stopped")
+            if self.signalled and kill_at is None:
+                kill_at = now + GRACE_SECONDS
+            if kill_at and now >= kill_at:
+                log(f"set {self.index}: papermill did not stop within {GRACE_SECONDS}s; killing it")
+                self.proc.kill()
+            try:
+                self.proc.wait(0.2)
+            except subprocess.TimeoutExpired:
+                pass
+        reader.join(10)
+        finished.set()
+        checkpoints.join()
+        os.unlink(args_path)
+        return self._result(time.monotonic() - started)
+
+    def _result(self, duration):
+        event = dict(self.result_event or {})
+        status = event.pop("status", None)
+        if self.signalled:
+            status = self.signalled  # whatever papermill made of the signal
+        if status is None:
+            status = "failed"
+            event.update(ename="ProcessExit", evalue=f"papermill exited with code {self.proc.returncode} "
+                                                     "without a result (killed for memory?)")
+        if status in ("timed_out", "stopped"):
+            timeout = self.worker.job.run.timeout
+            message = (f"The run reached its timeout of {timeout}s; the kernel was stopped here"
+                       if status == "timed_out" else "The run was stopped here (skein-jupyter kill)")
+            event.update(ename="RunTimeout" if status == "timed_out" else "RunStopped", evalue=message)
+            annotate(self.local, status, message, self.progress.get("cell"))
+        if status != "succeeded" and event.get("cell") is None:
+            event["cell"] = self.progress.get("cell")
+        return {"set": self.index, "parameters": self.worker.job.run.sets[self.index], "status": status,
+                "started": round(self.progress["started"], 3), "finished": round(time.time(), 3),
+                "cell": event.get("cell"), "execution_count": event.get("execution_count"),
+                "ename": event.get("ename"), "evalue": event.get("evalue"), "duration": round(duration, 2),
+                "attempt": self.attempt, "output": self.remote, "html": self.remote_html,
+                "host": os.environ.get("NM_HOST", "")}
+
+    def save(self, result):
+        """HTML (when asked) of the output notebook, whatever the outcome; returns the files to upload."""
+        files = []
+        if self.local.exists():
+            files.append(self.local)
+            if self.remote_html:
+                html = self.local.with_suffix(".html")
+                try:
+                    export_html(self.local, html)
+                    files.append(html)
+                except Exception as exc:
+                    result["html"] = None
+                    result["html_error"] = f"{type(exc).__name__}: {exc}"
+                    log(f"set {self.index}: no HTML: {result['html_error']}")
+        else:
+            result["output"] = result["html"] = None
+            log(f"set {self.index}: papermill wrote no output notebook")
+        return files

@@ -1,0 +1,126 @@
+"""The job contract: built from an allow-list of recipe fields, one encoder/decoder, typed on decode. No cluster."""
+import dataclasses
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from skein_jupyter.config import load_recipe
+from skein_jupyter.recipe import build
+from skein_jupyter.runtime.job import Job, JobError, NotebookJob, RunJob, from_json, read_job, to_json
+from skein_jupyter.spec import JOB_FILE, SpecContext, build_spec, discard_job_file, job_from_recipe
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+NOTEBOOK = str(ROOT / "recipes" / "notebooks" / "report.ipynb")
+
+
+def recipe(**raw):
+    return build({"environment": "hdfs:///envs/a.tar.gz", **raw})
+
+
+@pytest.mark.parametrize("recipe_path", RECIPES, ids=[p.stem for p in RECIPES])
+def test_every_example_job_round_trips(recipe_path, tmp_path):
+    loaded, _ = load_recipe(recipe_path, environ={}, config_path=tmp_path / "none.yaml")
+    job = job_from_recipe(loaded, "alice")
+    assert from_json(to_json(job)) == job
+
+
+def test_a_sweep_ships_every_set_and_the_run_fields_the_runtime_reads():
+    job = job_from_recipe(recipe(kind="sweep", run={"notebook": NOTEBOOK, "parameters": {"label": "x"},
+                                                    "checkpoint_interval": 0, "retry_failed_cells": True},
+                                 sweep={"grid": {"a": [1, 2], "b": ["u", "v", "w"]}}), "bob")
+    assert job.kind == "sweep" and job.user == "bob" and job.n_sets == 6
+    assert job.run.notebook == "report.ipynb" and job.run.input == "input.ipynb"
+    assert job.run.checkpoint_interval == 0 and job.run.retry_failed_cells and job.run.share == "private"
+    assert job.parameters(5) == {"label": "x", "a": 2, "b": "w"}
+    assert job.notebook is None
+
+
+def test_only_allow_listed_fields_ship():
+    """Queue, ACLs, files, Kerberos, tags, resources: the client's business, not in the job."""
+    job = job_from_recipe(recipe(kind="notebook", queue="q", tags=["t"], acls={"view_users": ["eve"]},
+                                 kerberos={"keytab": "/k", "principal": "p@R"}), "alice")
+    data = json.loads(to_json(job))
+    assert set(data) == {"kind", "name", "user", "env", "notebook", "run", "format"}
+    assert set(data["notebook"]) == {f.name for f in dataclasses.fields(NotebookJob)}
+    text = to_json(job)
+    for leaked in ("eve", "/k", "p@R", '"q"'):
+        assert leaked not in text
+
+
+def test_env_values_ship_exactly_as_written():
+    value = 'a "quoted" $HOME `id` \\back\nnew line \'single\''
+    job = Job(kind="notebook", name="n", user="u", env={"TRICKY": value}, notebook=NotebookJob())
+    assert from_json(to_json(job)).env["TRICKY"] == value
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.update(kind="flow"), "kind: 'flow' is not one of"),
+    (lambda d: d.update(format=2), "format: 2 is not 1"),
+    (lambda d: d.update(surprise=1), "surprise: not a field"),
+    (lambda d: d["run"].update(timeout="1h"), "run.timeout: str is not int"),
+    (lambda d: d["run"].update(html=1), "run.html: int is not bool"),
+    (lambda d: d["run"].update(retries=True), "run.retries: bool is not int"),
+    (lambda d: d["run"].update(sets={}), "run.sets: dict is not a list"),
+    (lambda d: d["run"].update(sets=[1]), "run.sets[0]: int is not an object"),
+    (lambda d: d["run"].update(sets=[]), "run.sets: no parameter sets"),
+    (lambda d: d["run"].pop("notebook"), "run.notebook: missing"),
+    (lambda d: d["run"].update(share="world"), "run.share: 'world' is not one of"),
+    (lambda d: d.update(env={"SECRET": 42}), "env.SECRET: int is not str"),
+    (lambda d: d.update(run=None), "run: missing for a run job"),
+])
+def test_decode_refuses_a_wrong_job_naming_the_field(change, message):
+    data = json.loads(to_json(Job(kind="run", name="n", user="u", run=RunJob(notebook="nb.ipynb"))))
+    change(data)
+    with pytest.raises(JobError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        from_json(json.dumps(data))
+
+
+def test_decode_errors_never_show_a_value():
+    data = json.loads(to_json(Job(kind="notebook", name="n", user="u", notebook=NotebookJob())))
+    data["env"] = {"TOKEN": ["s3cr3t-value"]}
+    with pytest.raises(JobError) as info:
+        from_json(json.dumps(data))
+    assert "s3cr3t" not in str(info.value)
+
+
+def test_build_spec_ships_the_job_as_a_private_file_and_discard_removes_it(tmp_path):
+    spec = build_spec(recipe(kind="run", env={"PASSWORD": "hunter2"},
+                             run={"notebook": NOTEBOOK, "parameters": {"api_key": "sk-123"}}),
+                      SpecContext.example())
+    service = spec.services["papermill"]
+    path = service.files[JOB_FILE].source[len("file://"):]
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert read_job(path).run.parameters == {"api_key": "sk-123"} and read_job(path).env == {"PASSWORD": "hunter2"}
+    text = json.dumps(spec.to_dict())
+    assert "sk-123" not in text and "hunter2" not in text and set(service.env) == {"PYTHONPATH"}
+    discard_job_file(spec)
+    assert not os.path.exists(path)
+
+
+def test_a_refused_recipe_leaves_no_job_file(tmp_path, monkeypatch):
+    import tempfile
+
+    from skein_jupyter.exceptions import UsageError
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    no_environment = build({"kind": "run", "run": {"notebook": NOTEBOOK}})
+    with pytest.raises(UsageError, match="environment: missing"):
+        build_spec(no_environment, SpecContext(user="u", runtime="r.zip"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_job_size_of_1_1000_and_10000_sets(capsys):
+    """The measure the issue asks for; also ``python -m bench.job_size``."""
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from bench.job_size import sizes
+
+    rows = sizes()
+    with capsys.disabled():
+        print("\njob.json size: " + ", ".join(f"{n} sets {size / 1024:.1f} KiB" for n, size, _, _ in rows))
+    assert rows[-1][1] < 1024 * 1024  # 10,000 sets: well under a MiB, in a file, not an environment variable
