@@ -15,6 +15,8 @@ import re
 from .environment import EnvironmentRef
 from .exceptions import UsageError
 from .units import parse_duration_s, parse_memory_mb
+from .validation import (check_cluster_path, check_env_name, check_file_name, check_output_location,
+                         check_parameter_names)
 
 __all__ = ["Recipe", "Resources", "ACLs", "Kerberos", "NotebookOptions", "RunOptions", "SweepOptions",
            "KINDS", "FRONTENDS", "build", "field_paths"]
@@ -112,6 +114,44 @@ def _mapping(value):
     return dict(value)
 
 
+def _parameters(value):
+    value = _mapping(value)
+    check_parameter_names(value)
+    return value
+
+
+def _env(value):
+    value = _text_map(value)
+    for name in value:
+        check_env_name(name)
+    return value  # values go to the process as written: the runtime sets them, no shell reads them
+
+
+def _files(value):
+    from .spec import RESERVED_FILES
+
+    value = _text_map(value)
+    for name in value:
+        check_file_name(name, RESERVED_FILES)
+    return value
+
+
+def _notebook(value):
+    if value is None:
+        return None
+    value = _text(value)
+    # A local notebook is shipped under a name of its own; only its file name travels on.
+    check_cluster_path(value if "://" in value else os.path.basename(value))
+    return value
+
+
+def _output(value):
+    if value is None:
+        return None
+    check_output_location(_text(value))
+    return value
+
+
 def _environment(value):
     return None if value is None else EnvironmentRef.parse(value)
 
@@ -130,6 +170,11 @@ def _param_sets(value):
         return ()
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
         raise ValueError("is not a list of parameter mappings; write one `- name: value` block per set")
+    for number, item in enumerate(value, 1):
+        try:
+            check_parameter_names(item)
+        except ValueError as exc:
+            raise ValueError(f"set {number}: {exc}") from None
     return tuple(dict(item) for item in value)
 
 
@@ -138,6 +183,7 @@ def _grid(value):
         return {}
     if not isinstance(value, dict) or not all(isinstance(v, list) and v for v in value.values()):
         raise ValueError("is not a mapping of parameter names to non-empty lists of values")
+    check_parameter_names(value)
     return dict(value)
 
 
@@ -202,15 +248,15 @@ class NotebookOptions:
 class RunOptions:
     """A papermill run of one notebook (``kind: run`` and ``kind: sweep``)."""
 
-    notebook: str = _field(None, _optional_text, "Input notebook: a local path or an ``hdfs://`` URL.",
+    notebook: str = _field(None, _notebook, "Input notebook: a local path or an ``hdfs://`` URL.",
                            path=True)
-    parameters: dict = _field(dict, _mapping, "Parameters injected into the notebook (papermill ``-p``).")
+    parameters: dict = _field(dict, _parameters, "Parameters injected into the notebook (papermill ``-p``).")
     kernel: str = _field(None, _kernel, "Kernel name; the notebook's own when not given.")
     engine: str = _field(None, _optional_text, "papermill engine name; papermill's default when not given.")
     cell_timeout: int = _field(None, _duration, "Per-cell execution timeout.")
     start_timeout: int = _field(60, _duration, "Kernel start timeout.")
     timeout: int = _field(None, _duration, "Whole-run timeout; the kernel is stopped and output saved.")
-    output: str = _field(None, _optional_text,
+    output: str = _field(None, _output,
                          "Directory for the output notebooks: an ``hdfs://`` URL or a path on the cluster "
                          "filesystem; ``{app_id}``, ``{user}``, ``{name}`` and ``{date}`` are filled in. "
                          "``/user/{user}/skein-jupyter/runs/{app_id}`` by default.")
@@ -255,8 +301,9 @@ class Recipe:
     queue: str = _field("default", _text, "YARN queue.")
     node_label: str = _field("", _text, "YARN node label expression.")
     max_attempts: int = _field(1, _int(1), "Application attempts YARN makes.")
-    env: dict = _field(dict, _text_map, "Environment variables of the container.")
-    files: dict = _field(dict, _text_map,
+    env: dict = _field(dict, _env, "Environment variables of the container, set as written (no shell "
+                       "reads them).")
+    files: dict = _field(dict, _files,
                          "Extra files to localize: ``name: path or hdfs:// URL``.", path_values=True)
     acls: ACLs = dataclasses.field(default_factory=ACLs)
     proxy_user: str = _field(None, _optional_text, "Submit on behalf of this user (needs proxy-user rights).")
@@ -401,10 +448,6 @@ def _check(recipe, source_of):
             if not notebook.endswith(".ipynb"):
                 raise UsageError(f"run.notebook ({source_of('run.notebook')}): {notebook} is not a "
                                  "notebook; give an .ipynb file")
-    for name, value in recipe.env.items():
-        if '"' in value:
-            raise UsageError(f"env.{name} ({source_of('env.' + name)}): YARN cannot pass a double quote (\") in "
-                             "an environment variable; use single quotes or none")
     for name, path in recipe.files.items():
         if "://" not in path and not os.path.exists(path):
             raise UsageError(f"files.{name} ({source_of('files.' + name)}): {path} does not exist; "
