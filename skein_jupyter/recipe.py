@@ -14,6 +14,8 @@ import re
 
 from .environment import EnvironmentRef
 from .exceptions import UsageError
+from .kinds import FRONTENDS as _FRONTENDS
+from .kinds import KINDS as _KINDS
 from .units import parse_duration_s, parse_memory_mb
 from .validation import (check_cluster_path, check_env_name, check_file_name, check_output_location,
                          check_parameter_names)
@@ -21,8 +23,8 @@ from .validation import (check_cluster_path, check_env_name, check_file_name, ch
 __all__ = ["Recipe", "Resources", "ACLs", "Kerberos", "NotebookOptions", "RunOptions", "SweepOptions",
            "KINDS", "FRONTENDS", "build", "field_paths"]
 
-KINDS = ("notebook", "run", "sweep")
-FRONTENDS = ("lab", "notebook", "server")
+KINDS = tuple(_KINDS)
+FRONTENDS = tuple(_FRONTENDS)
 _KERNEL_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 
 

@@ -8,51 +8,24 @@ key-value store while the application runs, and from the summary the
 runtime writes next to the outputs once it has ended.
 """
 import concurrent.futures
-import dataclasses
 import json
 import os
 import time
 
 from .applications import FINAL_STATES, get_report
 from .exceptions import ApplicationError, UsageError
+from .kinds import KINDS, kind_of_tags
 from .launch import check_environment_packages, kill_quietly, submit
+from .outcome import RunOutcome, raise_for_outcome
 from .progress import Progress
 from .runtime import keys
 from .runtime.batch import DEFAULT_OUTPUT, RUNS_INDEX
 
-__all__ = ["RunOutcome", "Preflight", "read_notebook", "check_notebook", "check_kernel", "output_base", "start",
+__all__ = ["RunOutcome", "raise_for_outcome", "Preflight", "read_notebook", "check_notebook", "check_kernel", "output_base", "start",
            "follow", "status", "kill", "fetch", "RUN_TAGS"]
 
-RUN_TAGS = ("skein-jupyter-run", "skein-jupyter-sweep")
+RUN_TAGS = (KINDS["run"].tag, KINDS["sweep"].tag)
 POLL = 0.5
-
-
-@dataclasses.dataclass
-class RunOutcome:
-    """How a run or sweep ended (or stands): the application's state and the runtime's results."""
-
-    app_id: str
-    kind: str
-    state: str
-    final_status: str
-    summary: dict = None          # the runtime's summary; None if it never got that far
-    results: list = dataclasses.field(default_factory=list)
-    diagnostics: str = ""
-
-    @property
-    def status(self):
-        if self.summary:
-            return self.summary["status"]
-        if self.state in FINAL_STATES:
-            return "killed" if self.state == "KILLED" else "failed"
-        return self.state.lower()
-
-    @property
-    def succeeded(self):
-        return self.status == "succeeded"
-
-    def to_dict(self):
-        return {**dataclasses.asdict(self), "status": self.status}
 
 
 # ----------------------------------------------------------------- checks before submitting
@@ -251,11 +224,9 @@ def progress_line(kind, n_sets, state):
 
 
 def _kind(report):
-    tags = set(report.tags)
-    if "skein-jupyter-sweep" in tags:
-        return "sweep"
-    if "skein-jupyter-run" in tags:
-        return "run"
+    kind = kind_of_tags(report.tags)
+    if kind in ("run", "sweep"):
+        return kind
     raise ApplicationError(f"{report.id} ({report.name}) is not a skein-jupyter run or sweep; "
                            "see `yarn application -list`")
 

@@ -7,14 +7,13 @@ not even on PATH, so a submission would have exited 3), no file left behind.
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 from click.testing import CliRunner
 
 from skein_jupyter.cli import cli
 from skein_jupyter.config import load_recipe
-from skein_jupyter.exceptions import UsageError
+from skein_jupyter.exceptions import EXIT_CODES, UsageError
 from skein_jupyter.parameters import parameters_from_flags
 from skein_jupyter.scheduler import Allocation, allocation_from_scheduler, rm_web_url
 from skein_jupyter.spec import RESERVED_FILES, check_allocation
@@ -230,3 +229,67 @@ def test_requests_above_the_allocation_are_refused(resources, allocation, fragme
 def test_requests_within_the_allocation_pass():
     check_allocation(_recipe(**{"resources.memory": "4 GiB", "resources.vcores": 2, "resources.gpus": 4}).resources,
                      Allocation(4096, 2, 4))
+
+
+# ----- on the command line: exit 2, one line, nothing submitted, no file left behind
+
+def _cli(args, tmp_path):
+    """The command as a user runs it, with no `yarn` or `hdfs` on PATH: reaching the cluster would exit 3."""
+    bin_dir = os.path.dirname(sys.executable)
+    env = {"HOME": str(tmp_path / "home"), "PATH": f"{bin_dir}:/usr/bin:/bin", "SKEIN_CONFIG": str(tmp_path / "skein")}
+    return subprocess.run([sys.executable, "-m", "skein_jupyter", *args], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=120)
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    (tmp_path / "home").mkdir()
+    (tmp_path / "report.ipynb").write_text(NOTEBOOK)
+    (tmp_path / "p.yaml").write_text("alpha: 1\nclass: 2\n")
+    return tmp_path
+
+
+CLI_CASES = [
+    (["run", "report.ipynb", "--env", "hdfs:///e.tar.gz", "--output", "/data/{team}"],
+     "Error: run.output (from command line): {team} is not a placeholder of an output location; use only "
+     "{user}, {app_id}, {name}, {date}"),
+    (["run", "report.ipynb", "--env", "hdfs:///e.tar.gz", "--output", "hdfs:///data/*"],
+     "Error: run.output (from command line): 'hdfs:///data/*' has '*' which HDFS refuses in a path or `hdfs dfs` "
+     "reads as a glob; rename it without *"),
+    (["run", "report.ipynb", "--env", "hdfs:///e.tar.gz", "-p", 'print("pwned");x', "1"],
+     "Error: -p: 'print(\"pwned\");x' is not a parameter name; use a Python identifier (letters, digits and '_', "
+     "not starting with a digit), as the notebook's parameters cell assigns it"),
+    (["run", "report.ipynb", "--env", "hdfs:///e.tar.gz", "-f", "p.yaml"],
+     "Error: -f p.yaml: 'class' is a Python keyword, not a parameter name; rename the parameter (e.g. class_)"),
+    (["run", "report.ipynb", "--env", "hdfs:///e.tar.gz", "--set", "env={A-B: 1}"],
+     "Error: env (from command line): 'A-B' is not an environment variable name; use letters, digits and '_', "
+     "not starting with a digit"),
+    (["run", "report.ipynb", "--env", "hdfs:///e.tar.gz", "--set", "files={job.json: p.yaml}"],
+     "Error: files (from command line): 'job.json' is a name the job uses itself; choose another name"),
+    (["notebook", "start", "--env", "hdfs:///e.tar.gz", "--lab", "--server"],
+     "Error: --lab and --server conflict (a server has one frontend); give one of them"),
+    (["env", "upload", "e.tar.gz", "--to", "http://example.com/envs"],
+     "Error: --to: 'http://example.com/envs' is not on a Hadoop filesystem (http:// is not one); use hdfs://"),
+    (["env", "list", "https://example.com/envs"], "Error: DIR: 'https://example.com/envs' is not on a Hadoop"),
+    (["env", "pack", "-o", "analytics.tar.gz", "--name", "my env"],
+     "Error: --name: 'my env' is not a valid environment name; names use letters, digits, '.', '_' and '-'"),
+    (["env", "pack", "-o", "my env.tar.gz"],
+     "Error: -o my env.tar.gz (its name is the environment's): 'my env' is not a valid environment name"),
+]
+
+
+@pytest.mark.parametrize("args, error", CLI_CASES, ids=[" ".join(a[:2]) + " " + e[7:40] for a, e in CLI_CASES])
+def test_bad_input_exits_2_with_one_line_and_leaves_nothing(workdir, args, error):
+    before = sorted(p.name for p in workdir.rglob("*"))
+    proc = _cli(args, workdir)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith(error), proc.stderr
+    assert proc.stdout == ""
+    assert sorted(p.name for p in workdir.rglob("*")) == before  # no archive, job file or partial file
+
+
+def test_the_exit_codes_are_in_the_help():
+    result = CliRunner().invoke(cli, ["--help"])
+    assert "Exit codes:" in result.output
+    for code, text in EXIT_CODES.items():
+        assert f"  {code}  {text.split()[0]}" in result.output
