@@ -216,7 +216,7 @@ def _report(client, app_id):
 
 def _check_notebook(report):
     if NOTEBOOK_TAG not in set(report.tags):
-        raise ApplicationError(f"{report.id} ({report.name}) is not a skein-jupyter notebook server; "
+        raise UsageError(f"{report.id} ({report.name}) is not a skein-jupyter notebook server; "
                                "see `skein-jupyter notebook list`")
 
 
@@ -241,8 +241,8 @@ def info(client, app_id, wait=0):
         if look.server is not None:
             return look.server
         if look.state in FINAL_STATES:
-            raise ApplicationError(f"{app_id} has ended ({look.state}, {look.final_status}); start a new "
-                                   "server with `skein-jupyter notebook start`")
+            raise UsageError(f"{app_id} has ended ({look.state}, {look.final_status}); start a new "
+                             "server with `skein-jupyter notebook start`")
         if look.error:
             raise ApplicationError(f"the server in {app_id} failed to start: {look.error}; see "
                                    f"`skein-jupyter logs {app_id}`")
@@ -293,8 +293,8 @@ def stop(client, app_id, timeout=120):
     report = _report(client, app_id)
     _check_notebook(report)
     if str(report.state) in FINAL_STATES:
-        raise ApplicationError(f"{app_id} has already ended ({report.state}, {report.final_status}); "
-                               "nothing to stop")
+        raise UsageError(f"{app_id} has already ended ({report.state}, {report.final_status}); "
+                         "nothing to stop")
     app_client = client.connect(app_id, wait=False) if str(report.state) == "RUNNING" else None
     if app_client is None:
         client.kill_application(app_id)  # never started: nothing to shut down cleanly

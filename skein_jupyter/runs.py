@@ -14,7 +14,7 @@ import time
 
 from .applications import FINAL_STATES, get_report
 from .exceptions import ApplicationError, UsageError
-from .kinds import KINDS, kind_of_tags
+from .kinds import APP_TAG, KINDS, kind_of_tags
 from .launch import check_environment_packages, kill_quietly, submit
 from .outcome import RunOutcome, raise_for_outcome
 from .progress import Progress
@@ -227,8 +227,8 @@ def _kind(report):
     kind = kind_of_tags(report.tags)
     if kind in ("run", "sweep"):
         return kind
-    raise ApplicationError(f"{report.id} ({report.name}) is not a skein-jupyter run or sweep; "
-                           "see `yarn application -list`")
+    raise UsageError(f"{report.id} ({report.name}) is not a skein-jupyter run or sweep; "
+                     "see `yarn application -list`")
 
 
 def _report(client, app_id):
@@ -374,12 +374,12 @@ def kill(client, app_id, timeout=120):
     from .applications import wait_for_final_state
 
     report = _report(client, app_id)
-    if "skein-jupyter" not in set(report.tags):
-        raise ApplicationError(f"{app_id} ({report.name}) is not a skein-jupyter application; kill it with "
-                               f"`yarn application -kill {app_id}`")
+    if APP_TAG not in set(report.tags):
+        raise UsageError(f"{app_id} ({report.name}) is not a skein-jupyter application; kill it with "
+                         f"`yarn application -kill {app_id}`")
     if str(report.state) in FINAL_STATES:
-        raise ApplicationError(f"{app_id} has already ended ({report.state}, {report.final_status}); "
-                               "nothing to kill")
+        raise UsageError(f"{app_id} has already ended ({report.state}, {report.final_status}); "
+                         "nothing to kill")
     if str(report.state) == "RUNNING" and set(report.tags) & set(RUN_TAGS):
         client.connect(app_id, wait=False).kv[keys.RUN_STOP] = b"skein-jupyter kill"
         try:

@@ -293,3 +293,64 @@ def test_the_exit_codes_are_in_the_help():
     assert "Exit codes:" in result.output
     for code, text in EXIT_CODES.items():
         assert f"  {code}  {text.split()[0]}" in result.output
+
+
+# ----- against the sandbox: the cluster's own limits and answers
+
+def _active_apps(client):
+    return {r.id for r in client.get_applications(states=["SUBMITTED", "ACCEPTED", "RUNNING"])}
+
+
+@pytest.mark.yarn
+@pytest.mark.parametrize("args, error", [
+    (["--memory", "100GiB"], "Error: resources.memory: 102400 MiB is above the cluster maximum of"),
+    (["--vcores", "64"], "Error: resources.vcores: 64 is above the cluster maximum of 8 per container"),
+    (["--gpus", "1"], "Error: resources.gpus: 1 asked for, but this cluster has no GPUs (no yarn.io/gpu resource)"),
+])
+def test_requests_above_what_the_scheduler_allows_submit_nothing(sandbox, skein_client, args, error):
+    before = _active_apps(skein_client)
+    result = CliRunner().invoke(cli, ["notebook", "start", "--env", "hdfs:///nowhere/e.tar.gz", *args])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(error) and len(result.output.strip().splitlines()) == 1, result.output
+    assert _active_apps(skein_client) == before
+
+
+@pytest.mark.yarn
+def test_env_list_of_a_missing_directory_is_a_usage_error(sandbox):
+    result = CliRunner().invoke(cli, ["env", "list", "hdfs:///no/such/dir"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "Error: hdfs:///no/such/dir does not exist on the cluster; check the directory, or upload an "
+        "environment there first with `skein-jupyter env upload`"]
+
+
+@pytest.mark.yarn
+def test_an_unknown_application_is_one_line(sandbox, skein_client):
+    result = CliRunner().invoke(cli, ["status", "application_1_9999"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "Error: no application application_1_9999 on this cluster; see `yarn application -list -appStates ALL`"]
+
+
+@pytest.mark.yarn
+def test_a_skein_failure_becomes_one_line_exit_3(sandbox, skein_client):
+    from skein_jupyter.cli import infrastructure_error
+
+    with pytest.raises(Exception) as info:  # a real error from Skein's driver
+        skein_client.connect("application_1_9999", wait=False)
+    error = infrastructure_error(info.value)
+    assert error.exit_code == 3
+    assert str(error) == ("Skein: Unknown ApplicationId 'application_1_9999'; check the cluster "
+                          "(`yarn node -list`) and try again")
+
+
+def test_a_failed_hadoop_command_becomes_one_line_exit_3():
+    from skein_jupyter.cli import infrastructure_error
+
+    with pytest.raises(subprocess.CalledProcessError) as info:
+        subprocess.run(["sh", "-c", "echo 'WARN noise' >&2; echo 'ls: Connection refused' >&2; exit 1"],
+                       check=True, capture_output=True, text=True)
+    error = infrastructure_error(info.value)
+    assert error.exit_code == 3
+    assert str(error) == "`sh -c` failed: ls: Connection refused; check that the cluster is up and try again"
+    assert infrastructure_error(KeyError("a bug")) is None  # bugs keep their traceback

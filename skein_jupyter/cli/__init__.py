@@ -7,6 +7,7 @@ stays fast. Every error ends in :class:`_Group`, the one place that turns it
 into a single ``Error: …`` line and an exit code from
 :data:`~skein_jupyter.exceptions.EXIT_CODES`.
 """
+import os
 import subprocess
 
 import click
@@ -32,11 +33,21 @@ def infrastructure_error(exc):
         command = " ".join(str(part) for part in exc.cmd[:2]) if isinstance(exc.cmd, (list, tuple)) else exc.cmd
         return InfrastructureError(f"`{command}` did not answer within {exc.timeout:g}s; check that the cluster "
                                    "is up and try again")
-    module = (type(exc).__module__ or "").split(".")[0]
-    if module in ("skein", "grpc"):
+    if _from_skein(exc):
         reason = _first_line(exc) or type(exc).__name__
         return InfrastructureError(f"Skein: {reason}; check the cluster (`yarn node -list`) and try again")
     return None
+
+
+def _from_skein(exc):
+    """Whether Skein (or its gRPC channel) raised ``exc``: its own class, or a builtin raised in its code."""
+    if (type(exc).__module__ or "").split(".")[0] in ("skein", "grpc"):
+        return True
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    filename = tb.tb_frame.f_code.co_filename if tb is not None else ""
+    return any(f"{os.sep}{package}{os.sep}" in filename for package in ("skein", "grpc"))
 
 
 class _ReportedError(click.ClickException):
