@@ -1,5 +1,4 @@
 """Sphinx configuration. Reference pages are generated from the code at build time."""
-import os
 import sys
 from pathlib import Path
 
