@@ -17,7 +17,7 @@ from pathlib import Path
 __all__ = ["Allocation", "GPU", "rm_web_url", "maximum_allocation", "allocation_from_scheduler"]
 
 GPU = "yarn.io/gpu"
-_TIMEOUT = 10
+_TIMEOUT = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +126,7 @@ def _from_conf(base):
                       None, "yarn.scheduler.maximum-allocation-mb/-vcores")
 
 
-def maximum_allocation(queue=None, base=None):
+def maximum_allocation(queue=None, base=None, gpus=True):
     """The :class:`Allocation` the ResourceManager grants one container in ``queue``, or None if unknown.
 
     Parameters
@@ -135,18 +135,18 @@ def maximum_allocation(queue=None, base=None):
         The queue of the job; its own maximum applies where the scheduler reports one.
     base : str, optional
         The ResourceManager's web address; :func:`rm_web_url` by default.
+    gpus : bool
+        Also find the GPU limit where the scheduler's answer has none (one more request).
     """
     base = base or rm_web_url()
     if base is None:
         return None
     try:
         allocation = allocation_from_scheduler(_get_json(f"{base}/ws/v1/cluster/scheduler"), queue)
-        if allocation is not None:
-            if allocation.gpus is None:
-                allocation = dataclasses.replace(allocation, gpus=_cluster_gpus(base))
-            return allocation
-        allocation = _from_conf(base)
-        return dataclasses.replace(allocation, gpus=_cluster_gpus(base))
+        allocation = allocation or _from_conf(base)
+        if allocation.gpus is None and gpus:
+            allocation = dataclasses.replace(allocation, gpus=_cluster_gpus(base))
+        return allocation
     except (OSError, ValueError, TypeError, AttributeError, ElementTree.ParseError):
         return None  # e.g. a web UI behind SPNEGO: the caller falls back to what Skein reports
 

@@ -218,7 +218,7 @@ def check_cluster_limits(recipe, client, allocation=None):
     except (ValueError, skein.exceptions.SkeinError, KeyError) as exc:
         raise UsageError(f"queue: {recipe.queue!r} is not a queue of this cluster ({exc}); "
                          "list queues with `yarn queue -status QUEUE` or ask your admin") from None
-    allocation = allocation or maximum_allocation(recipe.queue)
+    allocation = allocation or maximum_allocation(recipe.queue, gpus=recipe.resources.gpus > 0)
     if allocation is None:
         nodes = client.get_nodes(states=["RUNNING"])
         if not nodes:
