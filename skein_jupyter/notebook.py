@@ -220,7 +220,7 @@ def _check_notebook(report):
                                "see `skein-jupyter notebook list`")
 
 
-def info(client, app_id, wait=0):
+def info(client, app_id: str, wait: float = 0) -> ServerInfo:
     """The :class:`ServerInfo` of a running server, waiting up to ``wait`` seconds for a starting one.
 
     Only looks: a server that is still starting, or failed to start, is left as it is.

@@ -22,7 +22,7 @@ class RunOutcome:
     kind: str
     state: str
     final_status: str
-    summary: dict = None          # the runtime's summary; None if it never got that far
+    summary: dict | None = None          # the runtime's summary; None if it never got that far
     results: list = dataclasses.field(default_factory=list)
     diagnostics: str = ""
 
@@ -46,7 +46,7 @@ class RunOutcome:
         return {**dataclasses.asdict(self), "status": self.status}
 
 
-def outcome_error(outcome: RunOutcome) -> SkeinJupyterError:
+def outcome_error(outcome: RunOutcome) -> SkeinJupyterError | None:
     """The error an ended, unsuccessful outcome stands for (None if it succeeded or still runs)."""
     if outcome.succeeded or not outcome.ended:
         return None

@@ -26,7 +26,7 @@ class Allocation:
 
     memory_mb: int
     vcores: int
-    gpus: int = None
+    gpus: int | None = None
     source: str = "the scheduler's maximum allocation"
 
 
@@ -50,7 +50,7 @@ def _site_properties(name):
     return {}
 
 
-def rm_web_url(properties=None):
+def rm_web_url(properties: dict | None = None) -> str | None:
     """``http(s)://host:port`` of the ResourceManager's web address in the Hadoop configuration, or None.
 
     With ResourceManager HA, the first configured ResourceManager's.
@@ -99,7 +99,7 @@ def _allocation(data, source):
     return Allocation(int(data["memory"]), int(data.get("vCores", data.get("vcores", 0))), gpus, source)
 
 
-def allocation_from_scheduler(scheduler, queue=None):
+def allocation_from_scheduler(scheduler: dict, queue: str | None = None) -> "Allocation | None":
     """The :class:`Allocation` in a ``/ws/v1/cluster/scheduler`` answer: the queue's maximum, else the root's.
 
     Returns None when the answer carries no maximum allocation (schedulers other than the capacity
@@ -122,11 +122,11 @@ def _from_conf(base):
         with urllib.request.urlopen(f"{base}/conf?name={name}", timeout=_TIMEOUT) as response:
             root = ElementTree.fromstring(response.read())
         values[name] = int(root.findtext("property/value"))
-    return Allocation(values["yarn.scheduler.maximum-allocation-mb"], values["yarn.scheduler.maximum-allocation-vcores"],
-                      None, "yarn.scheduler.maximum-allocation-mb/-vcores")
+    return Allocation(values["yarn.scheduler.maximum-allocation-mb"],
+                      values["yarn.scheduler.maximum-allocation-vcores"], None, "yarn.scheduler.maximum-allocation-mb/-vcores")
 
 
-def maximum_allocation(queue=None, base=None, gpus=True):
+def maximum_allocation(queue: str | None = None, base: str | None = None, gpus: bool = True) -> "Allocation | None":
     """The :class:`Allocation` the ResourceManager grants one container in ``queue``, or None if unknown.
 
     Parameters

@@ -23,7 +23,7 @@ def _first_line(text, last=False):
     return (lines[-1] if last else lines[0])[:300] if lines else ""
 
 
-def infrastructure_error(exc):
+def infrastructure_error(exc: BaseException) -> InfrastructureError | None:
     """A Skein or Hadoop failure as an :class:`InfrastructureError` (one line), or None for anything else."""
     if isinstance(exc, subprocess.CalledProcessError):
         command = " ".join(str(part) for part in exc.cmd[:2]) if isinstance(exc.cmd, (list, tuple)) else exc.cmd

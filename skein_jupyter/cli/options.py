@@ -45,7 +45,7 @@ _FLAG_FIELDS = {"environment": "environment", "name": "name", "queue": "queue", 
                 "vcores": "resources.vcores", "gpus": "resources.gpus", "node_label": "node_label"}
 
 
-def recipe_flags(settings=(), tags=(), **options):
+def recipe_flags(settings=(), tags=(), **options) -> dict:
     """Recipe options -> ``{dotted path: value}``; a field set twice is a usage error."""
     import difflib
 
@@ -75,7 +75,7 @@ def recipe_flags(settings=(), tags=(), **options):
     return flags
 
 
-def set_fields(flags, fields):
+def set_fields(flags: dict, fields) -> dict:
     """Add ``(dotted path, value)`` pairs of a command's own flags; None is "not given"."""
     for path, value in fields:
         if value is not None:
@@ -85,7 +85,7 @@ def set_fields(flags, fields):
     return flags
 
 
-def one_of(given, why):
+def one_of(given: dict, why: str) -> str | None:
     """The one flag of ``{flag: value}``, exclusive flags, that was given, or None; two or more conflict."""
     chosen = [flag for flag, value in given.items() if value]
     if len(chosen) > 1:
