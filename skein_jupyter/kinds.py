@@ -14,16 +14,19 @@ APP_TAG = "skein-jupyter"
 
 @dataclasses.dataclass(frozen=True)
 class Kind:
-    """A kind of job: what its application looks like on YARN and how a user follows it."""
+    """A kind of job: what its application looks like on YARN."""
 
     name: str
     service: str        # the Skein service that runs it (its log is ``<service>.log``)
-    title: str          # how messages name one
-    follow: str         # the command that shows where one stands
 
     @property
     def tag(self) -> str:
         return f"{APP_TAG}-{self.name}"
+
+    @property
+    def log(self) -> str:
+        """The name of the service's own log in ``yarn logs``."""
+        return f"{self.service}.log"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,9 +41,9 @@ class Frontend:
 
 
 KINDS = {kind.name: kind for kind in (
-    Kind("notebook", service="jupyter", title="notebook server", follow="skein-jupyter notebook info"),
-    Kind("run", service="papermill", title="run", follow="skein-jupyter status"),
-    Kind("sweep", service="papermill", title="sweep", follow="skein-jupyter status"),
+    Kind("notebook", service="jupyter"),
+    Kind("run", service="papermill"),
+    Kind("sweep", service="papermill"),
 )}
 
 FRONTENDS = {frontend.name: frontend for frontend in (

@@ -8,7 +8,7 @@ import time
 
 from .applications import FINAL_STATES, application_logs, get_report, log_sections
 from .exceptions import ApplicationError, SkeinJupyterError, UsageError
-from .kinds import FRONTENDS
+from .kinds import FRONTENDS, KINDS
 from .launch import kill_quietly, submit
 from .progress import Progress
 from .runtime import keys
@@ -118,7 +118,7 @@ def _failure(client, app_id, reason, progress, ends_by_itself=False):
     progress.step(f"reading the logs of {app_id}")
     try:
         logs = application_logs(app_id, timeout=60)
-        service_log = "\n".join(log_sections(logs, f"{SERVICE_NAMES['notebook']}.log")) or logs
+        service_log = "\n".join(log_sections(logs, KINDS["notebook"].log)) or logs
         tail = "\n".join(service_log.strip().splitlines()[-25:])
     except ApplicationError as exc:
         tail = str(exc)
