@@ -49,7 +49,8 @@ KINDS = {kind.name: kind for kind in (
 FRONTENDS = {frontend.name: frontend for frontend in (
     Frontend("lab", flag="--lab", package="jupyterlab", url_path="lab", title="JupyterLab"),
     Frontend("notebook", flag="--notebook7", package="notebook", url_path="tree", title="Notebook 7"),
-    Frontend("server", flag="--server", package="jupyter-server", url_path="", title="A plain jupyter_server (no web UI)"),
+    Frontend("server", flag="--server", package="jupyter-server", url_path="",
+             title="A plain jupyter_server (no web UI)"),
 )}
 
 
