@@ -15,7 +15,7 @@ import click
 from ..exceptions import EXIT_CODES, InfrastructureError, SkeinJupyterError
 from . import env, notebook, recipes, run, sandbox
 
-__all__ = ["cli", "main", "EXIT_CODES"]
+__all__ = ["cli", "main", "infrastructure_error", "EXIT_CODES"]
 
 
 def _first_line(text, last=False):
