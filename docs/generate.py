@@ -28,10 +28,21 @@ def _keys():
     return (keys.__doc__ or "").strip() + "\n"
 
 
+def _exit_codes():
+    """The table of :data:`skein_jupyter.exceptions.EXIT_CODES`, as a list-table."""
+    from skein_jupyter.exceptions import EXIT_CODES
+
+    lines = [".. list-table::", "   :header-rows: 1", "   :widths: 8 92", "", "   * - Code", "     - Meaning"]
+    for code, text in sorted(EXIT_CODES.items()):
+        lines += [f"   * - {code}", f"     - {text}"]
+    return "\n".join(lines) + "\n"
+
+
 def write_generated(directory):
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    for name, text in (("recipe_schema.rst", _recipe_schema()), ("kv_keys.rst", _keys())):
+    for name, text in (("recipe_schema.rst", _recipe_schema()), ("kv_keys.rst", _keys()),
+                       ("exit_codes.rst", _exit_codes())):
         path = directory / name
         if not path.exists() or path.read_text() != text:
             path.write_text(text)

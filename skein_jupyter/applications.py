@@ -34,8 +34,8 @@ def get_report(client, app_id, listing):
     check_app_id(app_id)
     try:
         return client.application_report(app_id)
-    except Exception:
-        raise ApplicationError(f"no application {app_id} on this cluster; see `{listing}`") from None
+    except ValueError:  # Skein's word for an id the ResourceManager does not know
+        raise UsageError(f"no application {app_id} on this cluster; see `{listing}`") from None
 
 
 def wait_for_final_state(client, app_id, timeout, poll=0.5):

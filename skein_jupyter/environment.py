@@ -4,10 +4,17 @@ import enum
 import re
 
 
-__all__ = ["EnvironmentKind", "EnvironmentRef"]
+__all__ = ["EnvironmentKind", "EnvironmentRef", "check_name"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip", ".tar")
+
+
+def check_name(name: str) -> None:
+    """Raise ValueError unless ``name`` can be given as ``--env NAME`` (letters, digits, '.', '_', '-')."""
+    if not isinstance(name, str) or not _NAME.match(name) or name.endswith(_ARCHIVE_SUFFIXES):
+        raise ValueError(f"{name!r} is not a valid environment name; names use letters, digits, "
+                         "'.', '_' and '-', start with a letter or digit, and do not end in an archive suffix")
 
 
 class EnvironmentKind(enum.Enum):
@@ -47,9 +54,7 @@ class EnvironmentRef:
                 raise ValueError(f"{text!r} is not an environment archive; pack one with "
                                  "`skein-jupyter env pack`")
             return cls(EnvironmentKind.LOCAL, text)
-        if not _NAME.match(text):
-            raise ValueError(f"{text!r} is not a valid environment name; names use letters, digits, "
-                             "'.', '_' and '-'")
+        check_name(text)
         return cls(EnvironmentKind.NAME, text)
 
     def __str__(self):

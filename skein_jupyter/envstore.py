@@ -121,9 +121,20 @@ def upload(archive, to=None, public=False, fs=None, progress=None):
 
 
 def list_environments(directory=None, fs=None):
-    """Metadata records of the environments in ``directory``, newest first."""
+    """Metadata records of the environments in ``directory``, newest first.
+
+    Raises
+    ------
+    UsageError
+        ``directory`` does not exist.
+    """
     directory = (directory or default_upload_dir()).rstrip("/")
-    return _records([directory], fs or HadoopFS())
+    fs = fs or HadoopFS()
+    records = _records([directory], fs)
+    if not records and not fs.exists(directory):
+        raise UsageError(f"{directory} does not exist on the cluster; check the directory, or upload an "
+                         "environment there first with `skein-jupyter env upload`")
+    return records
 
 
 def _records(directories, fs):

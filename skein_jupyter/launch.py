@@ -4,13 +4,14 @@ import os
 import shutil
 
 from .exceptions import ApplicationError, UsageError
+from .kinds import FRONTENDS
 from .progress import Progress
 
 __all__ = ["Submission", "skein_client", "prepare", "render_spec", "submit", "kill_quietly", "job_user",
            "FRONTEND_MODULES"]
 
 #: Packages (as the environment's metadata names them) each frontend needs.
-FRONTEND_MODULES = {"lab": "jupyterlab", "notebook": "notebook", "server": "jupyter-server"}
+FRONTEND_MODULES = {name: frontend.package for name, frontend in FRONTENDS.items()}
 
 
 @dataclasses.dataclass(frozen=True)

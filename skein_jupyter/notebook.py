@@ -7,18 +7,18 @@ import socket
 import time
 
 from .applications import FINAL_STATES, application_logs, get_report, log_sections
-from .exceptions import ApplicationError, UsageError
+from .exceptions import ApplicationError, SkeinJupyterError, UsageError
+from .kinds import FRONTENDS, KINDS
 from .launch import kill_quietly, submit
 from .progress import Progress
 from .runtime import keys
 from .spec import APP_TAG, SERVICE_NAMES
 
-__all__ = ["ServerInfo", "start", "info", "list_servers", "stop", "tunnel", "check_local_port",
+__all__ = ["ServerInfo", "ServerStarting", "start", "info", "list_servers", "stop", "tunnel", "check_local_port",
            "DEFAULT_START_TIMEOUT"]
 
 DEFAULT_START_TIMEOUT = 300
 NOTEBOOK_TAG = f"{APP_TAG}-notebook"
-_PATHS = {"lab": "lab", "notebook": "tree", "server": ""}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +34,7 @@ class ServerInfo:
     frontend: str = "lab"
 
     def url(self, host=None, port=None):
-        path = _PATHS.get(self.frontend, "")
+        path = FRONTENDS[self.frontend].url_path if self.frontend in FRONTENDS else ""
         return (f"{self.protocol}://{host or self.host}:{port or self.port}{self.base_url}{path}"
                 f"?token={self.token}")
 
@@ -118,7 +118,7 @@ def _failure(client, app_id, reason, progress, ends_by_itself=False):
     progress.step(f"reading the logs of {app_id}")
     try:
         logs = application_logs(app_id, timeout=60)
-        service_log = "\n".join(log_sections(logs, f"{SERVICE_NAMES['notebook']}.log")) or logs
+        service_log = "\n".join(log_sections(logs, KINDS["notebook"].log)) or logs
         tail = "\n".join(service_log.strip().splitlines()[-25:])
     except ApplicationError as exc:
         tail = str(exc)
@@ -128,30 +128,61 @@ def _failure(client, app_id, reason, progress, ends_by_itself=False):
     raise error
 
 
+class ServerStarting(SkeinJupyterError):
+    """The server has not published its address yet (exit code 1); nothing was stopped."""
+
+
+@dataclasses.dataclass
+class _Look:
+    """One look at a starting server: its application's state, and what it published."""
+
+    state: str
+    final_status: str
+    server: ServerInfo = None
+    error: str = None
+
+
+class _Watcher:
+    """Looks at the server in ``app_id``, one connection to its application master for all looks."""
+
+    def __init__(self, client, app_id):
+        self.client, self.app_id, self.app_client = client, app_id, None
+
+    def look(self):
+        report = self.client.application_report(self.app_id)
+        look = _Look(str(report.state), str(report.final_status))
+        if look.state == "RUNNING":
+            self.app_client = self.app_client or self.client.connect(self.app_id, wait=False)
+            value = self.app_client.kv.get(keys.NOTEBOOK_INFO)
+            if value:
+                look.server = ServerInfo(app_id=self.app_id, frontend=_frontend(self.app_client), **json.loads(value))
+            else:
+                error = self.app_client.kv.get(keys.ERROR)
+                look.error = error.decode() if error else None
+        return look
+
+
 def wait_for_server(client, app_id, timeout, progress=None):
-    """Wait until the server in ``app_id`` publishes its info; fail fast if the application ends."""
+    """Wait until the server in ``app_id`` publishes its info; on failure or timeout, stop it and raise.
+
+    For servers this process started: one that does not come up is killed.
+    """
     progress = progress or Progress.quiet()
     deadline = time.monotonic() + timeout
+    watcher = _Watcher(client, app_id)
     state = None
-    app_client = None
     while True:
-        report = client.application_report(app_id)
-        if str(report.state) != state:
-            state = str(report.state)
+        look = watcher.look()
+        if look.state != state:
+            state = look.state
             progress.step(f"{app_id} is {state}" + (" (waiting for YARN to allocate)" if state == "ACCEPTED" else ""))
+        if look.server is not None:
+            return look.server
         if state in FINAL_STATES:
-            _failure(client, app_id, f"the server's application ended {report.final_status} before serving",
+            _failure(client, app_id, f"the server's application ended {look.final_status} before serving",
                      progress, ends_by_itself=True)
-        if state == "RUNNING":
-            app_client = app_client or client.connect(app_id, wait=False)
-            value = app_client.kv.get(keys.NOTEBOOK_INFO)
-            if value:
-                data = json.loads(value)
-                return ServerInfo(app_id=app_id, frontend=_frontend(app_client), **data)
-            error = app_client.kv.get(keys.ERROR)
-            if error:
-                _failure(client, app_id, f"the server failed to start: {error.decode()}", progress,
-                         ends_by_itself=True)
+        if look.error:
+            _failure(client, app_id, f"the server failed to start: {look.error}", progress, ends_by_itself=True)
         if time.monotonic() > deadline:
             _failure(client, app_id, f"no server after {timeout}s (application {state})", progress)
         time.sleep(0.2)
@@ -185,18 +216,41 @@ def _report(client, app_id):
 
 def _check_notebook(report):
     if NOTEBOOK_TAG not in set(report.tags):
-        raise ApplicationError(f"{report.id} ({report.name}) is not a skein-jupyter notebook server; "
+        raise UsageError(f"{report.id} ({report.name}) is not a skein-jupyter notebook server; "
                                "see `skein-jupyter notebook list`")
 
 
-def info(client, app_id, wait=0):
-    """The :class:`ServerInfo` of a running server (waiting up to ``wait`` seconds for it)."""
+def info(client, app_id: str, wait: float = 0) -> ServerInfo:
+    """The :class:`ServerInfo` of a running server, waiting up to ``wait`` seconds for a starting one.
+
+    Only looks: a server that is still starting, or failed to start, is left as it is.
+
+    Raises
+    ------
+    ServerStarting
+        Not serving yet when the wait is over (exit code 1).
+    ApplicationError
+        The application has ended, or its server reported that it failed to start.
+    """
     report = _report(client, app_id)
     _check_notebook(report)
-    if str(report.state) in FINAL_STATES:
-        raise ApplicationError(f"{app_id} has ended ({report.state}, {report.final_status}); start a new "
-                               "server with `skein-jupyter notebook start`")
-    return wait_for_server(client, app_id, max(wait, 0.1))
+    deadline = time.monotonic() + max(wait, 0)
+    watcher = _Watcher(client, app_id)
+    while True:
+        look = watcher.look()
+        if look.server is not None:
+            return look.server
+        if look.state in FINAL_STATES:
+            raise UsageError(f"{app_id} has ended ({look.state}, {look.final_status}); start a new "
+                             "server with `skein-jupyter notebook start`")
+        if look.error:
+            raise ApplicationError(f"the server in {app_id} failed to start: {look.error}; see "
+                                   f"`skein-jupyter logs {app_id}`")
+        if time.monotonic() >= deadline:
+            raise ServerStarting(f"the server in {app_id} is still starting (application {look.state}); "
+                                 f"ask again in a moment, or wait for it with `skein-jupyter notebook info "
+                                 f"{app_id} --wait 120`")
+        time.sleep(0.2)
 
 
 def list_servers(client):
@@ -239,8 +293,8 @@ def stop(client, app_id, timeout=120):
     report = _report(client, app_id)
     _check_notebook(report)
     if str(report.state) in FINAL_STATES:
-        raise ApplicationError(f"{app_id} has already ended ({report.state}, {report.final_status}); "
-                               "nothing to stop")
+        raise UsageError(f"{app_id} has already ended ({report.state}, {report.final_status}); "
+                         "nothing to stop")
     app_client = client.connect(app_id, wait=False) if str(report.state) == "RUNNING" else None
     if app_client is None:
         client.kill_application(app_id)  # never started: nothing to shut down cleanly

@@ -194,6 +194,12 @@ def _file_class(kind):
     return File
 
 
+def _stem(filename):
+    for suffix in ARCHIVE_SUFFIXES:
+        filename = filename[: -len(suffix)] if filename.endswith(suffix) else filename
+    return filename
+
+
 def pack(output, conda=None, prefix=None, job="all", compress_level=4, n_threads=1, exclude=(),
          force=False, name=None, progress=None):
     """Pack an environment into ``output`` with its kernelspecs patched; write its metadata record.
@@ -224,8 +230,15 @@ def pack(output, conda=None, prefix=None, job="all", compress_level=4, n_threads
     """
     import time
 
+    from .environment import check_name
+
     progress = progress or Progress.quiet()
     start = time.monotonic()
+    try:
+        check_name(name if name is not None else _stem(Path(output).name))
+    except ValueError as exc:
+        flag = "--name" if name is not None else f"-o {output} (its name is the environment's)"
+        raise UsageError(f"{flag}: {exc}; `--env NAME` must be able to name it, so give --name NAME") from None
     output = _check_output(output, force)
     if not 0 <= compress_level <= 9:
         raise UsageError(f"--compress-level {compress_level} is not between 0 and 9")
@@ -244,9 +257,7 @@ def pack(output, conda=None, prefix=None, job="all", compress_level=4, n_threads
     for patch in patches:
         env = env.exclude(patch.target)
 
-    stem = output.name
-    for suffix in ARCHIVE_SUFFIXES:
-        stem = stem[: -len(suffix)] if stem.endswith(suffix) else stem
+    stem = _stem(output.name)
     fd, partial = tempfile.mkstemp(prefix=f".{stem}.", suffix=".partial" + output.name[len(stem):],
                                    dir=output.parent)
     os.close(fd)

@@ -7,6 +7,7 @@ import yaml
 
 from .config import read_yaml_mapping
 from .exceptions import UsageError
+from .validation import check_parameter_name
 
 __all__ = ["infer_type", "parameters_from_flags"]
 
@@ -25,8 +26,8 @@ def infer_type(text):
     return text
 
 
-def parameters_from_flags(files=(), yamls=(), typed=(), raw=()):
-    """Merge parameter flags into one mapping.
+def parameters_from_flags(files=(), yamls=(), typed=(), raw=()) -> dict:
+    """Merge parameter flags into one mapping; every name must be a Python identifier, not a keyword.
 
     Parameters
     ----------
@@ -38,8 +39,17 @@ def parameters_from_flags(files=(), yamls=(), typed=(), raw=()):
         ``-p NAME VALUE`` and ``-r NAME VALUE`` pairs.
     """
     params = {}
+
+    def add(flag, mapping):
+        for name in mapping:
+            try:
+                check_parameter_name(name)
+            except ValueError as exc:
+                raise UsageError(f"{flag}: {exc}") from None
+        params.update(mapping)
+
     for path in files:
-        params.update(read_yaml_mapping(path, "parameters file"))
+        add(f"-f {path}", read_yaml_mapping(path, "parameters file"))
     for text in yamls:
         try:
             data = yaml.safe_load(text)
@@ -50,9 +60,9 @@ def parameters_from_flags(files=(), yamls=(), typed=(), raw=()):
             continue
         if not isinstance(data, dict):
             raise UsageError(f"-y {text!r} is not a mapping of parameters; write e.g. 'alpha: 0.5'")
-        params.update(data)
+        add(f"-y {text!r}", data)
     for name, value in typed:
-        params[name] = infer_type(value)
+        add("-p", {name: infer_type(value)})
     for name, value in raw:
-        params[name] = value
+        add("-r", {name: value})
     return params

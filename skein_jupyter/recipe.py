@@ -7,149 +7,22 @@ defaults, their ``metadata["doc"]`` the reference documentation, and
 its value came from, and the fix in every error.
 """
 import dataclasses
-import difflib
 import itertools
 import os
-import re
 
 from .environment import EnvironmentRef
 from .exceptions import UsageError
-from .units import parse_duration_s, parse_memory_mb
+from .kinds import FRONTENDS as _FRONTENDS
+from .kinds import KINDS as _KINDS
+from .recipe_values import (_bool, _choice, _did_you_mean, _duration, _duration_or_zero, _env, _environment,
+                            _field, _files, _grid, _int, _kernel, _mapping, _memory, _notebook, _optional_text,
+                            _output, _param_sets, _parameters, _text, _text_list)
 
 __all__ = ["Recipe", "Resources", "ACLs", "Kerberos", "NotebookOptions", "RunOptions", "SweepOptions",
            "KINDS", "FRONTENDS", "build", "field_paths"]
 
-KINDS = ("notebook", "run", "sweep")
-FRONTENDS = ("lab", "notebook", "server")
-_KERNEL_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
-
-
-# ----------------------------------------------------------------- value parsers
-# Each takes the raw value and returns the typed one or raises ValueError
-# whose message says what is wrong and what to write instead.
-
-def _text(value):
-    if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not text; quote it")
-    return value
-
-
-def _optional_text(value):
-    return None if value is None else _text(value)
-
-
-def _int(minimum):
-    def parse(value):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{value!r} is not a whole number")
-        if value < minimum:
-            raise ValueError(f"{value!r} is below {minimum}; use {minimum} or more")
-        return value
-    return parse
-
-
-def _memory(value):
-    try:
-        return parse_memory_mb(value)
-    except ValueError as exc:
-        raise ValueError(f"{exc}; use e.g. 2 GiB, 512 MiB, or a number of MiB") from None
-
-
-def _duration(value):
-    if value is None:
-        return None
-    try:
-        return parse_duration_s(value)
-    except ValueError as exc:
-        raise ValueError(f"{exc}; use e.g. 90s, 15m, 2h, or a number of seconds") from None
-
-
-def _duration_or_zero(value):
-    """A duration where ``0`` means "never" (e.g. no checkpoints)."""
-    if value == 0 and not isinstance(value, bool):
-        return 0
-    return _duration(value)
-
-
-def _bool(value):
-    if not isinstance(value, bool):
-        raise ValueError(f"{value!r} is not true or false")
-    return value
-
-
-def _choice(options):
-    def parse(value):
-        if value not in options:
-            raise ValueError(f"{value!r} is not one of {', '.join(options)}{_did_you_mean(value, options)}")
-        return value
-    return parse
-
-
-def _text_list(value):
-    if isinstance(value, str):  # from an environment variable or a flag: comma-separated
-        value = [part.strip() for part in value.split(",") if part.strip()]
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ValueError(f"{value!r} is not a list of names")
-    return tuple(value)
-
-
-def _text_map(value):
-    if not isinstance(value, dict):
-        raise ValueError(f"{value!r} is not a mapping of NAME: value")
-    out = {}
-    for key, item in value.items():
-        if not isinstance(key, str) or isinstance(item, (dict, list)) or item is None:
-            raise ValueError(f"{key!r}: {item!r} is not a NAME: text pair")
-        out[key] = item if isinstance(item, str) else str(item).lower() if isinstance(item, bool) else str(item)
-    return out
-
-
-def _mapping(value):
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
-        raise ValueError(f"{value!r} is not a mapping of names to values")
-    return dict(value)
-
-
-def _environment(value):
-    return None if value is None else EnvironmentRef.parse(value)
-
-
-def _kernel(value):
-    if value is None:
-        return None
-    if not isinstance(value, str) or not _KERNEL_NAME.match(value):
-        raise ValueError(f"{value!r} is not a kernel name; kernel names use letters, digits, '.', '_' "
-                         "and '-' (see `jupyter kernelspec list` in the environment)")
-    return value
-
-
-def _param_sets(value):
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise ValueError("is not a list of parameter mappings; write one `- name: value` block per set")
-    return tuple(dict(item) for item in value)
-
-
-def _grid(value):
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(v, list) and v for v in value.values()):
-        raise ValueError("is not a mapping of parameter names to non-empty lists of values")
-    return dict(value)
-
-
-def _did_you_mean(word, options):
-    close = difflib.get_close_matches(str(word), list(options), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _field(default, parse, doc, **extra):
-    """A leaf field; ``dict`` or ``tuple`` as default means an empty one."""
-    kwargs = {"default_factory": default} if default in (dict, tuple) else {"default": default}
-    return dataclasses.field(metadata={"parse": parse, "doc": doc, **extra}, **kwargs)
+KINDS = tuple(_KINDS)
+FRONTENDS = tuple(_FRONTENDS)
 
 
 # ----------------------------------------------------------------- the schema
@@ -202,15 +75,15 @@ class NotebookOptions:
 class RunOptions:
     """A papermill run of one notebook (``kind: run`` and ``kind: sweep``)."""
 
-    notebook: str = _field(None, _optional_text, "Input notebook: a local path or an ``hdfs://`` URL.",
+    notebook: str = _field(None, _notebook, "Input notebook: a local path or an ``hdfs://`` URL.",
                            path=True)
-    parameters: dict = _field(dict, _mapping, "Parameters injected into the notebook (papermill ``-p``).")
+    parameters: dict = _field(dict, _parameters, "Parameters injected into the notebook (papermill ``-p``).")
     kernel: str = _field(None, _kernel, "Kernel name; the notebook's own when not given.")
     engine: str = _field(None, _optional_text, "papermill engine name; papermill's default when not given.")
     cell_timeout: int = _field(None, _duration, "Per-cell execution timeout.")
     start_timeout: int = _field(60, _duration, "Kernel start timeout.")
     timeout: int = _field(None, _duration, "Whole-run timeout; the kernel is stopped and output saved.")
-    output: str = _field(None, _optional_text,
+    output: str = _field(None, _output,
                          "Directory for the output notebooks: an ``hdfs://`` URL or a path on the cluster "
                          "filesystem; ``{app_id}``, ``{user}``, ``{name}`` and ``{date}`` are filled in. "
                          "``/user/{user}/skein-jupyter/runs/{app_id}`` by default.")
@@ -255,8 +128,9 @@ class Recipe:
     queue: str = _field("default", _text, "YARN queue.")
     node_label: str = _field("", _text, "YARN node label expression.")
     max_attempts: int = _field(1, _int(1), "Application attempts YARN makes.")
-    env: dict = _field(dict, _text_map, "Environment variables of the container.")
-    files: dict = _field(dict, _text_map,
+    env: dict = _field(dict, _env, "Environment variables of the container, set as written (no shell "
+                       "reads them).")
+    files: dict = _field(dict, _files,
                          "Extra files to localize: ``name: path or hdfs:// URL``.", path_values=True)
     acls: ACLs = dataclasses.field(default_factory=ACLs)
     proxy_user: str = _field(None, _optional_text, "Submit on behalf of this user (needs proxy-user rights).")
@@ -401,10 +275,6 @@ def _check(recipe, source_of):
             if not notebook.endswith(".ipynb"):
                 raise UsageError(f"run.notebook ({source_of('run.notebook')}): {notebook} is not a "
                                  "notebook; give an .ipynb file")
-    for name, value in recipe.env.items():
-        if '"' in value:
-            raise UsageError(f"env.{name} ({source_of('env.' + name)}): YARN cannot pass a double quote (\") in "
-                             "an environment variable; use single quotes or none")
     for name, path in recipe.files.items():
         if "://" not in path and not os.path.exists(path):
             raise UsageError(f"files.{name} ({source_of('files.' + name)}): {path} does not exist; "

@@ -1,202 +1,28 @@
-"""Papermill runs and sweeps on YARN: check, submit, follow, inspect, stop and fetch them.
+"""Papermill runs and sweeps on YARN: submit, follow, inspect, stop and fetch them.
 
-What can be checked before submitting is checked before submitting: the
-input notebook (is it one, does it have a ``parameters`` cell when given
-parameters), the kernel (does the environment have it) and the output
-directory (can you write there). After that, results come from the Skein
+What can be checked before submitting is checked before submitting (see
+:mod:`skein_jupyter.preflight`). After that, results come from the Skein
 key-value store while the application runs, and from the summary the
 runtime writes next to the outputs once it has ended.
 """
-import concurrent.futures
-import dataclasses
 import json
-import os
 import time
 
 from .applications import FINAL_STATES, get_report
 from .exceptions import ApplicationError, UsageError
-from .launch import check_environment_packages, kill_quietly, submit
+from .kinds import APP_TAG, KINDS, kind_of_tags
+from .launch import kill_quietly, submit
+from .outcome import RunOutcome, raise_for_outcome
+from .preflight import Preflight, check_kernel, check_notebook, output_base, read_notebook
 from .progress import Progress
 from .runtime import keys
-from .runtime.batch import DEFAULT_OUTPUT, RUNS_INDEX
+from .runtime.batch import RUNS_INDEX
 
-__all__ = ["RunOutcome", "Preflight", "read_notebook", "check_notebook", "check_kernel", "output_base", "start",
-           "follow", "status", "kill", "fetch", "RUN_TAGS"]
+__all__ = ["RunOutcome", "raise_for_outcome", "Preflight", "read_notebook", "check_notebook", "check_kernel",
+           "output_base", "start", "follow", "status", "kill", "fetch", "RUN_TAGS"]
 
-RUN_TAGS = ("skein-jupyter-run", "skein-jupyter-sweep")
+RUN_TAGS = (KINDS["run"].tag, KINDS["sweep"].tag)
 POLL = 0.5
-
-
-@dataclasses.dataclass
-class RunOutcome:
-    """How a run or sweep ended (or stands): the application's state and the runtime's results."""
-
-    app_id: str
-    kind: str
-    state: str
-    final_status: str
-    summary: dict | None = None          # the runtime's summary; None if it never got that far
-    results: list = dataclasses.field(default_factory=list)
-    diagnostics: str = ""
-
-    @property
-    def status(self):
-        if self.summary:
-            return self.summary["status"]
-        if self.state in FINAL_STATES:
-            return "killed" if self.state == "KILLED" else "failed"
-        return self.state.lower()
-
-    @property
-    def succeeded(self):
-        return self.status == "succeeded"
-
-    def to_dict(self):
-        return {**dataclasses.asdict(self), "status": self.status}
-
-
-# ----------------------------------------------------------------- checks before submitting
-
-def read_notebook(location, fs=None):
-    """The input notebook as JSON; ``location`` is a local path or an ``hdfs://`` URL.
-
-    Raises
-    ------
-    UsageError
-        Missing, unreadable, or not a Jupyter notebook (nbformat 4).
-    """
-    if "://" in location:
-        from .hdfs import HadoopFS
-
-        fs = fs or HadoopFS()
-        if not fs.exists(location):
-            raise UsageError(f"run.notebook: {location} does not exist on the cluster; check the URL "
-                             "(hdfs dfs -ls its directory)")
-        text = fs.cat(location)
-    else:
-        try:
-            with open(location, encoding="utf-8") as f:
-                text = f.read()
-        except FileNotFoundError:
-            raise UsageError(f"run.notebook: {location} does not exist; check the path") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"run.notebook: cannot read {location} ({exc}); give a Jupyter notebook") from None
-    try:
-        nb = json.loads(text)
-    except ValueError:
-        nb = None
-    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list) or nb.get("nbformat") != 4:
-        raise UsageError(f"run.notebook: {location} is not a Jupyter notebook (nbformat 4 JSON); "
-                         "give an .ipynb saved by Jupyter")
-    return nb
-
-
-def _has_parameters_cell(nb):
-    return any("parameters" in (cell.get("metadata", {}).get("tags") or []) for cell in nb["cells"])
-
-
-def check_notebook(recipe, nb):
-    """Refuse parameters for a notebook that has no cell tagged ``parameters``.
-
-    Papermill only warns and injects them at the top, where the notebook's
-    own defaults then silently overwrite them.
-    """
-    given = bool(recipe.run.parameters) or recipe.kind == "sweep"
-    if given and not _has_parameters_cell(nb):
-        raise UsageError(f"run.notebook: {os.path.basename(recipe.run.notebook)} has no cell tagged "
-                         "'parameters', so the parameters would be overwritten by the notebook's own "
-                         "defaults; tag the cell that sets them (JupyterLab: cell > Property Inspector > "
-                         "Cell Tags > parameters)")
-
-
-def check_kernel(recipe, nb, metadata):
-    """The kernel the run uses must be one the environment has (its metadata lists them)."""
-    kernel = recipe.run.kernel or (nb.get("metadata", {}).get("kernelspec") or {}).get("name")
-    if not kernel:
-        raise UsageError(f"run.kernel: {os.path.basename(recipe.run.notebook)} names no kernel; give one "
-                         "with --kernel (e.g. python3)")
-    kernels = set((metadata or {}).get("kernels") or {})
-    packages = (metadata or {}).get("packages") or {}
-    if "ipykernel" in packages:
-        kernels.add("python3")  # ipykernel's own, always found by jupyter_client
-    if kernels and kernel not in kernels:
-        how = "--kernel" if recipe.run.kernel else "--kernel (the notebook asks for it)"
-        raise UsageError(f"run.kernel: the environment has no kernel {kernel!r} (it has "
-                         f"{', '.join(sorted(kernels))}); choose one with {how}, or install the kernel "
-                         "in the environment and pack it again")
-    return kernel
-
-
-def output_base(recipe, user):
-    """The fixed part of the output location: the directory that must be writable before submitting."""
-    template = recipe.run.output or DEFAULT_OUTPUT
-    known = template.replace("{user}", user).replace("{name}", recipe.app_name)
-    fixed = known.split("{", 1)[0]
-    return fixed if "{" not in known else (fixed.rsplit("/", 1)[0] or "/")
-
-
-def _check_output(recipe, user, fs):
-    from .hdfs import HdfsError
-
-    base = output_base(recipe, user)
-    try:
-        fs.mkdir(base, RUNS_INDEX.format(user=user))
-    except (UsageError, HdfsError) as exc:
-        raise UsageError(f"run.output: cannot create {base}: {str(exc).split(': ', 1)[-1]}; choose a directory "
-                         "you can write to with --output") from None
-    if not fs.writable(base):
-        raise UsageError(f"run.output: {base} is not writable by {user}; choose a directory you can write "
-                         "to with --output")
-
-
-def _environment_record(recipe, fs):
-    """The metadata record beside an ``hdfs://`` archive (``{}`` if it has none)."""
-    try:
-        text = fs.cat(recipe.environment.value + ".json")
-        return json.loads(text) if text.strip() else {}
-    except ValueError:
-        return {}
-
-
-class Preflight:
-    """The checks of a run that need the cluster filesystem, started at once in the background.
-
-    Output directory, a remote notebook, the record of a remote archive: each
-    is an ``hdfs dfs`` JVM, so they run side by side, and alongside whatever
-    the caller does next (starting the Skein driver, preparing the environment).
-    """
-
-    def __init__(self, recipe):
-        from .environment import EnvironmentKind
-        from .hdfs import HadoopFS
-
-        self.recipe = recipe
-        from .launch import job_user
-
-        user = job_user(recipe)
-        self.local_nb = None
-        if "://" not in recipe.run.notebook:
-            self.local_nb = read_notebook(recipe.run.notebook)
-            check_notebook(recipe, self.local_nb)
-        fs = HadoopFS()
-        self._pool = concurrent.futures.ThreadPoolExecutor(3)
-        self.output = self._pool.submit(_check_output, recipe, user, fs)
-        self.remote_nb = self._pool.submit(read_notebook, recipe.run.notebook, fs) if self.local_nb is None else None
-        remote_env = recipe.environment is not None and recipe.environment.kind is EnvironmentKind.HDFS
-        self.record = self._pool.submit(_environment_record, recipe, fs) if remote_env else None
-        self._pool.shutdown(wait=False)
-
-    def check(self, prepared):
-        """Raise the first problem found, now that the environment is prepared."""
-        self.output.result()
-        nb = self.local_nb if self.remote_nb is None else self.remote_nb.result()
-        if self.remote_nb is not None:
-            check_notebook(self.recipe, nb)
-        metadata = prepared.metadata
-        if not metadata and self.record is not None:
-            metadata = self.record.result()
-            check_environment_packages(self.recipe, metadata)
-        check_kernel(self.recipe, nb, metadata)
 
 
 def start(recipe, client, progress=None, preflight=None):
@@ -251,13 +77,11 @@ def progress_line(kind, n_sets, state):
 
 
 def _kind(report):
-    tags = set(report.tags)
-    if "skein-jupyter-sweep" in tags:
-        return "sweep"
-    if "skein-jupyter-run" in tags:
-        return "run"
-    raise ApplicationError(f"{report.id} ({report.name}) is not a skein-jupyter run or sweep; "
-                           "see `yarn application -list`")
+    kind = kind_of_tags(report.tags)
+    if kind in ("run", "sweep"):
+        return kind
+    raise UsageError(f"{report.id} ({report.name}) is not a skein-jupyter run or sweep; "
+                     "see `yarn application -list`")
 
 
 def _report(client, app_id):
@@ -348,14 +172,10 @@ def follow(client, app_id, progress=None, timeout=None):
 
 
 def _n_sets(app_client):
-    """How many sets the application runs, as its runtime published it.
+    from .spec import JOB_ENV, SERVICE_NAMES, decode_job
 
-    Raises LookupError while no worker has started yet (callers poll again).
-    """
-    value = app_client.kv.get(keys.RUN_SETS)
-    if value is None:
-        raise LookupError("the run's workers have not started yet")
-    return int(value)
+    spec = app_client.get_specification()
+    return len(decode_job(spec.services[SERVICE_NAMES["run"]].env[JOB_ENV])["sets"])
 
 
 def start_and_follow(recipe, client, progress=None, detach=False, preflight=None):
@@ -407,12 +227,12 @@ def kill(client, app_id, timeout=120):
     from .applications import wait_for_final_state
 
     report = _report(client, app_id)
-    if "skein-jupyter" not in set(report.tags):
-        raise ApplicationError(f"{app_id} ({report.name}) is not a skein-jupyter application; kill it with "
-                               f"`yarn application -kill {app_id}`")
+    if APP_TAG not in set(report.tags):
+        raise UsageError(f"{app_id} ({report.name}) is not a skein-jupyter application; kill it with "
+                         f"`yarn application -kill {app_id}`")
     if str(report.state) in FINAL_STATES:
-        raise ApplicationError(f"{app_id} has already ended ({report.state}, {report.final_status}); "
-                               "nothing to kill")
+        raise UsageError(f"{app_id} has already ended ({report.state}, {report.final_status}); "
+                         "nothing to kill")
     if str(report.state) == "RUNNING" and set(report.tags) & set(RUN_TAGS):
         client.connect(app_id, wait=False).kv[keys.RUN_STOP] = b"skein-jupyter kill"
         try:

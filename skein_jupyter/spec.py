@@ -239,13 +239,19 @@ def spec_to_yaml(spec, relative_to: str | None = None) -> str:
     return yaml.safe_dump(data, sort_keys=True, default_flow_style=False, width=100)
 
 
-def check_cluster_limits(recipe, client):
+def check_cluster_limits(recipe, client, allocation=None):
     """Refuse, before submitting, what the cluster cannot run: an unknown queue, too large a container.
+
+    The limit is the scheduler's maximum allocation for one container (the
+    queue's own where it has one), read from the ResourceManager; where that
+    cannot be read, the largest running node.
 
     Parameters
     ----------
     recipe : Recipe
     client : skein.Client
+    allocation : scheduler.Allocation, optional
+        The limit to check against; read from the ResourceManager by default.
 
     Raises
     ------
@@ -254,20 +260,36 @@ def check_cluster_limits(recipe, client):
     """
     import skein
 
+    from .scheduler import Allocation, maximum_allocation
+
     try:
         client.get_queue(recipe.queue)
     except (ValueError, skein.exceptions.SkeinError, KeyError) as exc:
         raise UsageError(f"queue: {recipe.queue!r} is not a queue of this cluster ({exc}); "
                          "list queues with `yarn queue -status QUEUE` or ask your admin") from None
-    nodes = client.get_nodes(states=["RUNNING"])
-    if not nodes:
-        raise UsageError("the cluster has no RUNNING node to run on; check `yarn node -list -all`")
-    max_memory = max(node.total_resources.memory for node in nodes)
-    max_vcores = max(node.total_resources.vcores for node in nodes)
-    res = recipe.resources
-    if res.memory > max_memory:
-        raise UsageError(f"resources.memory: {res.memory} MiB is above the cluster maximum of {max_memory} MiB "
-                         f"per container; ask for at most {max_memory} MiB")
-    if res.vcores > max_vcores:
-        raise UsageError(f"resources.vcores: {res.vcores} is above the cluster maximum of {max_vcores} "
-                         f"per container; ask for at most {max_vcores}")
+    allocation = allocation or maximum_allocation(recipe.queue, gpus=recipe.resources.gpus > 0)
+    if allocation is None:
+        nodes = client.get_nodes(states=["RUNNING"])
+        if not nodes:
+            raise UsageError("the cluster has no RUNNING node to run on; check `yarn node -list -all`")
+        allocation = Allocation(max(node.total_resources.memory for node in nodes),
+                                max(node.total_resources.vcores for node in nodes), None,
+                                "the largest node")
+    check_allocation(recipe.resources, allocation)
+
+
+def check_allocation(resources, allocation):
+    """Refuse ``resources`` (a recipe's) above ``allocation`` (a :class:`~skein_jupyter.scheduler.Allocation`)."""
+    where = f"per container ({allocation.source})"
+    if resources.memory > allocation.memory_mb:
+        raise UsageError(f"resources.memory: {resources.memory} MiB is above the cluster maximum of "
+                         f"{allocation.memory_mb} MiB {where}; ask for at most {allocation.memory_mb} MiB")
+    if resources.vcores > allocation.vcores:
+        raise UsageError(f"resources.vcores: {resources.vcores} is above the cluster maximum of "
+                         f"{allocation.vcores} {where}; ask for at most {allocation.vcores}")
+    if resources.gpus and not allocation.gpus:
+        raise UsageError(f"resources.gpus: {resources.gpus} asked for, but this cluster has no GPUs "
+                         "(no yarn.io/gpu resource); drop --gpus, or use a cluster with GPUs")
+    if resources.gpus > (allocation.gpus or 0):
+        raise UsageError(f"resources.gpus: {resources.gpus} is above the cluster maximum of {allocation.gpus} "
+                         f"{where}; ask for at most {allocation.gpus}")

@@ -51,3 +51,17 @@ def test_without_yarn_on_path_commands_say_so_in_one_line(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         'Error: cannot start the Skein driver: `yarn` is not on PATH; run on a Hadoop edge node, '
         'or eval "$(skein-jupyter sandbox env)" for the sandbox']
+
+
+def test_the_tables_of_kinds_and_frontends_are_the_ones_everything_uses():
+    from skein_jupyter import launch, recipe, spec
+    from skein_jupyter.kinds import APP_TAG, FRONTENDS, KINDS, kind_of_tags
+
+    assert spec.APP_TAG == APP_TAG
+    assert spec.SERVICE_NAMES == {name: kind.service for name, kind in KINDS.items()}
+    assert recipe.KINDS == tuple(KINDS) and recipe.FRONTENDS == tuple(FRONTENDS)
+    assert launch.FRONTEND_MODULES == {name: f.package for name, f in FRONTENDS.items()}
+    assert kind_of_tags(["skein-jupyter", "skein-jupyter-sweep"]) == "sweep"
+    assert kind_of_tags(["other"]) is None
+    options = {opt for param in cli.commands["notebook"].commands["start"].params for opt in param.opts}
+    assert {f.flag for f in FRONTENDS.values()} <= options

@@ -18,13 +18,27 @@ def test_memory_above_the_cluster_maximum_names_the_maximum(sandbox, skein_clien
     with pytest.raises(UsageError) as info:
         check_cluster_limits(_recipe(**{"resources.memory": "100 GiB"}), skein_client)
     assert str(info.value) == (f"resources.memory: 102400 MiB is above the cluster maximum of {maximum} MiB "
-                               f"per container; ask for at most {maximum} MiB")
+                               f"per container (the maximum allocation of queue default); "
+                               f"ask for at most {maximum} MiB")
     assert info.value.exit_code == 2
 
 
 def test_vcores_above_the_cluster_maximum(sandbox, skein_client):
     with pytest.raises(UsageError, match=r"resources.vcores: 64 is above the cluster maximum of 8 per container"):
         check_cluster_limits(_recipe(**{"resources.vcores": 64}), skein_client)
+
+
+def test_gpus_on_a_cluster_without_gpus_are_refused(sandbox, skein_client):
+    with pytest.raises(UsageError, match=r"resources.gpus: 1 asked for, but this cluster has no GPUs"):
+        check_cluster_limits(_recipe(**{"resources.gpus": 1}), skein_client)
+
+
+def test_the_limit_is_the_schedulers_maximum_allocation(sandbox):
+    from skein_jupyter.scheduler import maximum_allocation, rm_web_url
+
+    assert rm_web_url() == sandbox.config.web_url("resourcemanager.http").rstrip("/")
+    allocation = maximum_allocation("default")
+    assert (allocation.memory_mb, allocation.vcores, allocation.gpus) == (sandbox.config.nodemanager_memory_mb, 8, None)
 
 
 def test_unknown_queue(sandbox, skein_client):

@@ -45,6 +45,16 @@ def test_every_recipe_field_is_in_the_schema_reference(built):
         assert path in page and env_var_name(path) in page, path
 
 
+def test_the_exit_codes_in_the_readme_and_docs_are_the_libraries(built):
+    from skein_jupyter.exceptions import EXIT_CODES
+
+    readme = " ".join((ROOT / "README.rst").read_text().split())
+    page = " ".join((built / "reference" / "exit-codes.html").read_text().split())
+    for code, text in EXIT_CODES.items():
+        assert f"{code} {text}" in readme, f"exit code {code} differs in README.rst"
+        assert text.replace("(", "").split(";")[0].split(",")[0] in page.replace("(", ""), code
+
+
 def test_key_value_keys_are_documented(built):
     page = (built / "reference" / "kv-keys.html").read_text()
     from skein_jupyter.runtime import keys

@@ -194,7 +194,7 @@ def test_notebook7_answers_then_stop_ends_succeeded(uploaded_venv, skein_client)
     report = skein_client.application_report(server.app_id)
     assert (str(report.state), str(report.final_status)) == ("FINISHED", "SUCCEEDED")
     again = runner.invoke(cli, ["notebook", "stop", server.app_id])
-    assert again.exit_code == 1
+    assert again.exit_code == 2
     assert again.output.strip() == (f"Error: {server.app_id} has already ended (FINISHED, SUCCEEDED); "
                                     "nothing to stop")
     logs = application_logs(server.app_id, timeout=120)
@@ -274,10 +274,32 @@ def test_server_that_cannot_start_fails_fast_and_leaves_no_app(test_venv, tmp_pa
     assert time.monotonic() - started < 300
 
 
+def test_info_on_a_starting_server_only_looks(uploaded_venv, skein_client):
+    """`notebook info` typed while the server starts says so and exits 1; the server goes on starting."""
+    from skein_jupyter.launch import submit
+    from skein_jupyter.notebook import info
+
+    app_id = submit(_recipe(uploaded_venv.url, **{"notebook.frontend": "server"}), skein_client).app_id
+    try:
+        early = CliRunner().invoke(cli, ["notebook", "info", app_id])
+        assert early.exit_code == 1, early.output
+        assert early.output.startswith(f"Error: the server in {app_id} is still starting (application ")
+        assert len(early.output.strip().splitlines()) == 1
+        assert str(skein_client.application_report(app_id).state) in ("SUBMITTED", "ACCEPTED", "RUNNING")
+        server = info(skein_client, app_id, wait=300)  # the same server, untouched, comes up
+        assert server.app_id == app_id
+        later = CliRunner().invoke(cli, ["notebook", "info", app_id, "--json"])
+        assert later.exit_code == 0, later.output
+        assert json.loads(later.output)["port"] == server.port
+        assert str(skein_client.application_report(app_id).state) == "RUNNING"
+    finally:
+        stop(skein_client, app_id)
+
+
 def test_unknown_and_foreign_application_ids(skein_client, submit):
     runner = CliRunner()
     unknown = runner.invoke(cli, ["notebook", "info", "application_1_9999"])
-    assert unknown.exit_code == 1
+    assert unknown.exit_code == 2
     assert unknown.output.strip() == ("Error: no application application_1_9999 on this cluster; see "
                                       "`skein-jupyter notebook list`")
     malformed = runner.invoke(cli, ["notebook", "stop", "not-an-app"])
@@ -286,7 +308,7 @@ def test_unknown_and_foreign_application_ids(skein_client, submit):
         "sleep": skein.Service(resources=skein.Resources(memory="64 MiB", vcores=1), script="sleep 120")},
         master=skein.Master(resources=skein.Resources(memory="256 MiB", vcores=1))))
     foreign = runner.invoke(cli, ["notebook", "stop", app_id])
-    assert foreign.exit_code == 1
+    assert foreign.exit_code == 2
     assert foreign.output.strip() == (f"Error: {app_id} (not-a-notebook) is not a skein-jupyter notebook "
                                       "server; see `skein-jupyter notebook list`")
 

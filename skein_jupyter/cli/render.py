@@ -1,0 +1,130 @@
+"""Human rendering of results, in one place: tables, summaries, JSON on request."""
+import json
+
+import click
+
+__all__ = ["echo_json", "echo_rows", "show_server", "server_line", "SERVER_HEADER", "show_outcome",
+           "show_settings", "show_packed", "env_line", "ENV_HEADER", "show_sandbox_status"]
+
+
+def echo_json(data):
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def echo_rows(rows, as_json, empty, header, line):
+    """A listing: JSON, a sentence when there is nothing, or ``header`` and one ``line(row)`` per row."""
+    if as_json:
+        echo_json(rows)
+    elif not rows:
+        click.echo(empty)
+    else:
+        click.echo(header)
+        for row in rows:
+            click.echo(line(row))
+
+
+def show_settings(rows, config_file, as_json):
+    """``config show``: every field, its value and where it came from."""
+    from ..config import env_var_name
+
+    if as_json:
+        echo_json({"config_file": str(config_file),
+                   "settings": [{"field": p, "value": v, "source": s, "env_var": env_var_name(p)}
+                                for p, v, s in rows]})
+        return
+    click.echo(f"# config file: {config_file}")
+    width = max(len(p) for p, _, _ in rows)
+    for path, value, source in rows:
+        click.echo(f"{path:{width}}  {json.dumps(value):40}  {source}")
+
+
+def show_server(server, way, as_json):
+    """A server's address and the SSH tunnel ``way`` to it."""
+    if as_json:
+        echo_json({**server.to_dict(), "url": server.url(), "tunnel_command": way.command, "tunnel_url": way.url})
+        return
+    click.echo(f"Jupyter ({server.frontend}) running in {server.app_id} on {server.host}:{server.port}")
+    click.echo(f"  URL on the cluster network: {server.url()}")
+    click.echo(f"  From your laptop, open a tunnel:  {way.command}")
+    click.echo(f"  then browse to:                   {way.url}")
+    click.echo(f"  Stop it with: skein-jupyter notebook stop {server.app_id}")
+
+
+def server_line(r):
+    from ..units import format_duration
+
+    idle = format_duration(r["idle_seconds"]) if r["idle_seconds"] is not None else "-"
+    return (f"{r['app_id']:32} {r['name'][:24]:24} {r['state']:9} {format_duration(r['age_seconds']):>8} "
+            f"{r['memory_mb']:>6}Mi {r['vcores']:>6} {idle:>8}")
+
+
+SERVER_HEADER = f"{'APPLICATION':32} {'NAME':24} {'STATE':9} {'AGE':>8} {'MEMORY':>8} {'VCORES':>6} {'IDLE':>8}"
+
+
+def show_outcome(outcome, as_json, info=None):
+    """Where a run or sweep stands or how it ended: one line, then its sets or its cell error and outputs."""
+    from ..units import format_duration
+
+    if as_json:
+        echo_json({**outcome.to_dict(), **(info or {})})
+        return
+    summary = outcome.summary or {}
+    duration = f" in {format_duration(summary['duration'])}" if summary.get("duration") else ""
+    click.echo(f"{outcome.kind.title()} {outcome.app_id} {outcome.status.replace('_', ' ')}{duration} "
+               f"(YARN: {outcome.state}, {outcome.final_status})")
+    if info and info.get("line") and not summary:
+        click.echo(f"  {info['line']}")
+    if outcome.kind == "sweep" and outcome.results:
+        click.echo(f"  {'SET':>4}  {'STATUS':10} {'DURATION':>9}  OUTPUT")
+        for r in outcome.results:
+            click.echo(f"  {r['set']:>4}  {r['status']:10} {format_duration(r['duration']):>9}  {r['output'] or '-'}")
+    for r in outcome.results if outcome.kind == "run" else []:
+        if r["status"] != "succeeded":
+            where = f" in cell {r['cell'] + 1}" if r.get("cell") is not None else ""
+            click.echo(f"  {r['status'].replace('_', ' ')}{where}: {r['ename']}: {r['evalue']}")
+        if r.get("output"):
+            click.echo(f"  output notebook: {r['output']}")
+        if r.get("html"):
+            click.echo(f"  HTML:            {r['html']}")
+    if summary.get("table") and outcome.kind == "sweep":
+        click.echo(f"  table: {summary['table']} (and .csv)")
+    elif not summary and outcome.ended:
+        last = outcome.diagnostics.strip().splitlines()[-1] if outcome.diagnostics.strip() else "-"
+        click.echo(f"  no result recorded: {last}")
+    if info and info.get("output"):
+        click.echo(f"  outputs: {info['output']}")
+
+
+def show_packed(result, as_json):
+    """``env pack``: the archive, its size and time, its Python, and the kernelspecs it patched."""
+    meta = result.metadata
+    if as_json:
+        echo_json({"archive": str(result.archive), "seconds": round(result.seconds, 2), **meta})
+        return
+    click.echo(f"Packed {meta['kind']} environment {meta['prefix']} into {result.archive} "
+               f"({meta['size'] / 2**20:.1f} MiB, {result.seconds:.1f}s)")
+    click.echo(f"  python {meta['python']} on {meta['platform']}, {len(meta['packages'])} packages, "
+               f"sha256 {meta['sha256'][:16]}")
+    for patch in result.patched_kernels:
+        click.echo(f"  kernel {patch.name}: {patch.original} -> {patch.patched}")
+
+
+ENV_HEADER = f"{'NAME':20} {'SHA256':16} {'SIZE':>9} {'PYTHON':8} {'PACKER':18} UPLOADED"
+
+
+def env_line(r):
+    return (f"{r.get('name', '?'):20} {r.get('sha256', '?')[:16]:16} {r.get('size', 0) / 2**20:7.1f}Mi "
+            f"{r.get('python', '?'):8} {r.get('packer', '?'):18} {r.get('uploaded', '?')}"
+            f"{'  public' if r.get('public') else ''}")
+
+
+def show_sandbox_status(root, statuses, nodes, as_json):
+    if as_json:
+        echo_json({"root": str(root), "daemons": [s.to_dict() for s in statuses], "nodes": nodes})
+        return
+    for s in statuses:
+        state = f"up (pid {s.pid})" if s.running else "down" + (" (stale pid file)" if s.stale_pid_file else "")
+        click.echo(f"{s.name:16} {state:18} {s.url}")
+    for node in nodes:
+        health = f" - {node['health']}" if node["health"] else ""
+        click.echo(f"node {node['id']:11} {node['state']}{health}")

@@ -1,0 +1,158 @@
+"""The checks of a run or sweep made before anything is submitted.
+
+The input notebook (is it one, does it have a ``parameters`` cell when given
+parameters), the kernel (does the environment have it) and the output
+directory (can you write there); those that need the cluster filesystem run
+side by side in :class:`Preflight`.
+"""
+import concurrent.futures
+import json
+import os
+
+from .exceptions import UsageError
+from .launch import check_environment_packages
+from .runtime.batch import DEFAULT_OUTPUT, RUNS_INDEX
+
+__all__ = ["Preflight", "read_notebook", "check_notebook", "check_kernel", "output_base"]
+
+
+def read_notebook(location, fs=None):
+    """The input notebook as JSON; ``location`` is a local path or an ``hdfs://`` URL.
+
+    Raises
+    ------
+    UsageError
+        Missing, unreadable, or not a Jupyter notebook (nbformat 4).
+    """
+    if "://" in location:
+        from .hdfs import HadoopFS
+
+        fs = fs or HadoopFS()
+        if not fs.exists(location):
+            raise UsageError(f"run.notebook: {location} does not exist on the cluster; check the URL "
+                             "(hdfs dfs -ls its directory)")
+        text = fs.cat(location)
+    else:
+        try:
+            with open(location, encoding="utf-8") as f:
+                text = f.read()
+        except FileNotFoundError:
+            raise UsageError(f"run.notebook: {location} does not exist; check the path") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"run.notebook: cannot read {location} ({exc}); give a Jupyter notebook") from None
+    try:
+        nb = json.loads(text)
+    except ValueError:
+        nb = None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list) or nb.get("nbformat") != 4:
+        raise UsageError(f"run.notebook: {location} is not a Jupyter notebook (nbformat 4 JSON); "
+                         "give an .ipynb saved by Jupyter")
+    return nb
+
+
+def _has_parameters_cell(nb):
+    return any("parameters" in (cell.get("metadata", {}).get("tags") or []) for cell in nb["cells"])
+
+
+def check_notebook(recipe, nb):
+    """Refuse parameters for a notebook that has no cell tagged ``parameters``.
+
+    Papermill only warns and injects them at the top, where the notebook's
+    own defaults then silently overwrite them.
+    """
+    given = bool(recipe.run.parameters) or recipe.kind == "sweep"
+    if given and not _has_parameters_cell(nb):
+        raise UsageError(f"run.notebook: {os.path.basename(recipe.run.notebook)} has no cell tagged "
+                         "'parameters', so the parameters would be overwritten by the notebook's own "
+                         "defaults; tag the cell that sets them (JupyterLab: cell > Property Inspector > "
+                         "Cell Tags > parameters)")
+
+
+def check_kernel(recipe, nb, metadata):
+    """The kernel the run uses must be one the environment has (its metadata lists them)."""
+    kernel = recipe.run.kernel or (nb.get("metadata", {}).get("kernelspec") or {}).get("name")
+    if not kernel:
+        raise UsageError(f"run.kernel: {os.path.basename(recipe.run.notebook)} names no kernel; give one "
+                         "with --kernel (e.g. python3)")
+    kernels = set((metadata or {}).get("kernels") or {})
+    packages = (metadata or {}).get("packages") or {}
+    if "ipykernel" in packages:
+        kernels.add("python3")  # ipykernel's own, always found by jupyter_client
+    if kernels and kernel not in kernels:
+        how = "--kernel" if recipe.run.kernel else "--kernel (the notebook asks for it)"
+        raise UsageError(f"run.kernel: the environment has no kernel {kernel!r} (it has "
+                         f"{', '.join(sorted(kernels))}); choose one with {how}, or install the kernel "
+                         "in the environment and pack it again")
+    return kernel
+
+
+def output_base(recipe, user):
+    """The fixed part of the output location: the directory that must be writable before submitting."""
+    template = recipe.run.output or DEFAULT_OUTPUT
+    known = template.replace("{user}", user).replace("{name}", recipe.app_name)
+    fixed = known.split("{", 1)[0]
+    return fixed if "{" not in known else (fixed.rsplit("/", 1)[0] or "/")
+
+
+def _check_output(recipe, user, fs):
+    from .hdfs import HdfsError
+
+    base = output_base(recipe, user)
+    try:
+        fs.mkdir(base, RUNS_INDEX.format(user=user))
+    except (UsageError, HdfsError) as exc:
+        raise UsageError(f"run.output: cannot create {base}: {str(exc).split(': ', 1)[-1]}; choose a directory "
+                         "you can write to with --output") from None
+    if not fs.writable(base):
+        raise UsageError(f"run.output: {base} is not writable by {user}; choose a directory you can write "
+                         "to with --output")
+
+
+def _environment_record(recipe, fs):
+    """The metadata record beside an ``hdfs://`` archive (``{}`` if it has none)."""
+    try:
+        text = fs.cat(recipe.environment.value + ".json")
+        return json.loads(text) if text.strip() else {}
+    except ValueError:
+        return {}
+
+
+class Preflight:
+    """The checks of a run that need the cluster filesystem, started at once in the background.
+
+    Output directory, a remote notebook, the record of a remote archive: each
+    is an ``hdfs dfs`` JVM, so they run side by side, and alongside whatever
+    the caller does next (starting the Skein driver, preparing the environment).
+    """
+
+    def __init__(self, recipe):
+        from .environment import EnvironmentKind
+        from .hdfs import HadoopFS
+
+        self.recipe = recipe
+        from .launch import job_user
+
+        user = job_user(recipe)
+        self.local_nb = None
+        if "://" not in recipe.run.notebook:
+            self.local_nb = read_notebook(recipe.run.notebook)
+            check_notebook(recipe, self.local_nb)
+        fs = HadoopFS()
+        self._pool = concurrent.futures.ThreadPoolExecutor(3)
+        self.output = self._pool.submit(_check_output, recipe, user, fs)
+        self.remote_nb = self._pool.submit(read_notebook, recipe.run.notebook, fs) if self.local_nb is None else None
+        remote_env = recipe.environment is not None and recipe.environment.kind is EnvironmentKind.HDFS
+        self.record = self._pool.submit(_environment_record, recipe, fs) if remote_env else None
+        self._pool.shutdown(wait=False)
+
+    def check(self, prepared):
+        """Raise the first problem found, now that the environment is prepared."""
+        self.output.result()
+        nb = self.local_nb if self.remote_nb is None else self.remote_nb.result()
+        if self.remote_nb is not None:
+            check_notebook(self.recipe, nb)
+        metadata = prepared.metadata
+        if not metadata and self.record is not None:
+            metadata = self.record.result()
+            check_environment_packages(self.recipe, metadata)
+        check_kernel(self.recipe, nb, metadata)

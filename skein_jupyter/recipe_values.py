@@ -1,0 +1,184 @@
+"""Parsers of recipe values: each takes the raw value and returns the typed one, or raises ValueError
+whose message says what is wrong and what to write instead (the recipe adds the field and its source).
+"""
+import dataclasses
+import difflib
+import os
+import re
+
+from .environment import EnvironmentRef
+from .units import parse_duration_s, parse_memory_mb
+from .validation import (check_cluster_path, check_env_name, check_file_name, check_output_location,
+                         check_parameter_names)
+
+_KERNEL_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+
+# Each takes the raw value and returns the typed one or raises ValueError
+# whose message says what is wrong and what to write instead.
+
+def _text(value):
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not text; quote it")
+    return value
+
+
+def _optional_text(value):
+    return None if value is None else _text(value)
+
+
+def _int(minimum):
+    def parse(value):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{value!r} is not a whole number")
+        if value < minimum:
+            raise ValueError(f"{value!r} is below {minimum}; use {minimum} or more")
+        return value
+    return parse
+
+
+def _memory(value):
+    try:
+        return parse_memory_mb(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; use e.g. 2 GiB, 512 MiB, or a number of MiB") from None
+
+
+def _duration(value):
+    if value is None:
+        return None
+    try:
+        return parse_duration_s(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; use e.g. 90s, 15m, 2h, or a number of seconds") from None
+
+
+def _duration_or_zero(value):
+    """A duration where ``0`` means "never" (e.g. no checkpoints)."""
+    if value == 0 and not isinstance(value, bool):
+        return 0
+    return _duration(value)
+
+
+def _bool(value):
+    if not isinstance(value, bool):
+        raise ValueError(f"{value!r} is not true or false")
+    return value
+
+
+def _choice(options):
+    def parse(value):
+        if value not in options:
+            raise ValueError(f"{value!r} is not one of {', '.join(options)}{_did_you_mean(value, options)}")
+        return value
+    return parse
+
+
+def _text_list(value):
+    if isinstance(value, str):  # from an environment variable or a flag: comma-separated
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"{value!r} is not a list of names")
+    return tuple(value)
+
+
+def _text_map(value):
+    if not isinstance(value, dict):
+        raise ValueError(f"{value!r} is not a mapping of NAME: value")
+    out = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or isinstance(item, (dict, list)) or item is None:
+            raise ValueError(f"{key!r}: {item!r} is not a NAME: text pair")
+        out[key] = item if isinstance(item, str) else str(item).lower() if isinstance(item, bool) else str(item)
+    return out
+
+
+def _mapping(value):
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
+        raise ValueError(f"{value!r} is not a mapping of names to values")
+    return dict(value)
+
+
+def _parameters(value):
+    value = _mapping(value)
+    check_parameter_names(value)
+    return value
+
+
+def _env(value):
+    value = _text_map(value)
+    for name in value:
+        check_env_name(name)
+    return value  # values go to the process as written: the runtime sets them, no shell reads them
+
+
+def _files(value):
+    from .spec import RESERVED_FILES
+
+    value = _text_map(value)
+    for name in value:
+        check_file_name(name, RESERVED_FILES)
+    return value
+
+
+def _notebook(value):
+    if value is None:
+        return None
+    value = _text(value)
+    # A local notebook is shipped under a name of its own; only its file name travels on.
+    check_cluster_path(value if "://" in value else os.path.basename(value))
+    return value
+
+
+def _output(value):
+    if value is None:
+        return None
+    check_output_location(_text(value))
+    return value
+
+
+def _environment(value):
+    return None if value is None else EnvironmentRef.parse(value)
+
+
+def _kernel(value):
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _KERNEL_NAME.match(value):
+        raise ValueError(f"{value!r} is not a kernel name; kernel names use letters, digits, '.', '_' "
+                         "and '-' (see `jupyter kernelspec list` in the environment)")
+    return value
+
+
+def _param_sets(value):
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ValueError("is not a list of parameter mappings; write one `- name: value` block per set")
+    for number, item in enumerate(value, 1):
+        try:
+            check_parameter_names(item)
+        except ValueError as exc:
+            raise ValueError(f"set {number}: {exc}") from None
+    return tuple(dict(item) for item in value)
+
+
+def _grid(value):
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, list) and v for v in value.values()):
+        raise ValueError("is not a mapping of parameter names to non-empty lists of values")
+    check_parameter_names(value)
+    return dict(value)
+
+
+def _did_you_mean(word, options):
+    close = difflib.get_close_matches(str(word), list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _field(default, parse, doc, **extra):
+    """A leaf field; ``dict`` or ``tuple`` as default means an empty one."""
+    kwargs = {"default_factory": default} if default in (dict, tuple) else {"default": default}
+    return dataclasses.field(metadata={"parse": parse, "doc": doc, **extra}, **kwargs)
