@@ -54,7 +54,7 @@ FRONTENDS = {frontend.name: frontend for frontend in (
 )}
 
 
-def kind_of_tags(tags) -> str:
+def kind_of_tags(tags) -> str | None:
     """The kind of a skein-jupyter application from its YARN tags, or None if it carries no kind tag."""
     tags = set(tags)
     return next((kind.name for kind in KINDS.values() if kind.tag in tags), None)

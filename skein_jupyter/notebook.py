@@ -12,7 +12,7 @@ from .kinds import FRONTENDS, KINDS
 from .launch import kill_quietly, submit
 from .progress import Progress
 from .runtime import keys
-from .spec import APP_TAG, SERVICE_NAMES
+from .spec import APP_TAG
 
 __all__ = ["ServerInfo", "ServerStarting", "start", "info", "list_servers", "stop", "tunnel", "check_local_port",
            "DEFAULT_START_TIMEOUT"]
@@ -138,8 +138,8 @@ class _Look:
 
     state: str
     final_status: str
-    server: ServerInfo = None
-    error: str = None
+    server: ServerInfo | None = None
+    error: str | None = None
 
 
 class _Watcher:

@@ -172,10 +172,14 @@ def follow(client, app_id, progress=None, timeout=None):
 
 
 def _n_sets(app_client):
-    from .spec import JOB_ENV, SERVICE_NAMES, decode_job
+    """How many sets the application runs, as its runtime published it.
 
-    spec = app_client.get_specification()
-    return len(decode_job(spec.services[SERVICE_NAMES["run"]].env[JOB_ENV])["sets"])
+    Raises LookupError while no worker has started yet (callers poll again).
+    """
+    value = app_client.kv.get(keys.RUN_SETS)
+    if value is None:
+        raise LookupError("the run's workers have not started yet")
+    return int(value)
 
 
 def start_and_follow(recipe, client, progress=None, detach=False, preflight=None):

@@ -70,10 +70,10 @@ class _Group(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as exc:
-            error = infrastructure_error(exc)
-            if error is None:
+            reported = infrastructure_error(exc)
+            if reported is None:
                 raise
-            raise _ReportedError(error) from None
+            raise _ReportedError(reported) from None
 
 
 def _exit_codes_epilog():

@@ -109,6 +109,7 @@ class Job:
 
     def parameters(self, index: int) -> Dict[str, Any]:
         """The parameters set ``index`` runs with: the shared ones, then the set's own."""
+        assert self.run is not None, "a notebook server's job has no parameter sets"
         return {**self.run.parameters, **self.run.sets[index]}
 
 
