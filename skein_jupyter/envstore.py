@@ -15,9 +15,8 @@ from .hdfs import PRIVATE, PUBLIC, HadoopFS, ancestors, join
 from .packing import ARCHIVE_SUFFIXES, METADATA_FORMAT, metadata_path, sha256_file
 from .progress import Progress
 
-__all__ = ["UploadResult", "PreparedEnvironment", "prepare", "default_upload_dir", "read_local_metadata", "remote_name", "upload",
-           "list_environments", "resolve_name", "PUBLISHED_DIR",
-           "check_public_ancestors"]
+__all__ = ["UploadResult", "PreparedEnvironment", "prepare", "default_upload_dir", "read_local_metadata",
+           "remote_name", "upload", "check_public_ancestors", "list_environments", "resolve_name", "PUBLISHED_DIR"]
 
 #: Where admins publish environments for everyone (``env upload --to … --public``).
 PUBLISHED_DIR = "hdfs:///apps/skein-jupyter/environments"
