@@ -23,6 +23,8 @@ class HadoopFS(ClusterFS):
                     "for the sandbox")
 
     def error(self, args, message: str) -> Exception:
+        if args is None:  # no `hdfs` here: the user's setup to fix
+            return UsageError(message)
         if "Permission denied" in message or "AccessControlException" in message:
             return UsageError(message + "; choose a directory you can write to, or ask your Hadoop admin")
         return HdfsError(message)

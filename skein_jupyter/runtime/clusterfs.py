@@ -125,8 +125,14 @@ class ClusterFS:
     def run(self, *args: str, share: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
         """``hdfs dfs [-D umask] ARGS``; a ``share`` sets the umask of what the command creates."""
         options = ["-D", f"fs.permissions.umask-mode={share_modes(share).umask}"] if share else []
-        proc = subprocess.run([self.executable, "dfs", *options, *args], capture_output=True, text=True,
-                              timeout=self.timeout)
+        try:
+            proc = subprocess.run([self.executable, "dfs", *options, *args], capture_output=True, text=True,
+                                  timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            raise self.error(args, f"`hdfs dfs {args[0]}` on {args[-1]} did not answer within "
+                                   f"{self.timeout:.0f}s; check that HDFS is up (hdfs dfsadmin -report)") from None
+        except OSError as exc:
+            raise self.error(args, f"cannot run {self.executable}: {exc}") from None
         if check and proc.returncode != 0:
             raise self.error(args, f"`hdfs dfs {args[0]}` on {args[-1]} failed: {reason(proc.stderr)}")
         return proc
