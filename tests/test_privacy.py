@@ -43,13 +43,14 @@ def test_own_directories_and_ancestors():
 
 @pytest.fixture
 def recording_hdfs(tmp_path):
-    """An ``hdfs`` that records its arguments (one per line) and fails on a path named ``/denied``."""
+    """An ``hdfs`` that records its arguments (one per line), fails on ``/denied`` and on chmod of carol's index."""
     log = tmp_path / "calls"
     script = tmp_path / "hdfs"
     script.write_text("#!/bin/sh\n"
                       f'for a in "$@"; do echo "$a" >> {log}; done; echo --- >> {log}\n'
                       'for a in "$@"; do if [ "$a" = /denied ]; then '
-                      """echo "mkdir: Permission denied: user=bob, access=WRITE, inode=/denied" >&2; exit 1; fi; done\n""")
+                      """echo "mkdir: Permission denied: user=bob, access=WRITE, inode=/denied" >&2; exit 1; fi; done\n"""
+                      'if [ "$2" = -chmod ] && [ "$4" = /user/carol/.skein-jupyter/runs ]; then exit 1; fi\n')
     script.chmod(0o755)
 
     def calls():
@@ -77,6 +78,8 @@ def test_a_permission_problem_is_a_usage_error(recording_hdfs):
     fs, _ = recording_hdfs
     with pytest.raises(UsageError, match="Permission denied.*choose a directory you can write to"):
         fs.mkdir("/denied")
+    # Tightening an own directory that is another user's (a proxy user's) is best effort.
+    fs.mkdir("/user/carol/.skein-jupyter/runs")
     assert HdfsError.exit_code == 3  # anything else from HDFS: the cluster's problem, a retry may help
 
 

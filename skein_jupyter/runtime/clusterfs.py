@@ -200,11 +200,13 @@ class ClusterFS:
         (:func:`is_own`), which are set explicitly: they may date from a
         version that wrote 755. They stay private for a group share too
         (their names would show every run); only a public share opens them.
+        That step is best effort: a directory of another user (a proxy
+        user's, seen from the submitting user) is theirs to keep.
         """
         self.run("-mkdir", "-p", *paths, share=share or PRIVATE)
         own = [path for path in paths if is_own(path)]
         if own:
-            self.chmod(SHARES[PUBLIC if share == PUBLIC else PRIVATE].dir_mode, *own)
+            self.run("-chmod", SHARES[PUBLIC if share == PUBLIC else PRIVATE].dir_mode, *own, check=False)
 
     def put(self, sources, destination: str, share: str | None = PRIVATE) -> None:
         """Copy local files into ``destination`` (a directory, or one path); replaces what is there.
