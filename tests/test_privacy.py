@@ -49,7 +49,8 @@ def recording_hdfs(tmp_path):
     script.write_text("#!/bin/sh\n"
                       f'for a in "$@"; do echo "$a" >> {log}; done; echo --- >> {log}\n'
                       'for a in "$@"; do if [ "$a" = /denied ]; then '
-                      """echo "mkdir: Permission denied: user=bob, access=WRITE, inode=/denied" >&2; exit 1; fi; done\n"""
+                      """echo "mkdir: Permission denied: user=bob, access=WRITE, inode=/denied" >&2; """
+                      "exit 1; fi; done\n"
                       'if [ "$2" = -chmod ] && [ "$4" = /user/carol/.skein-jupyter/runs ]; then exit 1; fi\n')
     script.chmod(0o755)
 
