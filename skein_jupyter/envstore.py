@@ -167,12 +167,14 @@ def list_environments(directory=None, fs=None):
     Raises
     ------
     UsageError
-        ``directory`` does not exist.
+        ``directory`` was given and does not exist (your own cache, the
+        default, is simply empty before your first upload).
     """
+    given = directory is not None
     directory = (directory or default_upload_dir()).rstrip("/")
     fs = fs or HadoopFS()
     records = _records([directory], fs)
-    if not records and not fs.exists(directory):
+    if given and not records and not fs.exists(directory):
         raise UsageError(f"{directory} does not exist on the cluster; check the directory, or upload an "
                          "environment there first with `skein-jupyter env upload`")
     return records
