@@ -132,12 +132,12 @@ def upload(archive, to=None, public=False, fs=None, progress=None):
     return UploadResult(url, True, public, time.monotonic() - start, remote)
 
 
-def _publish(fs, directory, url):
+def _publish(fs: HadoopFS, directory: str, url: str) -> None:
     """World-readable archive and record in a world-readable directory, whatever the umask or ACLs did."""
     fs.chmod("a+rX", directory, url, url + ".json")
 
 
-def check_public_ancestors(directory, fs=None):
+def check_public_ancestors(directory: str, fs: HadoopFS | None = None) -> None:
     """Refuse a public upload into ``directory`` unless every existing directory above it is world-executable.
 
     YARN's public localization cache accepts a file only if every ancestor
@@ -151,10 +151,7 @@ def check_public_ancestors(directory, fs=None):
         Naming the first directory that is not world-executable and the command that fixes it.
     """
     fs = fs or HadoopFS()
-    above = ancestors(directory.rstrip("/") + "/x")[:-1]
-    if not above:
-        return
-    for path, mode in fs.modes(*above).items():
+    for path, mode in fs.modes(*ancestors(directory.rstrip("/") or "/")).items():
         if not mode & 0o001:
             raise UsageError(f"--public: {path} is not world-executable ({mode:o}), so YARN would not share "
                              f"the environment between users; run `hdfs dfs -chmod o+x {path}` (or upload "
