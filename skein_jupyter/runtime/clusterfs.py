@@ -10,13 +10,16 @@ library only. Each call starts a JVM (about a second): callers batch paths.
 
 Everything skein-jupyter writes is private unless a share says otherwise
 (:data:`SHARES`): files 600 and directories 700 whatever the cluster's
-umask, because every write runs with ``-D fs.permissions.umask-mode=…``.
+umask, because every write runs with ``-D fs.permissions.umask-mode=…``
+(a default ACL on a parent directory, where an admin set one, still wins:
+that is HDFS's rule).
 Directories that exist already keep their mode, except skein-jupyter's own
 bookkeeping directories (a path with a ``.skein-jupyter`` component), which
 :meth:`ClusterFS.mkdir` makes private explicitly.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -28,14 +31,14 @@ __all__ = ["ClusterFS", "ClusterFSError", "Share", "SHARES", "PRIVATE", "GROUP",
 PRIVATE, GROUP, PUBLIC = "private", "group", "public"
 
 
+@dataclasses.dataclass(frozen=True)
 class Share:
     """Who may read what skein-jupyter writes: the umask of every write, the modes set explicitly."""
 
-    def __init__(self, name: str, umask: str, dir_mode: str, file_mode: str):
-        self.name, self.umask, self.dir_mode, self.file_mode = name, umask, dir_mode, file_mode
-
-    def __repr__(self) -> str:
-        return f"Share({self.name!r}: directories {self.dir_mode}, files {self.file_mode})"
+    name: str
+    umask: str
+    dir_mode: str
+    file_mode: str
 
 
 #: ``private`` (the default), ``group`` (a recipe's ``run.share: group``) and ``public``
