@@ -9,7 +9,8 @@ import uuid
 import pytest
 from click.testing import CliRunner
 
-from conftest import write_notebook
+from conftest import wait_until, write_notebook
+from skein_jupyter.applications import wait_for_final_state
 from skein_jupyter.cli import cli
 from skein_jupyter.config import load_recipe
 from skein_jupyter.envstore import check_public_ancestors, upload
@@ -18,6 +19,7 @@ from skein_jupyter.hdfs import HadoopFS, HdfsError, ancestors, is_own, share_mod
 from skein_jupyter.identity import hadoop_user
 from skein_jupyter.packing import METADATA_FORMAT, metadata_path, sha256_file
 from skein_jupyter.runs import follow, start
+from skein_jupyter.runtime import keys
 
 yarn = pytest.mark.yarn
 RUNS_INDEX = "/user/{user}/.skein-jupyter/runs"
@@ -179,6 +181,27 @@ def test_share_group_writes_640_and_750(runs):
     # The index directory lists every run: it stays private even for a group-shared one.
     assert {name: found[path] for name, path in paths.items()} == {
         "notebook": "640", "summary": "640", "output dir": "750", "index entry": "640", "index dir": "700"}
+
+
+@yarn
+def test_a_checkpoint_is_private_while_the_run_goes(uploaded_venv, skein_client, tmp_path):
+    notebook = write_notebook(tmp_path / "slow.ipynb", [
+        ("seconds = 600", ["parameters"]), "print('partial', flush=True)", "import time\ntime.sleep(seconds)"])
+    recipe, _ = load_recipe(kind="run", environ={}, flags={
+        "environment": uploaded_venv.url, "resources.memory": "512 MiB", "run.notebook": str(notebook),
+        "run.checkpoint_interval": "2s"})
+    app_id = start(recipe, skein_client).app_id
+    try:
+        app = skein_client.connect(app_id, wait=True)
+        output = wait_until(lambda: app.kv.get(keys.RUN_OUTPUT), 300, "the output directory").decode()
+        checkpoint = output + "/slow.ipynb"
+        wait_until(lambda: hdfs("-test", "-e", checkpoint, check=False).returncode == 0, 300,
+                   "a checkpoint of the output notebook", poll=2)
+        assert str(skein_client.application_report(app_id).state) == "RUNNING"  # a checkpoint, not the end
+        assert modes(checkpoint, output) == {checkpoint: "600", output: "700"}
+    finally:
+        skein_client.kill_application(app_id)
+        wait_for_final_state(skein_client, app_id, 120)
 
 
 @pytest.fixture
