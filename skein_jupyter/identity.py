@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Mapping
 from pathlib import Path
 
 from .exceptions import UsageError
@@ -27,14 +28,14 @@ def short_name(principal: str) -> str:
     return principal.split("@", 1)[0].split("/", 1)[0]
 
 
-def core_site_path(environ: dict | None = None) -> Path | None:
+def core_site_path(environ: Mapping[str, str] | None = None) -> Path | None:
     """``core-site.xml`` of the Hadoop configuration: under ``HADOOP_CONF_DIR``, else ``HADOOP_HOME``'s."""
-    environ = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     candidates = []
-    if environ.get("HADOOP_CONF_DIR"):
-        candidates.append(Path(environ["HADOOP_CONF_DIR"]) / "core-site.xml")
-    if environ.get("HADOOP_HOME"):
-        candidates.append(Path(environ["HADOOP_HOME"]) / "etc" / "hadoop" / "core-site.xml")
+    if env.get("HADOOP_CONF_DIR"):
+        candidates.append(Path(env["HADOOP_CONF_DIR"]) / "core-site.xml")
+    if env.get("HADOOP_HOME"):
+        candidates.append(Path(env["HADOOP_HOME"]) / "etc" / "hadoop" / "core-site.xml")
     return next((path for path in candidates if path.is_file()), None)
 
 
@@ -56,7 +57,7 @@ def read_authentication(text: str) -> str:
     return value
 
 
-def security_enabled(environ: dict | None = None) -> bool:
+def security_enabled(environ: Mapping[str, str] | None = None) -> bool:
     """Whether the cluster of this configuration uses Kerberos."""
     path = core_site_path(environ)
     if path is None:

@@ -116,9 +116,10 @@ class ClusterFS:
                     "admin to add HADOOP_HOME to the NodeManager's yarn.nodemanager.env-whitelist")
 
     def __init__(self, executable: str | None = None, timeout: float = 600):
-        self.executable = executable or find_hdfs()
-        if self.executable is None:
+        found = executable or find_hdfs()
+        if found is None:
             raise self.error(None, self.missing_hdfs)
+        self.executable: str = found
         self.timeout = timeout
 
     def error(self, args, message: str) -> Exception:
