@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 
 from .exceptions import UsageError
-from .hdfs import HadoopFS, join
+from .hdfs import PRIVATE, PUBLIC, HadoopFS, ancestors, join
 from .packing import ARCHIVE_SUFFIXES, METADATA_FORMAT, metadata_path, sha256_file
 from .progress import Progress
 
-__all__ = ["UploadResult", "PreparedEnvironment", "prepare", "default_upload_dir", "read_local_metadata", "remote_name", "upload",
-           "list_environments", "resolve_name", "PUBLISHED_DIR"]
+__all__ = ["UploadResult", "PreparedEnvironment", "prepare", "default_upload_dir", "read_local_metadata",
+           "remote_name", "upload", "check_public_ancestors", "list_environments", "resolve_name", "PUBLISHED_DIR"]
 
 #: Where admins publish environments for everyone (``env upload --to … --public``).
 PUBLISHED_DIR = "hdfs:///apps/skein-jupyter/environments"
@@ -74,6 +74,12 @@ def remote_name(metadata):
 def upload(archive, to=None, public=False, fs=None, progress=None):
     """Put a packed environment on the cluster unless the same content is there already.
 
+    A private upload (the default) is readable by its owner only: files 600,
+    new directories 700. A public one is world-readable (644 in a 755
+    directory), so YARN's public localization cache shares one copy between
+    users and applications; YARN uses that cache only if every directory
+    above is world-executable, so a public upload checks that first.
+
     Parameters
     ----------
     archive : str
@@ -81,12 +87,17 @@ def upload(archive, to=None, public=False, fs=None, progress=None):
     to : str, optional
         Directory on the cluster filesystem; :func:`default_upload_dir` by default.
     public : bool
-        Make it world-readable, so YARN's public localization cache shares
-        one copy between users and applications.
+        Make it world-readable.
 
     Returns
     -------
     UploadResult
+
+    Raises
+    ------
+    UsageError
+        Not a packed environment, or ``public`` and a directory above ``to``
+        is not world-executable (nothing is uploaded).
     """
     progress = progress or Progress.quiet()
     start = time.monotonic()
@@ -94,16 +105,18 @@ def upload(archive, to=None, public=False, fs=None, progress=None):
     directory = (to or default_upload_dir()).rstrip("/")
     fs = fs or HadoopFS()
     url = join(directory, remote_name(metadata))
+    if public:
+        check_public_ancestors(directory, fs)
     if fs.exists(url):
         if public:
-            fs.chmod("755", directory)
-            fs.chmod("644", url, url + ".json")
+            _publish(fs, directory, url)
         progress.step(f"{url} is there already (same content); nothing to upload")
         return UploadResult(url, False, public, time.monotonic() - start, metadata)
     remote = dict(metadata, url=url, public=public,
                   uploaded=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     import tempfile
 
+    share = PUBLIC if public else PRIVATE
     with tempfile.TemporaryDirectory(prefix="skein-jupyter-upload-") as tmp:
         # Put both files under their remote names; hdfs dfs -put copies each
         # to a temporary name and renames it when complete.
@@ -112,12 +125,37 @@ def upload(archive, to=None, public=False, fs=None, progress=None):
         record = Path(tmp) / (staged.name + ".json")
         record.write_text(json.dumps(remote, sort_keys=True) + "\n")
         progress.step(f"uploading {Path(archive).name} ({metadata['size'] / 2**20:.0f} MiB) to {directory}")
-        fs.mkdir(directory)
-        fs.put([staged, record], directory)
+        fs.mkdir(directory, share=share)
+        fs.put([staged, record], directory, share=share)
     if public:
-        fs.chmod("755", directory)
-        fs.chmod("644", url, url + ".json")
+        _publish(fs, directory, url)
     return UploadResult(url, True, public, time.monotonic() - start, remote)
+
+
+def _publish(fs: HadoopFS, directory: str, url: str) -> None:
+    """World-readable archive and record in a world-readable directory, whatever the umask or ACLs did."""
+    fs.chmod("a+rX", directory, url, url + ".json")
+
+
+def check_public_ancestors(directory: str, fs: HadoopFS | None = None) -> None:
+    """Refuse a public upload into ``directory`` unless every existing directory above it is world-executable.
+
+    YARN's public localization cache accepts a file only if every ancestor
+    has ``o+x``; otherwise it silently falls back to a private copy per user
+    and application. ``directory`` itself is made world-readable by the
+    upload; directories still missing are created 755.
+
+    Raises
+    ------
+    UsageError
+        Naming the first directory that is not world-executable and the command that fixes it.
+    """
+    fs = fs or HadoopFS()
+    for path, mode in fs.modes(*ancestors(directory.rstrip("/") or "/")).items():
+        if not mode & 0o001:
+            raise UsageError(f"--public: {path} is not world-executable ({mode:o}), so YARN would not share "
+                             f"the environment between users; run `hdfs dfs -chmod o+x {path}` (or upload "
+                             "elsewhere with --to)")
 
 
 def list_environments(directory=None, fs=None):
@@ -126,12 +164,14 @@ def list_environments(directory=None, fs=None):
     Raises
     ------
     UsageError
-        ``directory`` does not exist.
+        ``directory`` was given and does not exist (your own cache, the
+        default, is simply empty before your first upload).
     """
+    given = directory is not None
     directory = (directory or default_upload_dir()).rstrip("/")
     fs = fs or HadoopFS()
     records = _records([directory], fs)
-    if not records and not fs.exists(directory):
+    if given and not records and not fs.exists(directory):
         raise UsageError(f"{directory} does not exist on the cluster; check the directory, or upload an "
                          "environment there first with `skein-jupyter env upload`")
     return records

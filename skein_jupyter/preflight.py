@@ -99,7 +99,7 @@ def _check_output(recipe, user, fs):
 
     base = output_base(recipe, user)
     try:
-        fs.mkdir(base, RUNS_INDEX.format(user=user))
+        fs.mkdir(base, RUNS_INDEX.format(user=user), share=recipe.run.share)
     except (UsageError, HdfsError) as exc:
         raise UsageError(f"run.output: cannot create {base}: {str(exc).split(': ', 1)[-1]}; choose a directory "
                          "you can write to with --output") from None

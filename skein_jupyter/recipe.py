@@ -88,6 +88,9 @@ class RunOptions:
                          "filesystem; ``{app_id}``, ``{user}``, ``{name}`` and ``{date}`` are filled in. "
                          "``/user/{user}/skein-jupyter/runs/{app_id}`` by default.")
     html: bool = _field(False, _bool, "Also export the output notebook as HTML (nbconvert).")
+    share: str = _field("private", _choice(("private", "group")),
+                        "Who may read the outputs on the cluster: ``private`` (files 600, directories 700) "
+                        "or ``group`` (640 and 750, for the owner's group).")
     checkpoint_interval: int = _field(30, _duration_or_zero,
                                       "Upload the partial output notebook this often while a run goes "
                                       "(what a hard kill keeps; ``0``: only at the end).")

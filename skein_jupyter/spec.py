@@ -118,7 +118,7 @@ def job_from_recipe(recipe, user: str) -> Job:
             cell_timeout=options.cell_timeout, start_timeout=options.start_timeout, timeout=options.timeout,
             checkpoint_interval=options.checkpoint_interval or 0,
             papermill_options=dict(options.papermill_options), retries=options.retries,
-            retry_failed_cells=options.retry_failed_cells, share=getattr(options, "share", "private"))
+            retry_failed_cells=options.retry_failed_cells, share=options.share)
     return Job(kind=recipe.kind, name=recipe.app_name, user=user, env=dict(recipe.env), notebook=notebook,
                run=run)
 

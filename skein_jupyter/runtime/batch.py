@@ -115,15 +115,15 @@ class Worker:
         try:
             if self.creates_output:
                 index_dir = RUNS_INDEX.format(user=self.job.user)
-                clusterfs.mkdir(self.output, index_dir)
+                clusterfs.mkdir(self.output, index_dir, share=self.job.run.share)
                 record = self.workdir / f"{self.app_id}.json"
                 record.write_text(json.dumps({
                     "app_id": self.app_id, "kind": self.job.kind, "name": self.job.name,
                     "notebook": self.job.run.notebook, "output": self.output, "sets": self.job.n_sets,
                     "summary": clusterfs.join(self.output, self.summary_name)}))
-                clusterfs.put([str(record)], clusterfs.join(index_dir, record.name))
+                clusterfs.put([str(record)], clusterfs.join(index_dir, record.name), share=self.job.run.share)
             else:
-                clusterfs.mkdir(self.output)
+                clusterfs.mkdir(self.output, share=self.job.run.share)
         except Exception as exc:
             self._ready_error = exc
             log(f"error: cannot create the output directory {self.output}: {exc}")
@@ -138,7 +138,7 @@ class Worker:
         self._ready.wait(600)
         if self._ready_error is not None:
             raise self._ready_error
-        clusterfs.put([str(p) for p in paths], self.output + "/")
+        clusterfs.put([str(p) for p in paths], self.output + "/", share=self.job.run.share)
 
     def _watch_stop(self):
         try:
