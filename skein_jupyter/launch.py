@@ -102,9 +102,11 @@ def kill_quietly(client, app_id):
         pass
 
 
-def submit(recipe, client, progress=None, checks=None):
+def submit(recipe, client, progress=None, checks=None, early_checks=None):
     """Check the request against the cluster, prepare, and submit.
 
+    ``early_checks()``, if given, runs before the environment is prepared, so
+    a bad request is refused before a large archive is uploaded.
     ``checks(prepared)``, if given, runs once the environment is prepared
     (its metadata at hand) and may refuse the job before it is submitted.
 
@@ -116,6 +118,8 @@ def submit(recipe, client, progress=None, checks=None):
 
     progress = progress or Progress.quiet()
     check_cluster_limits(recipe, client)
+    if early_checks is not None:
+        early_checks()
     spec, prepared = prepare(recipe, progress)
     try:  # the job file is a temporary file: gone once submitted or refused
         if checks is not None:

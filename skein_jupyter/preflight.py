@@ -145,12 +145,20 @@ class Preflight:
         self.record = self._pool.submit(_environment_record, recipe, fs) if remote_env else None
         self._pool.shutdown(wait=False)
 
+    def check_early(self):
+        """Raise the first problem that needs no environment: the output location, a remote notebook.
+
+        Called before the environment is uploaded, so a bad ``--output`` never
+        waits for (or pays for) a large upload.
+        """
+        self.output.result()
+        if self.remote_nb is not None:
+            check_notebook(self.recipe, self.remote_nb.result())
+
     def check(self, prepared):
         """Raise the first problem found, now that the environment is prepared."""
-        self.output.result()
+        self.check_early()
         nb = self.local_nb if self.remote_nb is None else self.remote_nb.result()
-        if self.remote_nb is not None:
-            check_notebook(self.recipe, nb)
         metadata = prepared.metadata
         if not metadata and self.record is not None:
             metadata = self.record.result()

@@ -33,7 +33,7 @@ def start(recipe, client, progress=None, preflight=None):
     """
     progress = progress or Progress.quiet()
     preflight = preflight or Preflight(recipe)
-    return submit(recipe, client, progress, checks=preflight.check)
+    return submit(recipe, client, progress, checks=preflight.check, early_checks=preflight.check_early)
 
 
 # ----------------------------------------------------------------- following

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -320,6 +321,22 @@ def test_bad_runs_are_refused_before_submitting(uploaded_venv, notebooks, skein_
         assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], (args, result.output)
     assert _apps(skein_client) == before  # nothing was submitted
     assert not HadoopFS().exists("/tmp/notes.txt/out")
+
+
+def test_a_bad_output_is_refused_before_the_environment_is_uploaded(packed_venv, skein_client, tmp_path):
+    blocker = tmp_path / "blocker.txt"
+    blocker.write_text("a file where the output directory would go")
+    HadoopFS().put([blocker], "/tmp/")
+    before = _apps(skein_client)
+    started = time.monotonic()
+    # A local archive: a launch would upload it (or find it uploaded) while preparing the environment.
+    result = CliRunner().invoke(cli, ["run", str(REPORT), "--env", str(packed_venv),
+                                      "--output", "/tmp/blocker.txt/{app_id}"])
+    print(f"run -> refused for a bad output: {time.monotonic() - started:.2f}s")
+    assert result.exit_code == 2, result.output
+    assert "Error: run.output: cannot create /tmp/blocker.txt" in result.output
+    assert "preparing environment" not in result.output and "uploading" not in result.output, result.output
+    assert _apps(skein_client) == before
 
 
 # ----------------------------------------------------------------- the job contract

@@ -67,6 +67,7 @@ def test_java_from_environment_is_checked(tmp_path, monkeypatch):
 
 
 def test_config_layers_saved_then_environment_then_arguments(tmp_path, monkeypatch):
+    monkeypatch.delenv("SKEIN_JUPYTER_SANDBOX_PORTS", raising=False)  # a developer's own sandbox ports
     root = tmp_path / "box"
     SandboxConfig.load(root, ports={"namenode": 19000, "namenode.http": 19870}).save()
     monkeypatch.setenv("SKEIN_JUPYTER_SANDBOX_PORTS", "namenode.http=29870")
