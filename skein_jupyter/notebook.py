@@ -12,7 +12,7 @@ from .kinds import FRONTENDS, KINDS
 from .launch import kill_quietly, submit
 from .progress import Progress
 from .runtime import keys
-from .spec import APP_TAG
+from .kinds import APP_TAG
 
 __all__ = ["ServerInfo", "ServerStarting", "start", "info", "list_servers", "stop", "tunnel", "check_local_port",
            "DEFAULT_START_TIMEOUT"]

@@ -19,6 +19,7 @@ import tempfile
 
 from .environment import EnvironmentKind
 from .exceptions import UsageError
+from .kinds import APP_TAG, KINDS
 from .runtime.job import JOB_FILE, Job, NotebookJob, RunJob, to_json
 
 __all__ = ["SpecContext", "build_spec", "job_from_recipe", "write_job_file", "discard_job_file", "spec_to_yaml",
@@ -27,8 +28,8 @@ __all__ = ["SpecContext", "build_spec", "job_from_recipe", "write_job_file", "di
 RUNTIME_FILE = "skein_jupyter_runtime.zip"
 ENV_DIR = "environment"
 INPUT_NOTEBOOK = "input.ipynb"
-APP_TAG = "skein-jupyter"
-SERVICE_NAMES = {"notebook": "jupyter", "run": "papermill", "sweep": "papermill"}
+#: The service of each kind, from the one table of kinds.
+SERVICE_NAMES = {name: kind.service for name, kind in KINDS.items()}
 #: Where admins publish environments; a recipe's environment name resolves here.
 DEFAULT_ENVIRONMENTS_DIR = "hdfs:///apps/skein-jupyter/environments"
 MASTER_MEMORY = "512 MiB"
@@ -208,7 +209,7 @@ def build_spec(recipe, context: SpecContext, job_path: str | None = None):
         queue=recipe.queue,
         user=recipe.proxy_user or "",
         node_label=recipe.node_label,
-        tags=sorted({*recipe.tags, APP_TAG, f"{APP_TAG}-{recipe.kind}"}),
+        tags=sorted({*recipe.tags, APP_TAG, KINDS[recipe.kind].tag}),
         acls=skein.ACLs(enable=acls.enabled, view_users=list(acls.view_users),
                         view_groups=list(acls.view_groups), modify_users=list(acls.modify_users),
                         modify_groups=list(acls.modify_groups)),
