@@ -86,12 +86,23 @@ def check_kernel(recipe, nb, metadata):
     return kernel
 
 
+#: Stands for the application id, unknown before submitting; never part of a real location.
+_APP_ID_MARK = "\x00app_id\x00"
+
+
 def output_base(recipe, user):
-    """The fixed part of the output location: the directory that must be writable before submitting."""
-    template = recipe.run.output or DEFAULT_OUTPUT
-    known = template.replace("{user}", user).replace("{name}", recipe.app_name)
-    fixed = known.split("{", 1)[0]
-    return fixed if "{" not in known else (fixed.rsplit("/", 1)[0] or "/")
+    """The fixed part of the output location: the directory that must be writable before submitting.
+
+    Expanded by the runtime's own expander (:func:`~skein_jupyter.runtime.job.expand_output`), with the
+    application id still unknown: the directory above the first part that holds it.
+    """
+    from .runtime.job import expand_output
+
+    known = expand_output(recipe.run.output or DEFAULT_OUTPUT, user, _APP_ID_MARK, recipe.app_name)
+    if _APP_ID_MARK not in known:
+        return known
+    fixed = known.split(_APP_ID_MARK, 1)[0]
+    return fixed.rsplit("/", 1)[0] or "/"
 
 
 def _check_output(recipe, user, fs):

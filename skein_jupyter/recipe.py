@@ -14,9 +14,9 @@ from .environment import EnvironmentRef
 from .exceptions import UsageError
 from .kinds import FRONTENDS as _FRONTENDS
 from .kinds import KINDS as _KINDS
-from .recipe_values import (_bool, _choice, _did_you_mean, _duration, _duration_or_zero, _env, _environment,
-                            _field, _files, _grid, _int, _kernel, _mapping, _memory, _notebook, _optional_text,
-                            _output, _param_sets, _parameters, _text, _text_list)
+from .recipe_values import (_app_name, _bool, _choice, _did_you_mean, _duration, _duration_or_zero, _env,
+                            _environment, _field, _files, _grid, _int, _kernel, _mapping, _memory, _notebook,
+                            _optional_text, _output, _param_sets, _parameters, _text, _text_list)
 
 __all__ = ["Recipe", "Resources", "ACLs", "Kerberos", "NotebookOptions", "RunOptions", "SweepOptions",
            "KINDS", "FRONTENDS", "build", "field_paths"]
@@ -123,7 +123,8 @@ class Recipe:
     """One job: a Jupyter server, a papermill run, or a sweep of runs."""
 
     kind: str = _field(None, _choice(KINDS), "``notebook``, ``run`` or ``sweep``.", layered=False)
-    name: str = _field(None, _optional_text, "Application name; ``skein-jupyter-<kind>`` by default.")
+    name: str = _field(None, _app_name, "Application name; ``skein-jupyter-<kind>`` by default. Letters, "
+                       "digits, '.', '_' and '-': it may name the output directory (``{name}``).")
     environment: EnvironmentRef = _field(None, _environment,
                                          "Packed environment: a local archive, an ``hdfs://`` archive, "
                                          "or a published name from ``skein-jupyter env list``.")

@@ -8,7 +8,7 @@ import re
 
 from .environment import EnvironmentRef
 from .units import parse_duration_s, parse_memory_mb
-from .validation import (check_cluster_path, check_env_name, check_file_name, check_output_location,
+from .validation import (check_app_name, check_cluster_path, check_env_name, check_file_name, check_output_location,
                          check_parameter_names)
 
 _KERNEL_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -111,6 +111,14 @@ def _env(value):
     for name in value:
         check_env_name(name)
     return value  # values go to the process as written: the runtime sets them, no shell reads them
+
+
+def _app_name(value):
+    if value is None:
+        return None
+    value = _text(value)
+    check_app_name(value)
+    return value
 
 
 def _files(value):

@@ -4,16 +4,14 @@ Each check raises ``ValueError`` with a message that says what is wrong and
 what to write instead; callers prefix it with the field or flag it came
 from and raise :class:`~skein_jupyter.exceptions.UsageError`.
 """
-import keyword
 import re
 import string
 
-from .runtime.job import check_output_template
+from .runtime.job import check_env_name, check_output_template, check_parameter_name
 
-__all__ = ["check_parameter_name", "check_parameter_names", "check_env_name", "check_file_name",
+__all__ = ["check_parameter_name", "check_parameter_names", "check_env_name", "check_file_name", "check_app_name",
            "check_cluster_path", "check_output_location", "check_filesystem_url", "FILESYSTEM_SCHEMES"]
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FILE_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 #: ``scheme://authority`` at the start of a URL: the one place a ``:`` belongs in a cluster location.
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/]*")
@@ -23,34 +21,24 @@ _REFUSED = ":[]*?{}"
 FILESYSTEM_SCHEMES = ("hdfs", "viewfs", "file", "s3a", "abfs", "abfss", "gs", "o3fs", "ofs")
 
 
-def check_parameter_name(name) -> None:
-    """A notebook parameter becomes ``NAME = value`` in the notebook: a Python identifier, not a keyword.
-
-    >>> check_parameter_name("alpha")
-    >>> check_parameter_name("class")
-    Traceback (most recent call last):
-    ...
-    ValueError: 'class' is a Python keyword, not a parameter name; rename the parameter (e.g. class_)
-    """
-    if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"{name!r} is not a parameter name; use a Python identifier (letters, digits and "
-                         "'_', not starting with a digit), as the notebook's parameters cell assigns it")
-    if keyword.iskeyword(name):
-        raise ValueError(f"{name!r} is a Python keyword, not a parameter name; rename the parameter "
-                         f"(e.g. {name}_)")
-
-
 def check_parameter_names(names) -> None:
     """:func:`check_parameter_name` for each name."""
     for name in names:
         check_parameter_name(name)
 
 
-def check_env_name(name) -> None:
-    """Environment variable names: ``[A-Za-z_][A-Za-z0-9_]*``."""
-    if not isinstance(name, str) or not _ENV_NAME.match(name):
-        raise ValueError(f"{name!r} is not an environment variable name; use letters, digits and '_', "
-                         "not starting with a digit")
+def check_app_name(name) -> None:
+    """Application names: they fill ``{name}`` in output locations, so one safe path component.
+
+    >>> check_app_name("nightly-report")
+    >>> check_app_name("a:b*c")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: 'a:b*c' is not an application name; use letters, digits, '.', '_' and '-' ...
+    """
+    if not isinstance(name, str) or not _FILE_NAME.match(name) or name.startswith(".") or len(name) > 128:
+        raise ValueError(f"{name!r} is not an application name; use letters, digits, '.', '_' and '-' (at most "
+                         "128, not starting with '.'), as it may name the output directory ({name})")
 
 
 def check_file_name(name, reserved=()) -> None:

@@ -4,6 +4,7 @@ Unit tests of the checks (no cluster), then command-line tests: exit 2, one
 ``Error:`` line naming the field and the fix, nothing submitted (``yarn`` is
 not even on PATH, so a submission would have exited 3), no file left behind.
 """
+import datetime
 import os
 import subprocess
 import sys
@@ -132,6 +133,10 @@ def _recipe(**flags):
     ({"env": {"A-B": "1"}}, "env (from command line): 'A-B' is not an environment variable name"),
     ({"files": {"../x": "hdfs:///x"}}, "files (from command line): '../x' is not a safe file name"),
     ({"files": {"environment": "hdfs:///x"}}, "files (from command line): 'environment' is a name the job uses"),
+    ({"env": {"SKEIN_CONTAINER_ID": "x"}}, "env (from command line): 'SKEIN_CONTAINER_ID' is set by YARN or Skein"),
+    ({"name": "a:b*c", "run.output": "/data/{name}/out"}, "name (from command line): 'a:b*c' is not an application"),
+    ({"name": "{user}"}, "name (from command line): '{user}' is not an application name"),
+    ({"name": "x/../../etc"}, "name (from command line): 'x/../../etc' is not an application name"),
 ])
 def test_recipes_refuse_bad_names(flags, fragment):
     with pytest.raises(UsageError) as info:
@@ -358,3 +363,32 @@ def test_a_failed_hadoop_command_becomes_one_line_exit_3():
     assert error.exit_code == 3
     assert str(error) == "`sh -c` failed: ls: Connection refused; check that the cluster is up and try again"
     assert infrastructure_error(KeyError("a bug")) is None  # bugs keep their traceback
+
+
+@pytest.mark.parametrize("output, base", [
+    (None, "/user/alice/skein-jupyter/runs"),
+    ("/data/{name}/{date}", "/data/nightly/" + datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")),
+    ("/data/{user}/{app_id}/x", "/data/alice"),
+    ("/data/{name}-{app_id}", "/data"),
+])
+def test_the_output_base_comes_from_the_runtimes_own_expander(output, base):
+    from skein_jupyter.preflight import output_base
+
+    flags = {"name": "nightly", **({"run.output": output} if output else {})}
+    assert output_base(_recipe(**flags), "alice") == base
+
+
+def test_a_job_built_by_hand_is_checked_again():
+    """The container trusts only a job that passes the same checks: no code through a parameter name."""
+    import dataclasses
+
+    from skein_jupyter.runtime.job import JobError
+    from skein_jupyter.spec import job_from_recipe
+
+    job = job_from_recipe(_recipe(), "alice")
+    with pytest.raises(JobError, match="is not a parameter name"):
+        dataclasses.replace(job, run=dataclasses.replace(job.run, parameters={'print("pwned");x': 1}))
+    with pytest.raises(JobError, match="is set by YARN or Skein"):
+        dataclasses.replace(job, env={"SKEIN_APPLICATION_ID": "x"})
+    with pytest.raises(JobError, match="is not a placeholder"):
+        dataclasses.replace(job, run=dataclasses.replace(job.run, output="/data/{team}"))

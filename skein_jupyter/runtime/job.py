@@ -14,12 +14,15 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import keyword
+import re
 import string
 import typing
 from typing import Any, Dict, List, Optional
 
 __all__ = ["OUTPUT_PLACEHOLDERS", "check_output_template", "expand_output", "Job", "NotebookJob", "RunJob",
-           "JobError", "JOB_FILE", "KINDS", "SHARES", "to_json", "from_json", "read_job"]
+           "JobError", "JOB_FILE", "KINDS", "SHARES", "to_json", "from_json", "read_job", "check_parameter_name",
+           "check_env_name", "RESERVED_ENV", "RESERVED_ENV_PREFIXES"]
 
 #: The name of the job's file in the container's working directory.
 JOB_FILE = "job.json"
@@ -102,6 +105,20 @@ class Job:
                 raise JobError(f"run.share: {self.run.share!r} is not one of {', '.join(SHARES)}")
             if self.run.checkpoint_interval < 0:
                 raise JobError("run.checkpoint_interval: below 0")
+            # The client validated these; the job checks again, so no caller that builds a job by
+            # hand (or edits a job file) can put code into the notebook or reset the runtime's variables.
+            try:
+                for name in {name for values in (self.run.parameters, *self.run.sets) for name in values}:
+                    check_parameter_name(name)
+                if self.run.output:
+                    check_output_template(self.run.output)
+            except ValueError as exc:
+                raise JobError(f"run: {exc}") from None
+        try:
+            for name in self.env:
+                check_env_name(name)
+        except ValueError as exc:
+            raise JobError(f"env: {exc}") from None
 
     @property
     def n_sets(self) -> int:
@@ -185,7 +202,46 @@ def _value(hint, value, path):
     return value
 
 
-# ----------------------------------------------------------------- output locations
+# ----------------------------------------------------------------- names the job carries
+
+def check_parameter_name(name) -> None:
+    """A notebook parameter becomes ``NAME = value`` in the notebook: a Python identifier, not a keyword.
+
+    >>> check_parameter_name("alpha")
+    >>> check_parameter_name("class")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'class' is a Python keyword, not a parameter name; rename the parameter (e.g. class_)
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"{name!r} is not a parameter name; use a Python identifier (letters, digits and "
+                         "'_', not starting with a digit), as the notebook's parameters cell assigns it")
+    if keyword.iskeyword(name):
+        raise ValueError(f"{name!r} is a Python keyword, not a parameter name; rename the parameter "
+                         f"(e.g. {name}_)")
+
+
+#: Environment variables the container sets for the runtime itself: a recipe's ``env:`` may not set them.
+RESERVED_ENV = frozenset({"PYTHONHOME", "CONTAINER_ID", "HADOOP_TOKEN_FILE_LOCATION", "LOCAL_DIRS", "LOG_DIRS"})
+RESERVED_ENV_PREFIXES = ("SKEIN_", "NM_")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def check_env_name(name) -> None:
+    """Environment variable names: ``[A-Za-z_][A-Za-z0-9_]*``, and none the container sets itself.
+
+    >>> check_env_name("SKEIN_CONTAINER_ID")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: 'SKEIN_CONTAINER_ID' is set by YARN or Skein for the runtime itself; choose another name ...
+    """
+    if not isinstance(name, str) or not _ENV_NAME.match(name):
+        raise ValueError(f"{name!r} is not an environment variable name; use letters, digits and '_', "
+                         "not starting with a digit")
+    if name in RESERVED_ENV or name.startswith(RESERVED_ENV_PREFIXES):
+        raise ValueError(f"{name!r} is set by YARN or Skein for the runtime itself; choose another name "
+                         f"(taken: {', '.join(sorted(RESERVED_ENV))} and {'*, '.join(RESERVED_ENV_PREFIXES)}*)")
+
 
 def check_output_template(template: str) -> None:
     """Raise ValueError naming the problem unless ``template`` uses only :data:`OUTPUT_PLACEHOLDERS`.
