@@ -153,6 +153,16 @@ def test_only_one_worker_finalizes():
     assert [a.take_finalize(), b.take_finalize()] == [True, False]
 
 
+def test_a_finalizer_lost_before_the_summary_leaves_finalizing_to_its_replacement():
+    store = MemoryStore()
+    a = Claims(store, C1, 1)
+    a.record(result(a.claim()))
+    assert a.take_finalize()
+    store.lose(C1)
+    replacement = Claims(store, C3, 1)
+    assert replacement.finished() and replacement.take_finalize()
+
+
 def test_a_stop_before_the_first_set_cancels_every_set_and_finishes():
     store = MemoryStore()
     worker = Claims(store, C1, 10_000)
@@ -206,14 +216,18 @@ class AppClient:
     ("sweep", ["succeeded", "cancelled"], "stopped"),
     ("sweep", ["succeeded", "failed"], "failed"),
     ("sweep", ["succeeded", "succeeded"], "succeeded"),
+    ("sweep+stop", ["succeeded", "succeeded"], "succeeded"),  # the stop came after every set ended
 ])
 def test_summary_status(kind, statuses, expected, tmp_path, monkeypatch):
     from skein_jupyter.runtime.batch import FINAL_STATUS, Worker
     from skein_jupyter.runtime.job import Job, RunJob
 
     monkeypatch.chdir(tmp_path)
+    kind, _, stop = kind.partition("+")
     job = Job(kind=kind, name="n", user="u", run=RunJob(notebook="nb.ipynb", sets=[{}] * len(statuses)))
     worker = Worker(job, AppClient(MemoryStore()))
+    if stop:
+        worker.stop_requested.set()
     rows = [{"set": i, "status": s, "started": None, "finished": None} for i, s in enumerate(statuses)]
     summary = worker.summarize(rows)
     assert summary["status"] == expected and summary["status"] in FINAL_STATUS

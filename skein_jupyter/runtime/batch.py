@@ -177,7 +177,7 @@ class Worker:
             counts[row["status"]] = counts.get(row["status"], 0) + 1
         if self.job.kind == "run":  # stopped before it started: cancelled, and the run is stopped
             status = "stopped" if rows[0]["status"] == "cancelled" else rows[0]["status"]
-        elif self.stop_requested.is_set() or counts.get("cancelled") or counts.get("stopped"):
+        elif counts.get("cancelled") or counts.get("stopped"):  # a stop after every set ended changes nothing
             status = "stopped"
         else:
             status = "succeeded" if counts.get("succeeded") == len(rows) else "failed"

@@ -142,11 +142,16 @@ class Claims:
         return current is not None and int(current) >= self.n_sets and in_flight == 0
 
     def take_finalize(self) -> bool:
-        """True for the one worker that writes the summary and ends the application."""
+        """True for the one worker that writes the summary and ends the application.
+
+        The key is owned by this container: if it is lost before the summary is written, the key goes
+        with it and the replacement container finalizes instead.
+        """
         from skein import kv
 
-        return self.kv.transaction(conditions=[kv.missing(keys.RUN_FINALIZE)],
-                                   on_success=[kv.put(keys.RUN_FINALIZE, self.container.encode())]).succeeded
+        return self.kv.transaction(
+            conditions=[kv.missing(keys.RUN_FINALIZE)],
+            on_success=[kv.put(keys.RUN_FINALIZE, self.container.encode(), owner=self.container)]).succeeded
 
     def results(self, parameters_of) -> list:
         """Every set's result in order; a set without one was never started (``cancelled``)."""
