@@ -273,9 +273,11 @@ def check_cluster_limits(recipe, client, allocation=None):
         nodes = client.get_nodes(states=["RUNNING"])
         if not nodes:
             raise UsageError("the cluster has no RUNNING node to run on; check `yarn node -list -all`")
+        # Skein reports each node's resources, GPUs (yarn.io/gpu) included.
         allocation = Allocation(max(node.total_resources.memory for node in nodes),
-                                max(node.total_resources.vcores for node in nodes), None,
-                                "the largest node")
+                                max(node.total_resources.vcores for node in nodes),
+                                max(getattr(node.total_resources, "gpus", 0) or 0 for node in nodes),
+                                "the largest node; the ResourceManager's web API could not be read")
     check_allocation(recipe.resources, allocation)
 
 
