@@ -149,7 +149,7 @@ class Recipe:
         return self.name or f"skein-jupyter-{self.kind}"
 
     def to_dict(self):
-        """Plain data (JSON-able): what the container's runtime reads."""
+        """Plain data (JSON-able), for `config` and `--explain` output; the container gets a Job instead."""
         def plain(value):
             if isinstance(value, EnvironmentRef):
                 return value.value

@@ -1,7 +1,6 @@
 """Papermill runs and sweeps on the sandbox's YARN, for real: parameters, outputs, failures,
 timeouts, stops, hard kills, lost containers, sweeps, and the example recipes."""
 import csv
-import dataclasses
 import io
 import json
 import os
@@ -365,9 +364,16 @@ def test_parameters_and_env_values_stay_out_of_launch_scripts_and_logs(uploaded_
         "print('env', hashlib.sha256(os.environ['SECRET_ENV'].encode()).hexdigest())\n"
         "print('key', hashlib.sha256(api_key.encode()).hexdigest(), flush=True)",
         "time.sleep(seconds)"])
-    recipe = _recipe(uploaded_venv.url, notebook, **{"run.parameters": {"api_key": SECRET_PARAMETER, "seconds": 20}})
-    # recipe.py still refuses '"' in env values (a limit of the old launch-script route): set it past the check.
-    recipe = dataclasses.replace(recipe, env={"SECRET_ENV": SECRET_ENV})
+    import yaml
+
+    # Through a recipe file, as a user writes one: the parser must take the value exactly as written.
+    recipe_file = tmp_path / "secret.yaml"
+    recipe_file.write_text(yaml.safe_dump({
+        "kind": "run", "environment": uploaded_venv.url, "resources": {"memory": "512 MiB"},
+        "env": {"SECRET_ENV": SECRET_ENV},
+        "run": {"notebook": str(notebook), "parameters": {"api_key": SECRET_PARAMETER, "seconds": 20}}}))
+    recipe, _ = load_recipe(recipe_file, environ={}, config_path=tmp_path / "no-config.yaml")
+    assert recipe.env == {"SECRET_ENV": SECRET_ENV}
     submission = start(recipe, skein_client)
     app_id = submission.app_id
     assert not Path(submission.spec.services["papermill"].files["job.json"].source[7:]).exists()
