@@ -219,7 +219,7 @@ class PreparedEnvironment:
     metadata: dict        # empty for an hdfs:// archive without a record beside it
 
 
-def prepare(ref, fs=None, progress=None):
+def prepare(ref, fs=None, progress=None, user=None):
     """Make the environment a launch names available on the cluster, as cheaply as possible.
 
     A local archive is uploaded once into the user's cache and found by its
@@ -232,15 +232,18 @@ def prepare(ref, fs=None, progress=None):
     Parameters
     ----------
     ref : EnvironmentRef
+    user : str, optional
+        The Hadoop user the job runs as (a proxy user): its cache is used, through ``fs`` acting as
+        that user. Yours by default.
     """
     from .environment import EnvironmentKind
 
     fs = fs or HadoopFS()
     if ref.kind is EnvironmentKind.LOCAL:
-        result = upload(ref.value, fs=fs, progress=progress)
+        result = upload(ref.value, to=default_upload_dir(user), fs=fs, progress=progress)
         return PreparedEnvironment(result.url, False, result.uploaded, result.metadata)
     if ref.kind is EnvironmentKind.NAME:
-        record = resolve_name(ref.value, fs=fs)
+        record = resolve_name(ref.value, directories=[default_upload_dir(user), PUBLISHED_DIR], fs=fs)
         return PreparedEnvironment(record["url"], bool(record.get("public")), False, record)
     # Not checked here: the Skein driver stats it at submission anyway (saving a JVM start),
     # and launch.submit turns a missing file into a usage error.

@@ -61,6 +61,7 @@ def check_environment_packages(recipe, metadata):
 def prepare(recipe, progress=None):
     """Put the environment on the cluster (once) and build the spec; submits nothing."""
     from .envstore import prepare as prepare_environment
+    from .hdfs import HadoopFS
     from .spec import SpecContext, build_spec
 
     if recipe.environment is None:
@@ -68,7 +69,9 @@ def prepare(recipe, progress=None):
                          "from `skein-jupyter env list`) or set environment: in the recipe")
     progress = progress or Progress.quiet()
     progress.step(f"preparing environment {recipe.environment}")
-    prepared = prepare_environment(recipe.environment, progress=progress)
+    # A proxy user's job reads the environment from that user's cache, written as that user.
+    fs = HadoopFS(proxy_user=recipe.proxy_user) if recipe.proxy_user else None
+    prepared = prepare_environment(recipe.environment, fs=fs, progress=progress, user=job_user(recipe))
     check_environment_packages(recipe, prepared.metadata)
     context = SpecContext.for_user(job_user(recipe), environment=prepared.url,
                                    environment_public=prepared.public)

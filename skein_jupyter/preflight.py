@@ -148,7 +148,7 @@ class Preflight:
         if "://" not in recipe.run.notebook:
             self.local_nb = read_notebook(recipe.run.notebook)
             check_notebook(recipe, self.local_nb)
-        fs = HadoopFS()
+        fs = HadoopFS(proxy_user=recipe.proxy_user)  # acting as the user the job runs as
         self._pool = concurrent.futures.ThreadPoolExecutor(3)
         self.output = self._pool.submit(_check_output, recipe, user, fs)
         self.remote_nb = self._pool.submit(read_notebook, recipe.run.notebook, fs) if self.local_nb is None else None

@@ -88,11 +88,19 @@ def _report(client, app_id):
     return get_report(client, app_id, "yarn application -list -appStates ALL")
 
 
-def _saved_summary(app_id, user, fs=None):
-    """The summary the runtime saved on the cluster filesystem, or None."""
-    from .hdfs import HadoopFS, HdfsError
+def _fs_of(user):
+    """The cluster filesystem as ``user``, whose outputs are private: yourself, or ``user`` as a proxy."""
+    from .hdfs import HadoopFS
+    from .identity import hadoop_user
 
-    fs = fs or HadoopFS()
+    return HadoopFS(proxy_user=user if user and user != hadoop_user() else None)
+
+
+def _saved_summary(app_id, user, fs=None):
+    """The summary the runtime saved on the cluster filesystem, or None (also when it is not readable here)."""
+    from .hdfs import HdfsError
+
+    fs = fs or _fs_of(user)
     try:
         index = fs.cat(f"{RUNS_INDEX.format(user=user)}/{app_id}.json")
         if not index:
@@ -100,7 +108,7 @@ def _saved_summary(app_id, user, fs=None):
         record = json.loads(index)
         saved = fs.cat(record["summary"])
         return record, (json.loads(saved) if saved else None)
-    except (HdfsError, ValueError, KeyError):
+    except (HdfsError, UsageError, ValueError, KeyError):  # UsageError: permission denied
         return None, None
 
 
@@ -257,11 +265,9 @@ def fetch(client, app_id, directory=None, fs=None):
     """
     from pathlib import Path
 
-    from .hdfs import HadoopFS
-
     report = _report(client, app_id)
     kind = _kind(report)
-    fs = fs or HadoopFS()
+    fs = fs or _fs_of(report.user)
     record, saved = _saved_summary(app_id, report.user, fs)
     if record is None:
         raise ApplicationError(f"{app_id} saved no outputs (it ended before its first set started); "

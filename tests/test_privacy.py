@@ -260,3 +260,30 @@ def test_env_list_of_a_missing_directory_is_a_usage_error(scratch):
     result = CliRunner().invoke(cli, ["env", "list", f"hdfs://{scratch}/nowhere"])
     assert result.exit_code == 2, result.output
     assert result.output.strip().splitlines()[-1].startswith(f"Error: hdfs://{scratch}/nowhere does not exist")
+
+
+@yarn
+def test_a_proxy_users_run_is_prepared_written_and_read_as_that_user(packed_venv, skein_client, tmp_path):
+    """With ``proxy_user``, the environment goes to that user's cache as that user, the run's private
+    outputs belong to that user, and `status` of the run reads them (the sandbox lets its user proxy)."""
+    from skein_jupyter.runs import status
+
+    proxy = f"proxy{uuid.uuid4().hex[:6]}"
+    hdfs("-mkdir", "-p", f"/user/{proxy}")
+    hdfs("-chown", proxy, f"/user/{proxy}")  # as an admin makes a new user's home
+    notebook = write_notebook(tmp_path / "who.ipynb", [("x = 1", ["parameters"]), "print('ran', x)"])
+    recipe, _ = load_recipe(kind="run", environ={}, flags={
+        "environment": str(packed_venv), "resources.memory": "512 MiB", "run.notebook": str(notebook),
+        "proxy_user": proxy, "run.checkpoint_interval": 0})
+    submission = start(recipe, skein_client)
+    assert submission.environment.url.startswith(f"hdfs:///user/{proxy}/.skein-jupyter/environments/")
+    outcome = follow(skein_client, submission.app_id, timeout=600)
+    assert outcome.status == "succeeded", outcome
+    assert skein_client.application_report(submission.app_id).user == proxy
+    output = outcome.results[0]["output"]
+    assert output.startswith(f"/user/{proxy}/skein-jupyter/runs/")
+    owners = hdfs("-stat", "%u %a", submission.environment.url, output,
+                  f"{RUNS_INDEX.format(user=proxy)}/{submission.app_id}.json").stdout.split("\n")
+    assert [line for line in owners if line] == [f"{proxy} 600"] * 3
+    later, _ = status(skein_client, submission.app_id)  # after the end: from the saved, private summary
+    assert later.summary is not None and later.status == "succeeded"

@@ -115,12 +115,16 @@ class ClusterFS:
     missing_hdfs = ("no `hdfs` command (not on PATH, nor under HADOOP_HOME or HADOOP_HDFS_HOME); ask your "
                     "admin to add HADOOP_HOME to the NodeManager's yarn.nodemanager.env-whitelist")
 
-    def __init__(self, executable: str | None = None, timeout: float = 600):
+    def __init__(self, executable: str | None = None, timeout: float = 600, proxy_user: str | None = None):
         found = executable or find_hdfs()
         if found is None:
             raise self.error(None, self.missing_hdfs)
         self.executable: str = found
         self.timeout = timeout
+        #: With a proxy user, every command acts as that user (Hadoop's ``HADOOP_PROXY_USER``), so what
+        #: a launch writes for a job belongs to the user the job runs as.
+        self.proxy_user = proxy_user
+        self._env = dict(os.environ, HADOOP_PROXY_USER=proxy_user) if proxy_user else None
 
     def error(self, args, message: str) -> Exception:
         """The exception for a failed command (``args``, or None when there is no ``hdfs``)."""
@@ -131,7 +135,7 @@ class ClusterFS:
         options = ["-D", f"fs.permissions.umask-mode={share_modes(share).umask}"] if share else []
         try:
             proc = subprocess.run([self.executable, "dfs", *options, *args], capture_output=True, text=True,
-                                  timeout=self.timeout)
+                                  timeout=self.timeout, env=self._env)
         except subprocess.TimeoutExpired:
             raise self.error(args, f"`hdfs dfs {args[0]}` on {args[-1]} did not answer within "
                                    f"{self.timeout:.0f}s; check that HDFS is up (hdfs dfsadmin -report)") from None
