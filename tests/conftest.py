@@ -37,13 +37,20 @@ def wait_until(predicate, timeout, what, poll=0.25):
         time.sleep(poll)
 
 
+#: Fixtures only the ``yarn`` tier may use: the sandbox, and the Jupyter test virtualenv
+#: (installed from the package index on a machine's first session, ~56 MiB packed).
+YARN_ONLY_FIXTURES = ("sandbox", "test_venv")
+
+
 def pytest_collection_modifyitems(config, items):
-    """A test that uses the sandbox must be marked ``yarn``, so `-m "not yarn"` is the fast tier."""
+    """A test that uses the sandbox or the Jupyter test virtualenv must be marked ``yarn``, so
+    `-m "not yarn"` is the fast tier: no cluster, no package index, under a minute."""
     unmarked = [item.nodeid for item in items
-                if "sandbox" in getattr(item, "fixturenames", ()) and item.get_closest_marker("yarn") is None]
+                if set(YARN_ONLY_FIXTURES) & set(getattr(item, "fixturenames", ()))
+                and item.get_closest_marker("yarn") is None]
     if unmarked:
-        raise pytest.UsageError("tests that use the sandbox but are not marked @pytest.mark.yarn: "
-                                + ", ".join(unmarked))
+        raise pytest.UsageError(f"tests that use {' or '.join(YARN_ONLY_FIXTURES)} but are not marked "
+                                "@pytest.mark.yarn (the fast tier packs small_venv instead): " + ", ".join(unmarked))
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -201,19 +208,15 @@ def test_venv():
     return cached_test_venv()
 
 
-@pytest.fixture(scope="session")
-def conda_envs(test_venv, tmp_path_factory):
-    """A conda ``envs`` directory holding "analytics" (point CONDA_ENVS_PATH at it).
+def conda_layout(venv, prefix):
+    """``venv`` copied to ``prefix`` with conda's layout: conda-meta/ with a history file and
+    a package record, kernelspecs naming the interpreter by absolute path as conda writes them.
 
-    NOT a conda-solved environment: no conda channel is reachable here. It is the test
-    virtualenv copied into a prefix with conda's layout (conda-meta/ with a history file
-    and a package record), whose kernelspecs name the interpreter by absolute path as
-    conda writes them. The real conda-pack packs it."""
+    NOT a conda-solved environment (no conda channel is reachable here), but the real
+    conda-pack packs it."""
     import json
 
-    envs = tmp_path_factory.mktemp("conda-envs")
-    prefix = envs / "analytics"
-    shutil.copytree(test_venv, prefix, symlinks=True)
+    shutil.copytree(venv, prefix, symlinks=True)
     (prefix / "conda-meta").mkdir()
     (prefix / "conda-meta" / "history").write_text("==> 2026-11-01 00:00:00 <==\n# cmd: fixture\n")
     kernel_json = "share/jupyter/kernels/{}/kernel.json"
@@ -225,7 +228,100 @@ def conda_envs(test_venv, tmp_path_factory):
     record = {"name": "kernelspec-fixture", "version": "1.0", "build": "0", "build_number": 0,
               "channel": "local", "url": "", "files": [kernel_json.format("python3")], "link": None}
     (prefix / "conda-meta" / "kernelspec-fixture-1.0-0.json").write_text(json.dumps(record))
+    return prefix
+
+
+@pytest.fixture(scope="session")
+def conda_envs(test_venv, tmp_path_factory):
+    """A conda ``envs`` directory holding "analytics", the test virtualenv in conda's layout
+    (:func:`conda_layout`); point CONDA_ENVS_PATH at it."""
+    envs = tmp_path_factory.mktemp("conda-envs")
+    conda_layout(test_venv, envs / "analytics")
     return envs
+
+
+# ----- small environments for the fast tier (packing without a cluster)
+
+#: The distributions a small environment records as installed: what ``pack()`` requires
+#: for every kind of job (skein_jupyter.packing.REQUIRED).
+SMALL_VENV_PACKAGES = (("skein", "0.8.2"), ("ipykernel", "6.29.5"), ("jupyter_server", "2.14.2"),
+                       ("papermill", "2.6.0"))
+
+
+def _dist_info(site, name, version, files=()):
+    """A ``NAME-VERSION.dist-info`` as pip writes it (METADATA, INSTALLER, RECORD with hashes)."""
+    import base64
+    import hashlib
+
+    info = site / f"{name}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "INSTALLER").write_text("pip\n")
+    rows = []
+    for path in [*files, info / "METADATA", info / "INSTALLER"]:
+        digest = base64.urlsafe_b64encode(hashlib.sha256(path.read_bytes()).digest()).rstrip(b"=").decode()
+        rows.append(f"{os.path.relpath(path, site)},sha256={digest},{path.stat().st_size}")
+    rows.append(f"{os.path.relpath(info / 'RECORD', site)},,")
+    (info / "RECORD").write_text("\n".join(rows) + "\n")
+
+
+def make_small_venv(path, packages=SMALL_VENV_PACKAGES, kernels=("python3", "analytics")):
+    """A real, small virtualenv (``python -m venv --without-pip``, well under a MiB) for packing tests.
+
+    It holds a real pure-Python package with a console script (its shebang names the
+    environment's interpreter by absolute path, as pip writes it), the dist-info records of
+    ``packages`` (metadata only: what ``pack()`` reads to check an environment's requirements;
+    the packers copy files and import nothing), and ``kernels``, kernelspecs naming the
+    interpreter by absolute path as ``ipykernel install --sys-prefix`` writes them. Packed
+    for real by venv-pack (or conda-pack, see :func:`conda_layout`) in a fraction of a second;
+    it cannot run Jupyter, so tests that start kernels use ``test_venv``."""
+    import json
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, timeout=120)
+    site = next(path.glob("lib/python3*/site-packages"))
+    if packages:
+        package = site / "analytics_helpers"
+        package.mkdir()
+        (package / "__init__.py").write_text('"""Helpers for the analytics notebooks."""\n\n'
+                                             "def main():\n    print('analytics helpers')\n")
+        script = path / "bin" / "analytics-helpers"
+        script.write_text(f"#!{path / 'bin' / 'python'}\nimport sys\nfrom analytics_helpers import main\n"
+                          "sys.exit(main())\n")
+        script.chmod(0o755)
+        _dist_info(site, "analytics_helpers", "1.0", files=[package / "__init__.py", script])
+        for name, version in packages:
+            _dist_info(site, name, version)
+    for name in kernels:
+        kernel = path / "share" / "jupyter" / "kernels" / name
+        kernel.mkdir(parents=True)
+        spec = {"argv": [str(path / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": name.title(), "language": "python", "metadata": {"debugger": True}}
+        (kernel / "kernel.json").write_text(json.dumps(spec, indent=1))
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_venv(tmp_path_factory):
+    """A small real virtualenv with two kernelspecs (:func:`make_small_venv`); tests must not change it."""
+    return make_small_venv(tmp_path_factory.mktemp("small-venv") / "analytics")
+
+
+@pytest.fixture(scope="session")
+def small_conda_envs(small_venv, tmp_path_factory):
+    """A conda ``envs`` directory holding "analytics", ``small_venv`` in conda's layout."""
+    envs = tmp_path_factory.mktemp("small-conda-envs")
+    conda_layout(small_venv, envs / "analytics")
+    return envs
+
+
+@pytest.fixture(scope="session")
+def packed_small_venv(small_venv, tmp_path_factory):
+    """``small_venv`` packed by ``skein-jupyter env pack``: the archive's path."""
+    from skein_jupyter.packing import pack
+
+    return pack(tmp_path_factory.mktemp("packed-small") / "analytics.tar.gz", prefix=str(small_venv)).archive
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 import skein
 from click.testing import CliRunner
 
-from conftest import make_venv
+from conftest import make_small_venv
 from skein_jupyter.applications import application_logs, wait_for_final_state
 from skein_jupyter.cli import cli
 from skein_jupyter.envstore import list_environments, upload
@@ -37,15 +37,18 @@ def _error(result, code=2):
     return lines[0][len("Error: "):]
 
 
-# ----- packing (no cluster)
+# ----- packing (no cluster): small real environments, packed for real by venv-pack and conda-pack
 
-def test_pack_patches_every_kernelspec_once_and_leaves_the_source_alone(test_venv, packed_venv):
+def test_pack_patches_every_kernelspec_once_and_leaves_the_source_alone(small_venv, packed_small_venv):
+    packed_venv = packed_small_venv
     members = _members(packed_venv)
     for name in ("python3", "analytics"):
         assert members.count(KERNEL_JSON.format(name)) == 1
         assert _kernel(packed_venv, name)["argv"][0] == "python"
-        source = json.loads((test_venv / KERNEL_JSON.format(name)).read_text())
-        assert source["argv"][0] == str(test_venv / "bin" / "python")  # untouched
+        source = json.loads((small_venv / KERNEL_JSON.format(name)).read_text())
+        assert source["argv"][0] == str(small_venv / "bin" / "python")  # untouched
+    site = next(small_venv.glob("lib/python3*/site-packages")).relative_to(small_venv)
+    assert f"{site}/analytics_helpers/__init__.py" in members and "bin/analytics-helpers" in members
     # The patched files come after every file of the environment (only the packer's own
     # activation scripts and pyvenv.cfg follow): appended, nothing re-packed.
     env_files = [m for m in members if m not in ("pyvenv.cfg", "bin/activate", "bin/deactivate")
@@ -53,8 +56,10 @@ def test_pack_patches_every_kernelspec_once_and_leaves_the_source_alone(test_ven
     assert set(env_files[-2:]) == {KERNEL_JSON.format("python3"), KERNEL_JSON.format("analytics")}
 
 
-def test_pack_writes_a_metadata_record(packed_venv):
+def test_pack_writes_a_metadata_record(packed_small_venv):
     from skein_jupyter.packing import sha256_file
+
+    packed_venv = packed_small_venv
 
     meta = json.loads(packed_venv.with_name(packed_venv.name + ".json").read_text())
     assert meta["sha256"] == sha256_file(packed_venv)
@@ -65,8 +70,8 @@ def test_pack_writes_a_metadata_record(packed_venv):
     assert meta["kernels"] == {"analytics": "python", "python3": "python"}
 
 
-def test_conda_pack_path_on_a_conda_layout_prefix(conda_envs, tmp_path):
-    result = pack(tmp_path / "conda.tar.gz", prefix=str(conda_envs / "analytics"), n_threads=2)
+def test_conda_pack_path_on_a_conda_layout_prefix(small_conda_envs, tmp_path):
+    result = pack(tmp_path / "conda.tar.gz", prefix=str(small_conda_envs / "analytics"), n_threads=2)
     assert result.metadata["kind"] == "conda" and result.metadata["packer"].startswith("conda-pack ")
     members = _members(result.archive)
     assert members.count(KERNEL_JSON.format("python3")) == 1
@@ -99,22 +104,22 @@ def test_prefix_that_is_neither_conda_nor_venv(tmp_path):
     ("/proc/1/e.tar.gz", "output directory /proc/1 is not writable; choose another -o"),
     ("e.zip.txt", "must end in .tar.gz, .tgz, .zip, .tar"),
 ])
-def test_bad_output_paths(test_venv, tmp_path, output, fragment):
+def test_bad_output_paths(small_venv, tmp_path, output, fragment):
     out = output if output.startswith("/") else str(tmp_path / output)
-    message = _error(CliRunner().invoke(cli, ["env", "pack", "--venv", str(test_venv), "-o", out]))
+    message = _error(CliRunner().invoke(cli, ["env", "pack", "--venv", str(small_venv), "-o", out]))
     assert fragment.format(t=tmp_path) in message
 
 
-def test_existing_output_needs_force(test_venv, tmp_path):
+def test_existing_output_needs_force(small_venv, tmp_path):
     out = tmp_path / "e.tar.gz"
     out.write_bytes(b"precious")
-    message = _error(CliRunner().invoke(cli, ["env", "pack", "--venv", str(test_venv), "-o", str(out)]))
+    message = _error(CliRunner().invoke(cli, ["env", "pack", "--venv", str(small_venv), "-o", str(out)]))
     assert message == f"{out} already exists; pass --force to replace it"
     assert out.read_bytes() == b"precious"
 
 
 def test_missing_packages_are_listed_with_the_fix(tmp_path):
-    bare = make_venv(tmp_path / "bare", packages=())
+    bare = make_small_venv(tmp_path / "bare", packages=(), kernels=())  # python -m venv --without-pip
     runner = CliRunner()
     message = _error(runner.invoke(cli, ["env", "pack", "--venv", str(bare), "-o", str(tmp_path / "e.tar.gz"),
                                          "--for", "run"]))
@@ -123,9 +128,9 @@ def test_missing_packages_are_listed_with_the_fix(tmp_path):
     assert not list(tmp_path.glob("*.tar.gz*")) and not list(tmp_path.glob(".*partial*"))
 
 
-def test_editable_install_is_our_error_not_a_packer_traceback(test_venv, tmp_path):
+def test_editable_install_is_our_error_not_a_packer_traceback(small_venv, tmp_path):
     env = tmp_path / "editable"
-    shutil.copytree(test_venv, env, symlinks=True)
+    shutil.copytree(small_venv, env, symlinks=True)
     project = tmp_path / "proj"
     (project / "src" / "myproj").mkdir(parents=True)
     (project / "src" / "myproj" / "__init__.py").write_text("")
