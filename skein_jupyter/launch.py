@@ -58,15 +58,20 @@ def check_environment_packages(recipe, metadata):
                          f"{'it' if len(missing) == 1 else 'them'} in the environment and pack it again")
 
 
+def require_environment(recipe):
+    """Refuse a job without an environment, before anything touches the cluster."""
+    if recipe.environment is None:
+        raise UsageError("environment: missing; give --env (a packed archive, an hdfs:// archive, or a name "
+                         "from `skein-jupyter env list`) or set environment: in the recipe")
+
+
 def prepare(recipe, progress=None):
     """Put the environment on the cluster (once) and build the spec; submits nothing."""
     from .envstore import prepare as prepare_environment
     from .hdfs import HadoopFS
     from .spec import SpecContext, build_spec
 
-    if recipe.environment is None:
-        raise UsageError("environment: missing; give --env (a packed archive, an hdfs:// archive, or a name "
-                         "from `skein-jupyter env list`) or set environment: in the recipe")
+    require_environment(recipe)
     progress = progress or Progress.quiet()
     progress.step(f"preparing environment {recipe.environment}")
     # A proxy user's job reads the environment from that user's cache, written as that user.

@@ -140,8 +140,10 @@ class Preflight:
         from .environment import EnvironmentKind
         from .hdfs import HadoopFS
 
+        from .launch import job_user, require_environment
+
+        require_environment(recipe)  # before the checks below create directories on the cluster
         self.recipe = recipe
-        from .launch import job_user
 
         user = job_user(recipe)
         self.local_nb = None

@@ -255,6 +255,9 @@ def workdir(tmp_path):
 
 
 CLI_CASES = [
+    (["run", "report.ipynb"],
+     "Error: environment: missing; give --env (a packed archive, an hdfs:// archive, or a name from "
+     "`skein-jupyter env list`) or set environment: in the recipe"),
     (["run", "report.ipynb", "--env", "hdfs:///e.tar.gz", "--output", "/data/{team}"],
      "Error: run.output (from command line): {team} is not a placeholder of an output location; use only "
      "{user}, {app_id}, {name}, {date}"),
