@@ -26,5 +26,8 @@ class HadoopFS(ClusterFS):
         if args is None:  # no `hdfs` here: the user's setup to fix
             return UsageError(message)
         if "Permission denied" in message or "AccessControlException" in message:
-            return UsageError(message + "; choose a directory you can write to, or ask your Hadoop admin")
+            writes = bool(args) and args[0] in ("-put", "-mkdir", "-chmod", "-rm", "-mv", "-cp", "-touchz")
+            hint = ("choose a directory you can write to" if writes else
+                    "it is private to its owner (ask them to share it: run.share: group)")
+            return UsageError(f"{message}; {hint}, or ask your Hadoop admin")
         return HdfsError(message)

@@ -81,6 +81,8 @@ def test_a_permission_problem_is_a_usage_error(recording_hdfs):
     fs, _ = recording_hdfs
     with pytest.raises(UsageError, match="Permission denied.*choose a directory you can write to"):
         fs.mkdir("/denied")
+    with pytest.raises(UsageError, match="Permission denied.*it is private to its owner"):
+        fs.cat("/denied")  # reading another user's private output: no hint to write elsewhere
     # Tightening an own directory that is another user's (a proxy user's) is best effort.
     fs.mkdir("/user/carol/.skein-jupyter/runs")
     assert HdfsError.exit_code == 3  # anything else from HDFS: the cluster's problem, a retry may help
