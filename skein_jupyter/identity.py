@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .exceptions import UsageError
 
-__all__ = ["hadoop_user", "short_name", "security_enabled", "core_site_path", "read_authentication",
+__all__ = ["hadoop_user", "short_name", "security_enabled", "core_site_path", "hadoop_conf_dirs", "read_authentication",
            "ticket_principal", "parse_klist"]
 
 
@@ -28,15 +28,25 @@ def short_name(principal: str) -> str:
     return principal.split("@", 1)[0].split("/", 1)[0]
 
 
-def core_site_path(environ: Mapping[str, str] | None = None) -> Path | None:
-    """``core-site.xml`` of the Hadoop configuration: under ``HADOOP_CONF_DIR``, else ``HADOOP_HOME``'s."""
+def hadoop_conf_dirs(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """Where the Hadoop client configuration may be, in the order Hadoop's scripts look.
+
+    ``HADOOP_CONF_DIR``, else ``$HADOOP_HOME/etc/hadoop``, else ``/etc/hadoop/conf`` (distributions' edge
+    nodes). The one list every reader of ``*-site.xml`` uses.
+    """
     env: Mapping[str, str] = os.environ if environ is None else environ
-    candidates = []
+    dirs = []
     if env.get("HADOOP_CONF_DIR"):
-        candidates.append(Path(env["HADOOP_CONF_DIR"]) / "core-site.xml")
+        dirs.append(Path(env["HADOOP_CONF_DIR"]))
     if env.get("HADOOP_HOME"):
-        candidates.append(Path(env["HADOOP_HOME"]) / "etc" / "hadoop" / "core-site.xml")
-    return next((path for path in candidates if path.is_file()), None)
+        dirs.append(Path(env["HADOOP_HOME"]) / "etc" / "hadoop")
+    dirs.append(Path("/etc/hadoop/conf"))
+    return dirs
+
+
+def core_site_path(environ: Mapping[str, str] | None = None) -> Path | None:
+    """``core-site.xml`` of the Hadoop configuration, in the first of :func:`hadoop_conf_dirs` that has one."""
+    return next((d / "core-site.xml" for d in hadoop_conf_dirs(environ) if (d / "core-site.xml").is_file()), None)
 
 
 def read_authentication(text: str) -> str:

@@ -9,10 +9,8 @@ without that type has none to give.
 """
 import dataclasses
 import json
-import os
 import urllib.request
 import xml.etree.ElementTree as ElementTree
-from pathlib import Path
 
 __all__ = ["Allocation", "GPU", "rm_web_url", "maximum_allocation", "allocation_from_scheduler"]
 
@@ -31,11 +29,9 @@ class Allocation:
 
 
 def _conf_dirs():
-    if os.environ.get("HADOOP_CONF_DIR"):
-        yield Path(os.environ["HADOOP_CONF_DIR"])
-    if os.environ.get("HADOOP_HOME"):
-        yield Path(os.environ["HADOOP_HOME"]) / "etc" / "hadoop"
-    yield Path("/etc/hadoop/conf")
+    from .identity import hadoop_conf_dirs
+
+    return hadoop_conf_dirs()
 
 
 def _site_properties(name):
