@@ -22,7 +22,7 @@ def _sources():
     return sorted(p for p in _SOURCE.rglob("*.py") if "__pycache__" not in p.parts)
 
 
-def runtime_zip(directory=None):
+def runtime_zip(directory: str | os.PathLike[str] | None = None) -> Path:
     """Path of the runtime zip for the installed sources, building it if needed."""
     sources = _sources()
     digest = hashlib.sha256()

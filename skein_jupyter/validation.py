@@ -7,6 +7,7 @@ from and raise :class:`~skein_jupyter.exceptions.UsageError`.
 import keyword
 import re
 import string
+from collections.abc import Collection, Iterable
 
 from .runtime.job import check_output_template
 
@@ -23,7 +24,7 @@ _REFUSED = ":[]*?{}"
 FILESYSTEM_SCHEMES = ("hdfs", "viewfs", "file", "s3a", "abfs", "abfss", "gs", "o3fs", "ofs")
 
 
-def check_parameter_name(name) -> None:
+def check_parameter_name(name: object) -> None:
     """A notebook parameter becomes ``NAME = value`` in the notebook: a Python identifier, not a keyword.
 
     >>> check_parameter_name("alpha")
@@ -40,20 +41,20 @@ def check_parameter_name(name) -> None:
                          f"(e.g. {name}_)")
 
 
-def check_parameter_names(names) -> None:
+def check_parameter_names(names: Iterable[object]) -> None:
     """:func:`check_parameter_name` for each name."""
     for name in names:
         check_parameter_name(name)
 
 
-def check_env_name(name) -> None:
+def check_env_name(name: object) -> None:
     """Environment variable names: ``[A-Za-z_][A-Za-z0-9_]*``."""
     if not isinstance(name, str) or not _ENV_NAME.match(name):
         raise ValueError(f"{name!r} is not an environment variable name; use letters, digits and '_', "
                          "not starting with a digit")
 
 
-def check_file_name(name, reserved=()) -> None:
+def check_file_name(name: object, reserved: Collection[str] = ()) -> None:
     """Names of localized files: one safe path component, not a name the job uses itself."""
     if not isinstance(name, str) or not _FILE_NAME.match(name) or name.startswith(".") or ".." in name:
         raise ValueError(f"{name!r} is not a safe file name; use letters, digits, '.', '_' and '-', "
@@ -63,7 +64,7 @@ def check_file_name(name, reserved=()) -> None:
                          f"(taken: {', '.join(sorted(reserved))})")
 
 
-def check_cluster_path(location) -> None:
+def check_cluster_path(location: str) -> None:
     """A notebook or output location HDFS accepts and ``hdfs dfs`` takes literally.
 
     ``:`` is allowed only in a scheme and authority (``hdfs://host:8020/``).
@@ -85,7 +86,7 @@ def _check_path(path, shown):
                          f"glob; rename it without {chars}")
 
 
-def check_output_location(template) -> None:
+def check_output_location(template: str) -> None:
     """An output location: only the known placeholders, and otherwise a path :func:`check_cluster_path` takes."""
     check_output_template(template)
     # What is left once the placeholders are out; ``{{``/``}}`` are braces there: globs as well.
@@ -93,7 +94,7 @@ def check_output_location(template) -> None:
     _check_path(literal, template)
 
 
-def check_filesystem_url(url) -> None:
+def check_filesystem_url(url: str) -> None:
     """A directory on a Hadoop filesystem: a path, or a URL whose scheme is a filesystem.
 
     >>> check_filesystem_url("hdfs:///apps/envs")
