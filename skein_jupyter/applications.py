@@ -77,7 +77,7 @@ def wait_for_final_state(client: skein.Client, app_id: str, timeout: float,
         time.sleep(poll)
 
 
-def _yarn(*args, timeout=120):
+def _yarn(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     yarn = shutil.which("yarn")
     if yarn is None:
         raise ApplicationError("`yarn` is not on PATH; run on a Hadoop edge node, or "
@@ -85,7 +85,7 @@ def _yarn(*args, timeout=120):
     return subprocess.run([yarn, *args], capture_output=True, text=True, timeout=timeout)
 
 
-def _status_fields(app_id):
+def _status_fields(app_id: str) -> dict[str, str]:
     proc = _yarn("application", "-status", app_id)
     if proc.returncode != 0 or "Application Report" not in proc.stdout:
         raise ApplicationError(f"YARN does not know application {app_id}; list applications "

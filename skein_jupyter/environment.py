@@ -57,6 +57,6 @@ class EnvironmentRef:
         check_name(text)
         return cls(EnvironmentKind.NAME, text)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.value
 

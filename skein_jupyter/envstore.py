@@ -186,7 +186,7 @@ def list_environments(directory: str | None = None, fs: HadoopFS | None = None) 
     return records
 
 
-def _records(directories, fs):
+def _records(directories: Iterable[str], fs: HadoopFS) -> list[dict]:
     """Records of every environment in ``directories`` (one ``hdfs dfs -cat``), newest first."""
     records = []
     for line in fs.cat(*(join(d.rstrip("/"), "*.json") for d in directories)).splitlines():

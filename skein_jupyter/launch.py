@@ -4,8 +4,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import ApplicationError, UsageError
 from .kinds import FRONTENDS
@@ -52,7 +52,7 @@ def job_user(recipe: Recipe) -> str:
     return hadoop_user(recipe.proxy_user, recipe.kerberos.principal)
 
 
-def check_environment_packages(recipe, metadata):
+def check_environment_packages(recipe: Recipe, metadata: Mapping[str, Any]) -> None:
     """With the environment's metadata at hand, refuse before submitting what cannot start."""
     packages = metadata.get("packages")
     if not packages:

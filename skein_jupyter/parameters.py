@@ -43,7 +43,7 @@ def parameters_from_flags(files: Iterable[str] = (), yamls: Iterable[str] = (),
     """
     params = {}
 
-    def add(flag, mapping):
+    def add(flag: str, mapping: dict) -> None:
         for name in mapping:
             try:
                 check_parameter_name(name)

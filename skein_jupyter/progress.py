@@ -54,7 +54,7 @@ class Progress:
         else:
             self.step(line)
 
-    def _clear(self):
+    def _clear(self) -> None:
         if self._live and self._line:
             self.stream.write("\r\x1b[K")
             self._line = ""

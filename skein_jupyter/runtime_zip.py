@@ -18,7 +18,7 @@ PACKAGE = "skein_jupyter_runtime"
 _SOURCE = Path(__file__).resolve().parent / "runtime"
 
 
-def _sources():
+def _sources() -> list[Path]:
     return sorted(p for p in _SOURCE.rglob("*.py") if "__pycache__" not in p.parts)
 
 

@@ -26,7 +26,7 @@ from .runtime.job import JOB_FILE, Job, NotebookJob, RunJob, to_json
 if TYPE_CHECKING:
     import skein
 
-    from .recipe import Recipe
+    from .recipe import Recipe, Resources
     from .scheduler import Allocation
 
 __all__ = ["SpecContext", "build_spec", "job_from_recipe", "write_job_file", "discard_job_file", "spec_to_yaml",
@@ -157,7 +157,7 @@ def discard_job_file(spec: skein.ApplicationSpec) -> None:
                 pass
 
 
-def _script(kind):
+def _script(kind: str) -> str:
     return "\n".join([
         shlex.join(["source", f"{ENV_DIR}/bin/activate"]),
         shlex.join(["exec", "python", "-m", "skein_jupyter_runtime", kind]),
@@ -286,7 +286,7 @@ def check_cluster_limits(recipe: Recipe, client: skein.Client, allocation: Alloc
     check_allocation(recipe.resources, allocation)
 
 
-def check_allocation(resources, allocation):
+def check_allocation(resources: Resources, allocation: Allocation) -> None:
     """Refuse ``resources`` (a recipe's) above ``allocation`` (a :class:`~skein_jupyter.scheduler.Allocation`)."""
     where = f"per container ({allocation.source})"
     if resources.memory > allocation.memory_mb:

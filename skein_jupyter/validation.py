@@ -78,7 +78,7 @@ def check_cluster_path(location: str) -> None:
     _check_path(location, location)
 
 
-def _check_path(path, shown):
+def _check_path(path: str, shown: str) -> None:
     bad = sorted({c for c in _SCHEME.sub("", path, count=1) if c in _REFUSED})
     if bad:
         chars = " ".join(bad)

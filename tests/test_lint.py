@@ -1,7 +1,8 @@
 """Lint (ruff) and type checks (mypy) of the project, as part of the fast tier.
 
 Both tools come with the ``test`` extra; their settings are in pyproject.toml
-(``[tool.ruff]``) and setup.cfg (``[mypy]``).
+(``[tool.ruff]``) and setup.cfg (``[mypy]``). The public API (every ``__all__``)
+must be annotated, so that mypy checks it and its callers.
 """
 import subprocess
 import sys

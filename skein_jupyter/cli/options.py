@@ -20,7 +20,7 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress on 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
-def _apply(command, options):
+def _apply(command: F, options: Sequence[Callable[[F], F]]) -> F:
     for option in reversed(options):
         command = option(command)
     return command

@@ -40,7 +40,7 @@ DEFAULT_PORTS = {
 _SAVED = "sandbox.json"
 
 
-def _xdg(var, fallback):
+def _xdg(var: str, fallback: str) -> Path:
     value = os.environ.get(var)
     return Path(value) if value else Path.home() / fallback
 

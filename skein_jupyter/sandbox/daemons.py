@@ -40,7 +40,7 @@ DAEMONS = (
 )
 
 
-def _start_time(pid):
+def _start_time(pid: int) -> int | None:
     """The process's start time in clock ticks, or None if it is gone or a zombie."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -107,7 +107,7 @@ class Process:
         return True
 
 
-def _wait_gone(pids, timeout):
+def _wait_gone(pids: Iterable[int], timeout: float) -> None:
     """Wait until none of ``pids`` runs any more (zombies count as gone)."""
     deadline = time.monotonic() + timeout
     while any(_start_time(pid) is not None for pid in pids) and time.monotonic() < deadline:
