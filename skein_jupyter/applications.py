@@ -5,12 +5,19 @@ looks for the pre-3.3 aggregated layout and reports that aggregation has not
 completed on Hadoop 3.3 and later, where logs live under
 ``<root>/<user>/bucket-logs-tfile/<NNNN>/<appId>``.
 """
+from __future__ import annotations
+
 import re
 import shutil
 import subprocess
 import time
+from typing import TYPE_CHECKING
 
 from .exceptions import ApplicationError, UsageError
+
+if TYPE_CHECKING:
+    import skein
+    import skein.model
 
 __all__ = ["FINAL_STATES", "wait_for_final_state", "application_logs", "log_sections", "check_app_id",
            "get_report"]
@@ -21,7 +28,7 @@ _APP_ID = re.compile(r"^application_\d+_\d+$")
 _AGGREGATION_DONE = frozenset({"SUCCEEDED", "FAILED", "TIME_OUT", "DISABLED"})
 
 
-def check_app_id(app_id):
+def check_app_id(app_id: str) -> str:
     """Raise :class:`UsageError` unless ``app_id`` looks like ``application_<ts>_<n>``."""
     if not _APP_ID.match(app_id or ""):
         raise UsageError(f"{app_id!r} is not a YARN application id; "
@@ -29,7 +36,7 @@ def check_app_id(app_id):
     return app_id
 
 
-def get_report(client, app_id, listing):
+def get_report(client: skein.Client, app_id: str, listing: str) -> skein.model.ApplicationReport:
     """The report of ``app_id``; an unknown id is an error that points at ``listing`` (a command)."""
     check_app_id(app_id)
     try:
@@ -38,7 +45,8 @@ def get_report(client, app_id, listing):
         raise UsageError(f"no application {app_id} on this cluster; see `{listing}`") from None
 
 
-def wait_for_final_state(client, app_id, timeout, poll=0.5):
+def wait_for_final_state(client: skein.Client, app_id: str, timeout: float,
+                         poll: float = 0.5) -> skein.model.ApplicationReport:
     """Poll until the application is FINISHED, FAILED or KILLED.
 
     Parameters
@@ -69,7 +77,7 @@ def wait_for_final_state(client, app_id, timeout, poll=0.5):
         time.sleep(poll)
 
 
-def _yarn(*args, timeout=120):
+def _yarn(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     yarn = shutil.which("yarn")
     if yarn is None:
         raise ApplicationError("`yarn` is not on PATH; run on a Hadoop edge node, or "
@@ -77,7 +85,7 @@ def _yarn(*args, timeout=120):
     return subprocess.run([yarn, *args], capture_output=True, text=True, timeout=timeout)
 
 
-def _status_fields(app_id):
+def _status_fields(app_id: str) -> dict[str, str]:
     proc = _yarn("application", "-status", app_id)
     if proc.returncode != 0 or "Application Report" not in proc.stdout:
         raise ApplicationError(f"YARN does not know application {app_id}; list applications "
@@ -90,7 +98,7 @@ def _status_fields(app_id):
     return fields
 
 
-def application_logs(app_id, timeout=120, poll=1.0):
+def application_logs(app_id: str, timeout: float = 120, poll: float = 1.0) -> str:
     """All container logs of an application, as ``yarn logs -applicationId`` prints them.
 
     For a finished application this waits (up to ``timeout`` seconds) for
@@ -121,7 +129,7 @@ def application_logs(app_id, timeout=120, poll=1.0):
     return proc.stdout
 
 
-def log_sections(logs, log_type):
+def log_sections(logs: str, log_type: str) -> list[str]:
     """The contents of every ``LogType:<log_type>`` section of ``yarn logs`` output, one per container."""
     sections = []
     # Anchored at a line start: the end marker "End of LogType:x" contains "LogType:x" too.

@@ -9,14 +9,21 @@ everything else is replaced by the higher layer.
 The user config file has the shape of a recipe without ``kind``; its
 ``notebook:``, ``run:`` and ``sweep:`` sections apply to jobs of that kind only.
 """
+from __future__ import annotations
+
 import dataclasses
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from .exceptions import UsageError
 from .recipe import _section_kinds, build, field_paths
+
+if TYPE_CHECKING:
+    from .recipe import Recipe
 
 __all__ = ["Layers", "user_config_path", "env_var_name", "load_recipe", "read_yaml_mapping", "explain"]
 
@@ -25,7 +32,7 @@ _MERGED_MAPPINGS = {"env", "files", "run.parameters", "run.papermill_options"}
 _PATHS = dict(field_paths())
 
 
-def user_config_path():
+def user_config_path() -> Path:
     """``$SKEIN_JUPYTER_CONFIG``, else ``$XDG_CONFIG_HOME/skein-jupyter/config.yaml``."""
     if os.environ.get("SKEIN_JUPYTER_CONFIG"):
         return Path(os.environ["SKEIN_JUPYTER_CONFIG"]).expanduser()
@@ -33,12 +40,12 @@ def user_config_path():
     return Path(base) / "skein-jupyter" / "config.yaml"
 
 
-def env_var_name(path):
+def env_var_name(path: str) -> str:
     """``resources.memory`` -> ``SKEIN_JUPYTER_RESOURCES_MEMORY``."""
     return "SKEIN_JUPYTER_" + path.upper().replace(".", "_")
 
 
-def read_yaml_mapping(path, what):
+def read_yaml_mapping(path: str | os.PathLike[str], what: str) -> dict:
     """A YAML file that must hold a mapping; errors name the file and the fix."""
     path = Path(path)
     if not path.is_file():
@@ -89,13 +96,13 @@ class Layers:
 
     layers: list = dataclasses.field(default_factory=list)  # (source, {path: value}, kind-filtered?)
 
-    def add(self, source, data, filter_kinds=True):
+    def add(self, source: str, data: Mapping[str, Any] | None, filter_kinds: bool = True) -> Layers:
         """Add a layer. ``filter_kinds``: drop sections that do not apply to the job's kind."""
         if data:
             self.layers.append((source, _flatten(data), filter_kinds))
         return self
 
-    def add_user_config(self, path=None):
+    def add_user_config(self, path: str | os.PathLike[str] | None = None) -> Layers:
         path = Path(path) if path else user_config_path()
         if path.is_file():
             data = read_yaml_mapping(path, "config file")
@@ -105,7 +112,7 @@ class Layers:
             self.add(str(path), data)
         return self
 
-    def add_environment(self, environ=None):
+    def add_environment(self, environ: Mapping[str, str] | None = None) -> Layers:
         """One layer per ``SKEIN_JUPYTER_<FIELD>`` variable set; values are read as YAML."""
         environ = os.environ if environ is None else environ
         for path in _PATHS:
@@ -119,9 +126,10 @@ class Layers:
             self.layers.append((name, {path: value}, True))
         return self
 
-    def merged(self, kind):
+    def merged(self, kind: str) -> tuple[dict, dict[str, str]]:
         """``(raw nested values, {path: source})`` for a job of ``kind``."""
-        values, sources = {}, {}
+        values: dict = {}
+        sources: dict[str, str] = {}
         for source, flat, filter_kinds in self.layers:
             for path, value in flat.items():
                 section = path.split(".", 1)[0]
@@ -133,7 +141,7 @@ class Layers:
                 sources[path] = source
         return _nest(values), sources
 
-    def build(self, kind, base_dir=None):
+    def build(self, kind: str, base_dir: str | None = None) -> tuple[Recipe, dict[str, str]]:
         """Merge for ``kind`` and validate into a :class:`~skein_jupyter.recipe.Recipe`; also return sources."""
         raw, sources = self.merged(kind)
         raw.setdefault("kind", kind)
@@ -150,7 +158,9 @@ class Layers:
         return build(raw, source_of, base_dir), sources
 
 
-def load_recipe(recipe_path=None, kind=None, flags=None, environ=None, config_path=None):
+def load_recipe(recipe_path: str | os.PathLike[str] | None = None, kind: str | None = None,
+                flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+                config_path: str | os.PathLike[str] | None = None) -> tuple[Recipe, dict[str, str]]:
     """The one way to a :class:`~skein_jupyter.recipe.Recipe`: layers, then validation.
 
     Parameters
@@ -190,7 +200,7 @@ def load_recipe(recipe_path=None, kind=None, flags=None, environ=None, config_pa
     return layers.build(kind, base_dir=base_dir)
 
 
-def explain(recipe, sources):
+def explain(recipe: Recipe, sources: Mapping[str, str]) -> list[tuple[str, Any, str]]:
     """``[(dotted path, value, source)]`` for every field that applies to the recipe's kind."""
     data = recipe.to_dict()
     rows = []

@@ -36,7 +36,7 @@ class EnvironmentRef:
     value: str
 
     @classmethod
-    def parse(cls, text):
+    def parse(cls, text: str) -> "EnvironmentRef":
         if not isinstance(text, str) or not text.strip():
             raise ValueError("an environment is a local archive path, an hdfs:// URL, or a published name")
         text = text.strip()
@@ -57,6 +57,6 @@ class EnvironmentRef:
         check_name(text)
         return cls(EnvironmentKind.NAME, text)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.value
 

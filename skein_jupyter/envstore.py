@@ -4,16 +4,24 @@ An archive is stored as ``<dir>/<name>-<sha256[:16]>.tar.gz`` with its
 metadata record beside it (``….tar.gz.json``, one line of JSON). The name
 carries the content hash, so an archive already there is never sent again.
 """
+from __future__ import annotations
+
 import dataclasses
 import datetime
 import json
+import os
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import UsageError
 from .hdfs import PRIVATE, PUBLIC, HadoopFS, ancestors, join
 from .packing import ARCHIVE_SUFFIXES, METADATA_FORMAT, metadata_path, sha256_file
 from .progress import Progress
+
+if TYPE_CHECKING:
+    from .environment import EnvironmentRef
 
 __all__ = ["UploadResult", "PreparedEnvironment", "prepare", "default_upload_dir", "read_local_metadata",
            "remote_name", "upload", "check_public_ancestors", "list_environments", "resolve_name", "PUBLISHED_DIR"]
@@ -31,14 +39,14 @@ class UploadResult:
     metadata: dict
 
 
-def default_upload_dir(user=None):
+def default_upload_dir(user: str | None = None) -> str:
     """Each user's own cache of environments: ``hdfs:///user/<user>/.skein-jupyter/environments``."""
     from .identity import hadoop_user
 
     return f"hdfs:///user/{user or hadoop_user()}/.skein-jupyter/environments"
 
 
-def read_local_metadata(archive):
+def read_local_metadata(archive: str | os.PathLike[str]) -> dict:
     """The metadata record of a packed archive, checked against the archive itself.
 
     Raises
@@ -66,12 +74,13 @@ def read_local_metadata(archive):
     return metadata
 
 
-def remote_name(metadata):
+def remote_name(metadata: Mapping[str, Any]) -> str:
     suffix = next((s for s in ARCHIVE_SUFFIXES if metadata["archive"].endswith(s)), ".tar.gz")
     return f"{metadata['name']}-{metadata['sha256'][:16]}{suffix}"
 
 
-def upload(archive, to=None, public=False, fs=None, progress=None):
+def upload(archive: str | os.PathLike[str], to: str | None = None, public: bool = False,
+           fs: HadoopFS | None = None, progress: Progress | None = None) -> UploadResult:
     """Put a packed environment on the cluster unless the same content is there already.
 
     A private upload (the default) is readable by its owner only: files 600,
@@ -158,7 +167,7 @@ def check_public_ancestors(directory: str, fs: HadoopFS | None = None) -> None:
                              "elsewhere with --to)")
 
 
-def list_environments(directory=None, fs=None):
+def list_environments(directory: str | None = None, fs: HadoopFS | None = None) -> list[dict]:
     """Metadata records of the environments in ``directory``, newest first.
 
     Raises
@@ -177,7 +186,7 @@ def list_environments(directory=None, fs=None):
     return records
 
 
-def _records(directories, fs):
+def _records(directories: Iterable[str], fs: HadoopFS) -> list[dict]:
     """Records of every environment in ``directories`` (one ``hdfs dfs -cat``), newest first."""
     records = []
     for line in fs.cat(*(join(d.rstrip("/"), "*.json") for d in directories)).splitlines():
@@ -190,7 +199,7 @@ def _records(directories, fs):
     return sorted(records, key=lambda r: r.get("uploaded", ""), reverse=True)
 
 
-def resolve_name(name, directories=None, fs=None):
+def resolve_name(name: str, directories: Iterable[str] | None = None, fs: HadoopFS | None = None) -> dict:
     """The newest upload of environment ``name`` in the user's cache, else in the published directory.
 
     Where a public copy of the same content exists, that copy is used: YARN
@@ -219,7 +228,8 @@ class PreparedEnvironment:
     metadata: dict        # empty for an hdfs:// archive without a record beside it
 
 
-def prepare(ref, fs=None, progress=None, user=None):
+def prepare(ref: EnvironmentRef, fs: HadoopFS | None = None, progress: Progress | None = None,
+            user: str | None = None) -> PreparedEnvironment:
     """Make the environment a launch names available on the cluster, as cheaply as possible.
 
     A local archive is uploaded once into the user's cache and found by its

@@ -5,6 +5,8 @@ containers); this layer only turns its failures into the project's
 exceptions: a permission problem is the user's to fix (:class:`UsageError`),
 anything else is the cluster's (:class:`HdfsError`, exit code 3).
 """
+from collections.abc import Sequence
+
 from .exceptions import InfrastructureError, UsageError
 from .runtime.clusterfs import GROUP, PRIVATE, PUBLIC, SHARES, ClusterFS, ancestors, is_own, join, share_modes
 
@@ -22,7 +24,7 @@ class HadoopFS(ClusterFS):
     missing_hdfs = ('`hdfs` is not on PATH; run on a Hadoop edge node, or eval "$(skein-jupyter sandbox env)" '
                     "for the sandbox")
 
-    def error(self, args, message: str) -> Exception:
+    def error(self, args: Sequence[str] | None, message: str) -> Exception:
         if args is None:  # no `hdfs` here: the user's setup to fix
             return UsageError(message)
         if "Permission denied" in message or "AccessControlException" in message:

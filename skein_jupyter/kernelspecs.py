@@ -10,6 +10,7 @@ the ``PATH`` of the activated environment.
 import dataclasses
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = ["KernelPatch", "find_kernelspecs", "patch_argv", "plan_patches", "KERNELS_DIR"]
@@ -30,11 +31,11 @@ class KernelPatch:
     content: bytes       # the kernel.json to put in the archive
 
     @property
-    def changed(self):
+    def changed(self) -> bool:
         return self.original != self.patched
 
 
-def find_kernelspecs(prefix):
+def find_kernelspecs(prefix: str | os.PathLike[str]) -> dict[str, Path]:
     """``{kernel name: path of its kernel.json}`` in an environment."""
     root = Path(prefix) / KERNELS_DIR
     if not root.is_dir():
@@ -42,7 +43,7 @@ def find_kernelspecs(prefix):
     return {p.parent.name: p for p in sorted(root.glob("*/kernel.json"))}
 
 
-def patch_argv(argv0, prefixes):
+def patch_argv(argv0: str, prefixes: Iterable[str]) -> str:
     """The executable name alone if ``argv0`` lies inside one of ``prefixes``; else ``argv0``.
 
     >>> patch_argv("/envs/a/bin/python3.11", ["/envs/a"])
@@ -60,7 +61,7 @@ def patch_argv(argv0, prefixes):
     return argv0
 
 
-def plan_patches(prefix):
+def plan_patches(prefix: str | os.PathLike[str]) -> list[KernelPatch]:
     """A :class:`KernelPatch` for every kernelspec of the environment at ``prefix``.
 
     Raises ValueError for a ``kernel.json`` that is not valid JSON with an ``argv`` list.

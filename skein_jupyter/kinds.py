@@ -5,6 +5,7 @@ frontend imports and serves (it cannot import the client); these are the
 client's side of the same names.
 """
 import dataclasses
+from collections.abc import Collection
 
 __all__ = ["Kind", "Frontend", "KINDS", "FRONTENDS", "APP_TAG", "kind_of_tags"]
 
@@ -54,7 +55,7 @@ FRONTENDS = {frontend.name: frontend for frontend in (
 )}
 
 
-def kind_of_tags(tags) -> str | None:
+def kind_of_tags(tags: Collection[str]) -> str | None:
     """The kind of a skein-jupyter application from its YARN tags, or None if it carries no kind tag."""
     tags = set(tags)
     return next((kind.name for kind in KINDS.values() if kind.tag in tags), None)

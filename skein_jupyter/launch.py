@@ -1,11 +1,21 @@
 """The one path from a recipe to a submitted application, shared by servers and runs."""
+from __future__ import annotations
+
 import dataclasses
 import os
 import shutil
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import ApplicationError, UsageError
 from .kinds import FRONTENDS
 from .progress import Progress
+
+if TYPE_CHECKING:
+    import skein
+
+    from .envstore import PreparedEnvironment
+    from .recipe import Recipe
 
 __all__ = ["Submission", "skein_client", "prepare", "render_spec", "submit", "kill_quietly", "job_user",
            "FRONTEND_MODULES"]
@@ -21,7 +31,7 @@ class Submission:
     environment: object     # envstore.PreparedEnvironment
 
 
-def skein_client(recipe=None, log=False):
+def skein_client(recipe: Recipe | None = None, log: bool | str = False) -> skein.Client:
     """A Skein client: the global driver if one runs, else a new one (keytab login if the recipe says)."""
     import skein
 
@@ -35,14 +45,14 @@ def skein_client(recipe=None, log=False):
     return skein.Client(log=log)
 
 
-def job_user(recipe):
+def job_user(recipe: Recipe) -> str:
     """The Hadoop user a job runs as: its proxy user, its keytab's principal, or yours."""
     from .identity import hadoop_user
 
     return hadoop_user(recipe.proxy_user, recipe.kerberos.principal)
 
 
-def check_environment_packages(recipe, metadata):
+def check_environment_packages(recipe: Recipe, metadata: Mapping[str, Any]) -> None:
     """With the environment's metadata at hand, refuse before submitting what cannot start."""
     packages = metadata.get("packages")
     if not packages:
@@ -58,14 +68,14 @@ def check_environment_packages(recipe, metadata):
                          f"{'it' if len(missing) == 1 else 'them'} in the environment and pack it again")
 
 
-def require_environment(recipe):
+def require_environment(recipe: Recipe) -> None:
     """Refuse a job without an environment, before anything touches the cluster."""
     if recipe.environment is None:
         raise UsageError("environment: missing; give --env (a packed archive, an hdfs:// archive, or a name "
                          "from `skein-jupyter env list`) or set environment: in the recipe")
 
 
-def prepare(recipe, progress=None):
+def prepare(recipe: Recipe, progress: Progress | None = None) -> tuple[skein.ApplicationSpec, PreparedEnvironment]:
     """Put the environment on the cluster (once) and build the spec; submits nothing."""
     from .envstore import prepare as prepare_environment
     from .hdfs import HadoopFS
@@ -83,7 +93,7 @@ def prepare(recipe, progress=None):
     return build_spec(recipe, context), prepared
 
 
-def render_spec(recipe):
+def render_spec(recipe: Recipe) -> skein.ApplicationSpec:
     """The spec a launch would submit, changing nothing: names are resolved on the cluster, a local
     archive is shown as the local file (a launch uploads it once into your cache)."""
     from .environment import EnvironmentKind
@@ -99,7 +109,7 @@ def render_spec(recipe):
     return spec
 
 
-def kill_quietly(client, app_id):
+def kill_quietly(client: skein.Client, app_id: str) -> None:
     """Kill an application unless it already ended; never raises."""
     from .applications import FINAL_STATES
 
@@ -110,7 +120,9 @@ def kill_quietly(client, app_id):
         pass
 
 
-def submit(recipe, client, progress=None, checks=None, early_checks=None):
+def submit(recipe: Recipe, client: skein.Client, progress: Progress | None = None,
+           checks: Callable[[PreparedEnvironment], object] | None = None,
+           early_checks: Callable[[], object] | None = None) -> Submission:
     """Check the request against the cluster, prepare, and submit.
 
     ``early_checks()``, if given, runs before the environment is prepared, so

@@ -1,10 +1,13 @@
 """Jupyter servers on YARN: start, find, connect to, list and stop them."""
+from __future__ import annotations
+
 import dataclasses
 import getpass
 import json
 import os
 import socket
 import time
+from typing import TYPE_CHECKING
 
 from .applications import FINAL_STATES, application_logs, get_report, log_sections
 from .exceptions import ApplicationError, SkeinJupyterError, UsageError
@@ -13,6 +16,12 @@ from .launch import kill_quietly, submit
 from .progress import Progress
 from .runtime import keys
 from .kinds import APP_TAG
+
+if TYPE_CHECKING:
+    import skein
+    import skein.model
+
+    from .recipe import Recipe
 
 __all__ = ["ServerInfo", "ServerStarting", "start", "info", "list_servers", "stop", "tunnel", "check_local_port",
            "DEFAULT_START_TIMEOUT"]
@@ -33,12 +42,12 @@ class ServerInfo:
     token: str
     frontend: str = "lab"
 
-    def url(self, host=None, port=None):
+    def url(self, host: str | None = None, port: int | None = None) -> str:
         path = FRONTENDS[self.frontend].url_path if self.frontend in FRONTENDS else ""
         return (f"{self.protocol}://{host or self.host}:{port or self.port}{self.base_url}{path}"
                 f"?token={self.token}")
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
@@ -59,7 +68,7 @@ def _port_free(port):
             return False
 
 
-def check_local_port(port):
+def check_local_port(port: int) -> None:
     """Refuse a tunnel port that is not a port or is taken on this machine."""
     if not 0 < port < 65536:
         raise UsageError(f"--local-port {port} is not a port number; use 1024-65535")
@@ -67,7 +76,8 @@ def check_local_port(port):
         raise UsageError(f"local port {port} is already in use on this machine; choose another with --local-port")
 
 
-def tunnel(server, local_port=None, ssh_user=None, edge_host=None):
+def tunnel(server: ServerInfo, local_port: int | None = None, ssh_user: str | None = None,
+           edge_host: str | None = None) -> Tunnel:
     """The ``ssh -L`` command a laptop runs to reach ``server`` through this edge node.
 
     The local port defaults to the server's own port if it is free here, else
@@ -188,7 +198,8 @@ def wait_for_server(client, app_id, timeout, progress=None):
         time.sleep(0.2)
 
 
-def start(recipe, client, timeout=DEFAULT_START_TIMEOUT, progress=None):
+def start(recipe: Recipe, client: skein.Client, timeout: float = DEFAULT_START_TIMEOUT,
+          progress: Progress | None = None) -> ServerInfo:
     """Start a Jupyter server on YARN and wait until it serves.
 
     The application keeps running after this returns. If the server does
@@ -220,7 +231,7 @@ def _check_notebook(report):
                                "see `skein-jupyter notebook list`")
 
 
-def info(client, app_id: str, wait: float = 0) -> ServerInfo:
+def info(client: skein.Client, app_id: str, wait: float = 0) -> ServerInfo:
     """The :class:`ServerInfo` of a running server, waiting up to ``wait`` seconds for a starting one.
 
     Only looks: a server that is still starting, or failed to start, is left as it is.
@@ -253,7 +264,7 @@ def info(client, app_id: str, wait: float = 0) -> ServerInfo:
         time.sleep(0.2)
 
 
-def list_servers(client):
+def list_servers(client: skein.Client) -> list[dict]:
     """The user's running servers: id, name, state, age, resources and idle time."""
     rows = []
     from .identity import hadoop_user
@@ -262,7 +273,7 @@ def list_servers(client):
     for report in client.get_applications(states=["SUBMITTED", "ACCEPTED", "RUNNING"]):
         if NOTEBOOK_TAG not in set(report.tags) or report.user != user:
             continue
-        status = {}
+        status: dict = {}
         if str(report.state) == "RUNNING":
             try:
                 value = client.connect(report.id, wait=False).kv.get(keys.NOTEBOOK_STATUS)
@@ -280,7 +291,7 @@ def list_servers(client):
     return rows
 
 
-def stop(client, app_id, timeout=120):
+def stop(client: skein.Client, app_id: str, timeout: float = 120) -> skein.model.ApplicationReport:
     """Ask the server to shut down cleanly; the application ends SUCCEEDED.
 
     Returns

@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from .exceptions import UsageError
@@ -42,7 +43,7 @@ class PackResult:
     seconds: float
 
 
-def metadata_path(archive):
+def metadata_path(archive: str | os.PathLike[str]) -> Path:
     return Path(str(archive) + ".json")
 
 
@@ -58,7 +59,7 @@ def _conda_env_dirs():
     return list(dict.fromkeys(dirs))
 
 
-def environment_kind(prefix):
+def environment_kind(prefix: str | os.PathLike[str]) -> str | None:
     """``"conda"`` (has conda-meta/), ``"venv"`` (has pyvenv.cfg), or None."""
     prefix = Path(prefix)
     if (prefix / "conda-meta").is_dir():
@@ -68,7 +69,7 @@ def environment_kind(prefix):
     return None
 
 
-def find_prefix(conda=None, prefix=None):
+def find_prefix(conda: str | None = None, prefix: str | os.PathLike[str] | None = None) -> tuple[Path, str]:
     """The environment to pack: a named conda env, a prefix, or the running Python's.
 
     Returns
@@ -106,7 +107,7 @@ def _normalize(name):
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def installed_packages(prefix):
+def installed_packages(prefix: str | os.PathLike[str]) -> dict[str, str]:
     """``{normalized name: version}`` from the environment's ``*.dist-info``/``*.egg-info``."""
     packages = {}
     for site in Path(prefix).glob("lib/python3*/site-packages"):
@@ -117,7 +118,7 @@ def installed_packages(prefix):
     return dict(sorted(packages.items()))
 
 
-def check_requirements(packages, job):
+def check_requirements(packages: Collection[str], job: str) -> None:
     """Raise :class:`UsageError` listing what ``job`` needs and the environment lacks."""
     if job not in REQUIRED:
         raise UsageError(f"--for {job!r} is not one of {', '.join(REQUIRED)}")
@@ -146,7 +147,7 @@ def _python_info(prefix):
     return version, platform
 
 
-def sha256_file(path, chunk=2**20):
+def sha256_file(path: str | os.PathLike[str], chunk: int = 2**20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(chunk), b""):
@@ -154,7 +155,7 @@ def sha256_file(path, chunk=2**20):
     return digest.hexdigest()
 
 
-def _check_output(output, force):
+def _check_output(output: str | os.PathLike[str], force: bool) -> Path:
     output = Path(output).expanduser().absolute()
     if not output.name.endswith(ARCHIVE_SUFFIXES):
         raise UsageError(f"output {output} must end in {', '.join(ARCHIVE_SUFFIXES)} (YARN unpacks those)")
@@ -200,8 +201,9 @@ def _stem(filename):
     return filename
 
 
-def pack(output, conda=None, prefix=None, job="all", compress_level=4, n_threads=1, exclude=(),
-         force=False, name=None, progress=None):
+def pack(output: str | os.PathLike[str], conda: str | None = None, prefix: str | os.PathLike[str] | None = None,
+         job: str = "all", compress_level: int = 4, n_threads: int = 1, exclude: Iterable[str] = (),
+         force: bool = False, name: str | None = None, progress: Progress | None = None) -> PackResult:
     """Pack an environment into ``output`` with its kernelspecs patched; write its metadata record.
 
     Parameters

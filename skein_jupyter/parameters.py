@@ -3,6 +3,8 @@
 Applied in papermill's order: ``-f`` files, then ``-y`` YAML strings, then
 ``-p`` (value types inferred) and ``-r`` (values kept as text).
 """
+from collections.abc import Iterable
+
 import yaml
 
 from .config import read_yaml_mapping
@@ -12,7 +14,7 @@ from .validation import check_parameter_name
 __all__ = ["infer_type", "parameters_from_flags"]
 
 
-def infer_type(text):
+def infer_type(text: str) -> bool | int | float | str | None:
     """``-p`` values: ``True``/``False``, ``None``, integers and floats become those; the rest stays text."""
     if text in ("True", "False"):
         return text == "True"
@@ -26,7 +28,8 @@ def infer_type(text):
     return text
 
 
-def parameters_from_flags(files=(), yamls=(), typed=(), raw=()) -> dict:
+def parameters_from_flags(files: Iterable[str] = (), yamls: Iterable[str] = (),
+                          typed: Iterable[tuple[str, str]] = (), raw: Iterable[tuple[str, str]] = ()) -> dict:
     """Merge parameter flags into one mapping; every name must be a Python identifier, not a keyword.
 
     Parameters
@@ -40,7 +43,7 @@ def parameters_from_flags(files=(), yamls=(), typed=(), raw=()) -> dict:
     """
     params = {}
 
-    def add(flag, mapping):
+    def add(flag: str, mapping: dict) -> None:
         for name in mapping:
             try:
                 check_parameter_name(name)

@@ -5,7 +5,7 @@ from pathlib import Path
 __all__ = ["cache_dir"]
 
 
-def cache_dir():
+def cache_dir() -> Path:
     """``$SKEIN_JUPYTER_CACHE_DIR``, else ``$XDG_CACHE_HOME/skein-jupyter`` (``~/.cache/skein-jupyter``)."""
     value = os.environ.get("SKEIN_JUPYTER_CACHE_DIR")
     if value:

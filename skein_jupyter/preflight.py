@@ -5,18 +5,27 @@ parameters), the kernel (does the environment have it) and the output
 directory (can you write there); those that need the cluster filesystem run
 side by side in :class:`Preflight`.
 """
+from __future__ import annotations
+
 import concurrent.futures
 import json
 import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import UsageError
 from .launch import check_environment_packages
 from .runtime.batch import DEFAULT_OUTPUT, RUNS_INDEX
 
+if TYPE_CHECKING:
+    from .envstore import PreparedEnvironment
+    from .hdfs import HadoopFS
+    from .recipe import Recipe
+
 __all__ = ["Preflight", "read_notebook", "check_notebook", "check_kernel", "output_base"]
 
 
-def read_notebook(location, fs=None):
+def read_notebook(location: str, fs: HadoopFS | None = None) -> dict:
     """The input notebook as JSON; ``location`` is a local path or an ``hdfs://`` URL.
 
     Raises
@@ -54,7 +63,7 @@ def _has_parameters_cell(nb):
     return any("parameters" in (cell.get("metadata", {}).get("tags") or []) for cell in nb["cells"])
 
 
-def check_notebook(recipe, nb):
+def check_notebook(recipe: Recipe, nb: Mapping[str, Any]) -> None:
     """Refuse parameters for a notebook that has no cell tagged ``parameters``.
 
     Papermill only warns and injects them at the top, where the notebook's
@@ -68,7 +77,7 @@ def check_notebook(recipe, nb):
                          "Cell Tags > parameters)")
 
 
-def check_kernel(recipe, nb, metadata):
+def check_kernel(recipe: Recipe, nb: Mapping[str, Any], metadata: Mapping[str, Any] | None) -> str:
     """The kernel the run uses must be one the environment has (its metadata lists them)."""
     kernel = recipe.run.kernel or (nb.get("metadata", {}).get("kernelspec") or {}).get("name")
     if not kernel:
@@ -90,7 +99,7 @@ def check_kernel(recipe, nb, metadata):
 _APP_ID_MARK = "\x00app_id\x00"
 
 
-def output_base(recipe, user):
+def output_base(recipe: Recipe, user: str) -> str:
     """The fixed part of the output location: the directory that must be writable before submitting.
 
     Expanded by the runtime's own expander (:func:`~skein_jupyter.runtime.job.expand_output`), with the
@@ -136,7 +145,7 @@ class Preflight:
     the caller does next (starting the Skein driver, preparing the environment).
     """
 
-    def __init__(self, recipe):
+    def __init__(self, recipe: Recipe) -> None:
         from .environment import EnvironmentKind
         from .hdfs import HadoopFS
 
@@ -158,7 +167,7 @@ class Preflight:
         self.record = self._pool.submit(_environment_record, recipe, fs) if remote_env else None
         self._pool.shutdown(wait=False)
 
-    def check_early(self):
+    def check_early(self) -> None:
         """Raise the first problem that needs no environment: the output location, a remote notebook.
 
         Called before the environment is uploaded, so a bad ``--output`` never
@@ -168,10 +177,11 @@ class Preflight:
         if self.remote_nb is not None:
             check_notebook(self.recipe, self.remote_nb.result())
 
-    def check(self, prepared):
+    def check(self, prepared: PreparedEnvironment) -> None:
         """Raise the first problem found, now that the environment is prepared."""
         self.check_early()
         nb = self.local_nb if self.remote_nb is None else self.remote_nb.result()
+        assert nb is not None  # read here, or in the background
         metadata = prepared.metadata
         if not metadata and self.record is not None:
             metadata = self.record.result()

@@ -1,6 +1,9 @@
 """Progress reporting on stderr: shown only on a terminal, silenced by ``quiet``."""
+from __future__ import annotations
+
 import sys
 import time
+from typing import TextIO
 
 __all__ = ["Progress"]
 
@@ -17,7 +20,7 @@ class Progress:
         Where to write; stderr by default.
     """
 
-    def __init__(self, enabled=None, stream=None):
+    def __init__(self, enabled: bool | None = None, stream: TextIO | None = None) -> None:
         self.stream = stream if stream is not None else sys.stderr
         if enabled is None:
             enabled = bool(getattr(self.stream, "isatty", lambda: False)())
@@ -27,18 +30,18 @@ class Progress:
         self._line = ""
 
     @classmethod
-    def quiet(cls):
+    def quiet(cls) -> Progress:
         """A reporter that prints nothing."""
         return cls(enabled=False)
 
-    def step(self, message):
+    def step(self, message: str) -> None:
         """Announce a step, with the time elapsed since the reporter was made."""
         if self.enabled:
             self._clear()
             elapsed = time.monotonic() - self._start
             print(f"[{elapsed:6.1f}s] {message}", file=self.stream, flush=True)
 
-    def status(self, line):
+    def status(self, line: str) -> None:
         """A line that replaces the previous one on a terminal (e.g. a progress bar); elsewhere
         printed as a step when it changes."""
         if not self.enabled or line == self._line:
@@ -51,11 +54,11 @@ class Progress:
         else:
             self.step(line)
 
-    def _clear(self):
+    def _clear(self) -> None:
         if self._live and self._line:
             self.stream.write("\r\x1b[K")
             self._line = ""
 
-    def done(self):
+    def done(self) -> None:
         """End a status line."""
         self._clear()

@@ -9,6 +9,7 @@ its value came from, and the fix in every error.
 import dataclasses
 import itertools
 import os
+from collections.abc import Callable, Iterator
 
 from .environment import EnvironmentRef
 from .exceptions import UsageError
@@ -46,7 +47,7 @@ class ACLs:
     modify_groups: tuple = _field(tuple, _text_list, "Groups who may modify or kill the application.")
 
     @property
-    def enabled(self):
+    def enabled(self) -> bool:
         return any((self.view_users, self.view_groups, self.modify_users, self.modify_groups))
 
 
@@ -108,7 +109,7 @@ class SweepOptions:
     grid: dict = _field(dict, _grid, "A mapping of parameter names to lists; every combination runs.")
     parallel: int = _field(4, _int(1), "At most this many sets run at a time.")
 
-    def sets(self):
+    def sets(self) -> list[dict]:
         """Every parameter set: the list, or the grid's cartesian product."""
         if self.parameters:
             return list(self.parameters)
@@ -145,10 +146,10 @@ class Recipe:
     sweep: SweepOptions = dataclasses.field(default_factory=SweepOptions, metadata={"kinds": ("sweep",)})
 
     @property
-    def app_name(self):
+    def app_name(self) -> str:
         return self.name or f"skein-jupyter-{self.kind}"
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         """Plain data (JSON-able), for `config` and `--explain` output; the container gets a Job instead."""
         def plain(value):
             if isinstance(value, EnvironmentRef):
@@ -180,7 +181,7 @@ def _section_type(cls, field):
     return _SECTIONS.get(field.name) if cls is Recipe else None
 
 
-def field_paths(cls=Recipe, prefix=""):
+def field_paths(cls: type = Recipe, prefix: str = "") -> Iterator[tuple[str, dataclasses.Field]]:
     """Every leaf field as ``(dotted path, dataclasses.Field)``, for docs, flags and env vars."""
     for field in dataclasses.fields(cls):
         section = _section_type(cls, field)
@@ -226,7 +227,7 @@ def _build_section(cls, raw, prefix, source_of, base_dir):
     return cls(**values)
 
 
-def build(raw, source_of=lambda path: "recipe", base_dir=None):
+def build(raw: dict, source_of: Callable[[str], str] = lambda path: "recipe", base_dir: str | None = None) -> Recipe:
     """Validate raw (merged) values into a :class:`Recipe`.
 
     Parameters

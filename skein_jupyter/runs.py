@@ -5,8 +5,12 @@ What can be checked before submitting is checked before submitting (see
 key-value store while the application runs, and from the summary the
 runtime writes next to the outputs once it has ended.
 """
+from __future__ import annotations
+
 import json
+import os
 import time
+from typing import TYPE_CHECKING
 
 from .applications import FINAL_STATES, get_report
 from .exceptions import ApplicationError, UsageError
@@ -18,6 +22,14 @@ from .progress import Progress
 from .runtime import keys
 from .runtime.batch import RUNS_INDEX
 
+if TYPE_CHECKING:
+    import skein
+    import skein.model
+
+    from .hdfs import HadoopFS
+    from .launch import Submission
+    from .recipe import Recipe
+
 __all__ = ["RunOutcome", "raise_for_outcome", "Preflight", "read_notebook", "check_notebook", "check_kernel",
            "output_base", "start", "follow", "status", "kill", "fetch", "RUN_TAGS"]
 
@@ -25,7 +37,8 @@ RUN_TAGS = (KINDS["run"].tag, KINDS["sweep"].tag)
 POLL = 0.5
 
 
-def start(recipe, client, progress=None, preflight=None):
+def start(recipe: Recipe, client: skein.Client, progress: Progress | None = None,
+          preflight: Preflight | None = None) -> Submission:
     """Check, prepare and submit a run or sweep; returns the :class:`~skein_jupyter.launch.Submission`.
 
     Nothing is submitted unless every check passes. ``preflight``: a
@@ -124,7 +137,8 @@ def _outcome_from_saved(report, kind, saved):
                       [result], report.diagnostics)
 
 
-def follow(client, app_id, progress=None, timeout=None):
+def follow(client: skein.Client, app_id: str, progress: Progress | None = None,
+           timeout: float | None = None) -> RunOutcome:
     """Wait for a run or sweep to end, showing its progress; return its :class:`RunOutcome`.
 
     Parameters
@@ -138,7 +152,7 @@ def follow(client, app_id, progress=None, timeout=None):
     kind = _kind(report)
     n_sets = None
     app_client = None
-    state = {"progress": {}, "results": {}, "summary": None, "output": None, "error": None}
+    state: dict = {"progress": {}, "results": {}, "summary": None, "output": None, "error": None}
     last_state = None
     while True:
         report = client.application_report(app_id)
@@ -207,7 +221,7 @@ def start_and_follow(recipe, client, progress=None, detach=False, preflight=None
 
 # ----------------------------------------------------------------- status, kill, fetch
 
-def status(client, app_id):
+def status(client: skein.Client, app_id: str) -> tuple[RunOutcome, dict]:
     """Where a run or sweep stands: while it runs, from the key-value store; after, from its summary."""
     report = _report(client, app_id)
     kind = _kind(report)
@@ -231,7 +245,7 @@ def status(client, app_id):
     return outcome, {"output": (record or {}).get("output"), "sets": (record or {}).get("sets")}
 
 
-def kill(client, app_id, timeout=120):
+def kill(client: skein.Client, app_id: str, timeout: float = 120) -> skein.model.ApplicationReport:
     """Stop a run or sweep: running sets stop and save their output; the application ends KILLED.
 
     Any other skein-jupyter application is killed outright.
@@ -255,7 +269,8 @@ def kill(client, app_id, timeout=120):
     return wait_for_final_state(client, app_id, 60)
 
 
-def fetch(client, app_id, directory=None, fs=None):
+def fetch(client: skein.Client, app_id: str, directory: str | os.PathLike[str] | None = None,
+          fs: HadoopFS | None = None) -> list[str]:
     """Download a run's output notebooks, HTML and summary into ``directory`` (``./<app_id>``).
 
     Returns

@@ -18,11 +18,11 @@ PACKAGE = "skein_jupyter_runtime"
 _SOURCE = Path(__file__).resolve().parent / "runtime"
 
 
-def _sources():
+def _sources() -> list[Path]:
     return sorted(p for p in _SOURCE.rglob("*.py") if "__pycache__" not in p.parts)
 
 
-def runtime_zip(directory=None):
+def runtime_zip(directory: str | os.PathLike[str] | None = None) -> Path:
     """Path of the runtime zip for the installed sources, building it if needed."""
     sources = _sources()
     digest = hashlib.sha256()

@@ -16,11 +16,18 @@ import dataclasses
 import os
 import shlex
 import tempfile
+from typing import TYPE_CHECKING, Any
 
 from .environment import EnvironmentKind
 from .exceptions import UsageError
 from .kinds import APP_TAG, KINDS
 from .runtime.job import JOB_FILE, Job, NotebookJob, RunJob, to_json
+
+if TYPE_CHECKING:
+    import skein
+
+    from .recipe import Recipe, Resources
+    from .scheduler import Allocation
 
 __all__ = ["SpecContext", "build_spec", "job_from_recipe", "write_job_file", "discard_job_file", "spec_to_yaml",
            "check_cluster_limits", "SERVICE_NAMES", "APP_TAG", "RUNTIME_FILE", "JOB_FILE", "DEFAULT_ENVIRONMENTS_DIR"]
@@ -63,7 +70,7 @@ class SpecContext:
     environments_dir: str = DEFAULT_ENVIRONMENTS_DIR
 
     @classmethod
-    def for_user(cls, user=None, **changes):
+    def for_user(cls, user: str | None = None, **changes: Any) -> SpecContext:
         """The context of a launch by ``user``: the runtime zip of the installed sources."""
         from .runtime_zip import runtime_zip
 
@@ -73,11 +80,11 @@ class SpecContext:
         return cls(user=user or hadoop_user(), **changes)
 
     @classmethod
-    def example(cls):
+    def example(cls) -> SpecContext:
         """The fixed context the example specs in ``specs/`` are rendered with (user ``alice``)."""
         return cls(user="alice", runtime=f"hdfs:///user/alice/.skein-jupyter/runtime/{RUNTIME_FILE}")
 
-    def environment_url(self, recipe):
+    def environment_url(self, recipe: Recipe) -> str:
         if self.environment:
             return self.environment
         ref = recipe.environment
@@ -90,7 +97,7 @@ class SpecContext:
             else ref.value
 
 
-def job_from_recipe(recipe, user: str) -> Job:
+def job_from_recipe(recipe: Recipe, user: str) -> Job:
     """The job the container runs: an allow-list of the recipe's fields (a new field ships only if added here).
 
     Parameters
@@ -101,10 +108,10 @@ def job_from_recipe(recipe, user: str) -> Job:
     """
     notebook = run = None
     if recipe.kind == "notebook":
-        options = recipe.notebook
-        notebook = NotebookJob(frontend=options.frontend, idle_timeout=options.idle_timeout,
-                               kernel_idle_timeout=options.kernel_idle_timeout,
-                               max_lifetime=options.max_lifetime, tls=options.tls)
+        server = recipe.notebook
+        notebook = NotebookJob(frontend=server.frontend, idle_timeout=server.idle_timeout,
+                               kernel_idle_timeout=server.kernel_idle_timeout,
+                               max_lifetime=server.max_lifetime, tls=server.tls)
     else:
         options = recipe.run
         name = options.notebook
@@ -139,7 +146,7 @@ def write_job_file(job: Job, path: str | None = None) -> str:
     return str(path)
 
 
-def discard_job_file(spec) -> None:
+def discard_job_file(spec: skein.ApplicationSpec) -> None:
     """Remove the local job file of ``spec`` (a temporary file of :func:`build_spec`); never raises."""
     for service in spec.services.values():
         file = service.files.get(JOB_FILE)
@@ -150,14 +157,14 @@ def discard_job_file(spec) -> None:
                 pass
 
 
-def _script(kind):
+def _script(kind: str) -> str:
     return "\n".join([
         shlex.join(["source", f"{ENV_DIR}/bin/activate"]),
         shlex.join(["exec", "python", "-m", "skein_jupyter_runtime", kind]),
     ])
 
 
-def build_spec(recipe, context: SpecContext, job_path: str | None = None):
+def build_spec(recipe: Recipe, context: SpecContext, job_path: str | None = None) -> skein.ApplicationSpec:
     """The Skein application spec of ``recipe``; its job goes into a local file the spec ships.
 
     Parameters
@@ -222,7 +229,7 @@ def build_spec(recipe, context: SpecContext, job_path: str | None = None):
     return spec
 
 
-def spec_to_yaml(spec, relative_to: str | None = None) -> str:
+def spec_to_yaml(spec: skein.ApplicationSpec, relative_to: str | None = None) -> str:
     """The spec as YAML; with ``relative_to``, local files are written relative to that directory.
 
     Skein resolves relative sources against the spec file's directory, so a
@@ -240,7 +247,7 @@ def spec_to_yaml(spec, relative_to: str | None = None) -> str:
     return yaml.safe_dump(data, sort_keys=True, default_flow_style=False, width=100)
 
 
-def check_cluster_limits(recipe, client, allocation=None):
+def check_cluster_limits(recipe: Recipe, client: skein.Client, allocation: Allocation | None = None) -> None:
     """Refuse, before submitting, what the cluster cannot run: an unknown queue, too large a container.
 
     The limit is the scheduler's maximum allocation for one container (the
@@ -281,7 +288,7 @@ def check_cluster_limits(recipe, client, allocation=None):
     check_allocation(recipe.resources, allocation)
 
 
-def check_allocation(resources, allocation):
+def check_allocation(resources: Resources, allocation: Allocation) -> None:
     """Refuse ``resources`` (a recipe's) above ``allocation`` (a :class:`~skein_jupyter.scheduler.Allocation`)."""
     where = f"per container ({allocation.source})"
     if resources.memory > allocation.memory_mb:

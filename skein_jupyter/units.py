@@ -10,7 +10,7 @@ _DURATION = re.compile(rf"^\s*(?:{_DURATION_PART}\s*)+$", re.IGNORECASE)
 _DURATION_FACTORS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_memory_mb(value):
+def parse_memory_mb(value: int | float | str) -> int:
     """Mebibytes in ``value``: an int (MiB) or a string such as ``"2 GiB"``, ``"512M"``, ``"1.5g"``.
 
     Units are binary whatever their spelling (YARN's are). Raises ValueError.
@@ -34,7 +34,7 @@ def parse_memory_mb(value):
     return mb
 
 
-def parse_duration_s(value):
+def parse_duration_s(value: int | float | str) -> int:
     """Seconds in ``value``: a number (seconds) or a string such as ``"90s"``, ``"15m"``, ``"1h30m"``.
 
     >>> parse_duration_s("15m"), parse_duration_s(30), parse_duration_s("1.5h"), parse_duration_s("1h30m")
@@ -57,7 +57,7 @@ def parse_duration_s(value):
     return seconds
 
 
-def format_duration(seconds):
+def format_duration(seconds: int | float) -> str:
     """``90`` -> ``"1m30s"``; the inverse of :func:`parse_duration_s` for display."""
     seconds = int(seconds)
     parts = []

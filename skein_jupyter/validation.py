@@ -6,6 +6,7 @@ from and raise :class:`~skein_jupyter.exceptions.UsageError`.
 """
 import re
 import string
+from collections.abc import Collection, Iterable
 
 from .runtime.job import check_env_name, check_output_template, check_parameter_name
 
@@ -21,13 +22,13 @@ _REFUSED = ":[]*?{}"
 FILESYSTEM_SCHEMES = ("hdfs", "viewfs", "file", "s3a", "abfs", "abfss", "gs", "o3fs", "ofs")
 
 
-def check_parameter_names(names) -> None:
+def check_parameter_names(names: Iterable[object]) -> None:
     """:func:`check_parameter_name` for each name."""
     for name in names:
         check_parameter_name(name)
 
 
-def check_app_name(name) -> None:
+def check_app_name(name: object) -> None:
     """Application names: they fill ``{name}`` in output locations, so one safe path component.
 
     >>> check_app_name("nightly-report")
@@ -41,7 +42,7 @@ def check_app_name(name) -> None:
                          "128, not starting with '.'), as it may name the output directory ({name})")
 
 
-def check_file_name(name, reserved=()) -> None:
+def check_file_name(name: object, reserved: Collection[str] = ()) -> None:
     """Names of localized files: one safe path component, not a name the job uses itself."""
     if not isinstance(name, str) or not _FILE_NAME.match(name) or name.startswith(".") or ".." in name:
         raise ValueError(f"{name!r} is not a safe file name; use letters, digits, '.', '_' and '-', "
@@ -51,7 +52,7 @@ def check_file_name(name, reserved=()) -> None:
                          f"(taken: {', '.join(sorted(reserved))})")
 
 
-def check_cluster_path(location) -> None:
+def check_cluster_path(location: str) -> None:
     """A notebook or output location HDFS accepts and ``hdfs dfs`` takes literally.
 
     ``:`` is allowed only in a scheme and authority (``hdfs://host:8020/``).
@@ -65,7 +66,7 @@ def check_cluster_path(location) -> None:
     _check_path(location, location)
 
 
-def _check_path(path, shown):
+def _check_path(path: str, shown: str) -> None:
     bad = sorted({c for c in _SCHEME.sub("", path, count=1) if c in _REFUSED})
     if bad:
         chars = " ".join(bad)
@@ -73,7 +74,7 @@ def _check_path(path, shown):
                          f"glob; rename it without {chars}")
 
 
-def check_output_location(template) -> None:
+def check_output_location(template: str) -> None:
     """An output location: only the known placeholders, and otherwise a path :func:`check_cluster_path` takes."""
     check_output_template(template)
     # What is left once the placeholders are out; ``{{``/``}}`` are braces there: globs as well.
@@ -81,7 +82,7 @@ def check_output_location(template) -> None:
     _check_path(literal, template)
 
 
-def check_filesystem_url(url) -> None:
+def check_filesystem_url(url: str) -> None:
     """A directory on a Hadoop filesystem: a path, or a URL whose scheme is a filesystem.
 
     >>> check_filesystem_url("hdfs:///apps/envs")

@@ -97,5 +97,5 @@ for _command in (recipes.spec_command, recipes.config, notebook.notebook, run.ru
     cli.add_command(_command)
 
 
-def main():
+def main() -> None:
     cli(prog_name="skein-jupyter")

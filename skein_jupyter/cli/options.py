@@ -1,7 +1,17 @@
 """Options several commands share, and the mapping of flags onto recipe fields."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
 import click
 
 from ..exceptions import UsageError
+
+if TYPE_CHECKING:
+    from ..progress import Progress
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["quiet_option", "json_option", "recipe_options", "recipe_flags", "set_fields", "tunnel_options",
            "progress", "one_of"]
@@ -10,20 +20,20 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress on 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
-def _apply(command, options):
+def _apply(command: F, options: Sequence[Callable[[F], F]]) -> F:
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def progress(quiet):
+def progress(quiet: bool) -> Progress:
     """Progress on stderr (only on a terminal), or none with ``--quiet``."""
     from ..progress import Progress
 
     return Progress.quiet() if quiet else Progress()
 
 
-def recipe_options(command):
+def recipe_options(command: F) -> F:
     """Options every launch command shares; each sets one recipe field (the highest layer)."""
     return _apply(command, [
         click.option("--env", "environment", metavar="ENV",
@@ -45,7 +55,7 @@ _FLAG_FIELDS = {"environment": "environment", "name": "name", "queue": "queue", 
                 "vcores": "resources.vcores", "gpus": "resources.gpus", "node_label": "node_label"}
 
 
-def recipe_flags(settings=(), tags=(), **options) -> dict:
+def recipe_flags(settings: Iterable[str] = (), tags: Sequence[str] = (), **options: Any) -> dict:
     """Recipe options -> ``{dotted path: value}``; a field set twice is a usage error."""
     import difflib
 
@@ -75,7 +85,7 @@ def recipe_flags(settings=(), tags=(), **options) -> dict:
     return flags
 
 
-def set_fields(flags: dict, fields) -> dict:
+def set_fields(flags: dict, fields: Iterable[tuple[str, Any]]) -> dict:
     """Add ``(dotted path, value)`` pairs of a command's own flags; None is "not given"."""
     for path, value in fields:
         if value is not None:
@@ -93,7 +103,7 @@ def one_of(given: dict, why: str) -> str | None:
     return chosen[0] if chosen else None
 
 
-def tunnel_options(command):
+def tunnel_options(command: F) -> F:
     return _apply(command, [
         click.option("--local-port", type=int,
                      help="Laptop port of the SSH tunnel [default: the server's port if free]."),

@@ -1,14 +1,21 @@
 """Commands about recipes themselves: the spec a recipe makes, and the merged configuration."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import click
 
 from ..kinds import KINDS
 from .options import json_option, recipe_flags, recipe_options
 from .render import show_settings
 
+if TYPE_CHECKING:
+    from ..recipe import Recipe
+
 __all__ = ["spec_command", "config", "print_spec"]
 
 
-def print_spec(model):
+def print_spec(model: Recipe) -> None:
     """Print the spec a launch of ``model`` would submit (``spec`` and every ``--dry-run``)."""
     from ..launch import render_spec
     from ..spec import spec_to_yaml

@@ -1,17 +1,28 @@
 """Human rendering of results, in one place: tables, summaries, JSON on request."""
+from __future__ import annotations
+
 import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from ..notebook import ServerInfo, Tunnel
+    from ..outcome import RunOutcome
+    from ..packing import PackResult
+    from ..sandbox import DaemonStatus
 
 __all__ = ["echo_json", "echo_rows", "show_server", "server_line", "SERVER_HEADER", "show_outcome",
            "show_settings", "show_packed", "env_line", "ENV_HEADER", "show_sandbox_status"]
 
 
-def echo_json(data):
+def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
-def echo_rows(rows, as_json, empty, header, line):
+def echo_rows(rows: Sequence[Any], as_json: bool, empty: str, header: str, line: Callable[[Any], str]) -> None:
     """A listing: JSON, a sentence when there is nothing, or ``header`` and one ``line(row)`` per row."""
     if as_json:
         echo_json(rows)
@@ -23,7 +34,7 @@ def echo_rows(rows, as_json, empty, header, line):
             click.echo(line(row))
 
 
-def show_settings(rows, config_file, as_json):
+def show_settings(rows: Sequence[tuple[str, Any, str]], config_file: str | os.PathLike[str], as_json: bool) -> None:
     """``config show``: every field, its value and where it came from."""
     from ..config import env_var_name
 
@@ -38,7 +49,7 @@ def show_settings(rows, config_file, as_json):
         click.echo(f"{path:{width}}  {json.dumps(value):40}  {source}")
 
 
-def show_server(server, way, as_json):
+def show_server(server: ServerInfo, way: Tunnel, as_json: bool) -> None:
     """A server's address and the SSH tunnel ``way`` to it."""
     if as_json:
         echo_json({**server.to_dict(), "url": server.url(), "tunnel_command": way.command, "tunnel_url": way.url})
@@ -50,7 +61,7 @@ def show_server(server, way, as_json):
     click.echo(f"  Stop it with: skein-jupyter notebook stop {server.app_id}")
 
 
-def server_line(r):
+def server_line(r: Mapping[str, Any]) -> str:
     from ..units import format_duration
 
     idle = format_duration(r["idle_seconds"]) if r["idle_seconds"] is not None else "-"
@@ -61,7 +72,7 @@ def server_line(r):
 SERVER_HEADER = f"{'APPLICATION':32} {'NAME':24} {'STATE':9} {'AGE':>8} {'MEMORY':>8} {'VCORES':>6} {'IDLE':>8}"
 
 
-def show_outcome(outcome, as_json, info=None):
+def show_outcome(outcome: RunOutcome, as_json: bool, info: Mapping[str, Any] | None = None) -> None:
     """Where a run or sweep stands or how it ended: one line, then its sets or its cell error and outputs."""
     from ..units import format_duration
 
@@ -95,7 +106,7 @@ def show_outcome(outcome, as_json, info=None):
         click.echo(f"  outputs: {info['output']}")
 
 
-def show_packed(result, as_json):
+def show_packed(result: PackResult, as_json: bool) -> None:
     """``env pack``: the archive, its size and time, its Python, and the kernelspecs it patched."""
     meta = result.metadata
     if as_json:
@@ -112,13 +123,14 @@ def show_packed(result, as_json):
 ENV_HEADER = f"{'NAME':20} {'SHA256':16} {'SIZE':>9} {'PYTHON':8} {'PACKER':18} UPLOADED"
 
 
-def env_line(r):
+def env_line(r: Mapping[str, Any]) -> str:
     return (f"{r.get('name', '?'):20} {r.get('sha256', '?')[:16]:16} {r.get('size', 0) / 2**20:7.1f}Mi "
             f"{r.get('python', '?'):8} {r.get('packer', '?'):18} {r.get('uploaded', '?')}"
             f"{'  public' if r.get('public') else ''}")
 
 
-def show_sandbox_status(root, statuses, nodes, as_json):
+def show_sandbox_status(root: str | os.PathLike[str], statuses: Sequence[DaemonStatus],
+                        nodes: Sequence[Mapping[str, Any]], as_json: bool) -> None:
     if as_json:
         echo_json({"root": str(root), "daemons": [s.to_dict() for s in statuses], "nodes": nodes})
         return

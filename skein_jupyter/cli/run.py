@@ -1,4 +1,6 @@
 """``skein-jupyter run`` and the commands that follow a run: status, logs, kill, fetch."""
+from typing import Any
+
 import click
 
 from ..exceptions import UsageError
@@ -9,7 +11,7 @@ from .render import echo_json, show_outcome
 __all__ = ["run_command", "status_command", "logs_command", "kill_command", "fetch_command", "sweep_settings"]
 
 
-def sweep_settings(path):
+def sweep_settings(path: str) -> dict[str, Any]:
     """``--sweep FILE``: a YAML list of parameter sets, or a mapping of names to lists (a grid).
 
     A mapping with ``parameters:``, ``grid:`` or ``parallel:`` keys is a recipe's ``sweep:`` section.

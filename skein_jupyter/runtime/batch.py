@@ -18,10 +18,14 @@ container; a notebook that fails in a cell is re-run here only when
 ``retry_failed_cells`` is set. The log names sets and parameters, never
 their values.
 """
+from __future__ import annotations
+
 import json
 import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import clusterfs, keys
 from .claims import Claims
@@ -29,6 +33,9 @@ from .common import connect, fail, log
 from .job import Job, expand_output
 from .outputs import DEFAULT_OUTPUT, RUNS_INDEX, span, table_csv
 from .setrun import SetRun
+
+if TYPE_CHECKING:
+    import skein
 
 __all__ = ["Worker", "main", "DEFAULT_OUTPUT", "RUNS_INDEX", "FINAL_STATUS"]
 
@@ -84,7 +91,7 @@ class Uploader(threading.Thread):
 class Worker:
     """One container of the papermill service."""
 
-    def __init__(self, job: Job, app_client):
+    def __init__(self, job: Job, app_client: skein.ApplicationClient) -> None:
         self.job, self.app_client, self.kv = job, app_client, app_client.kv
         self.container = os.environ.get("SKEIN_CONTAINER_ID", "")
         self.app_id = os.environ.get("SKEIN_APPLICATION_ID", "")
@@ -131,10 +138,10 @@ class Worker:
             self._ready.set()
 
     @property
-    def summary_name(self):
+    def summary_name(self) -> str:
         return "sweep.json" if self.job.kind == "sweep" else "result.json"
 
-    def upload(self, paths):
+    def upload(self, paths: Iterable[str | os.PathLike[str]]) -> None:
         self._ready.wait(600)
         if self._ready_error is not None:
             raise self._ready_error
@@ -153,7 +160,7 @@ class Worker:
 
     # -- the work
 
-    def run_set(self, index):
+    def run_set(self, index: int) -> tuple[list[Path], dict]:
         run = self.job.run
         retries = run.retries if run.retry_failed_cells else 0
         while True:
@@ -170,9 +177,9 @@ class Worker:
                 return set_run.save(result), result
             log(f"set {index}: retrying the failed notebook (retry_failed_cells, attempt {attempt + 1})")
 
-    def summarize(self, rows):
+    def summarize(self, rows: list[dict]) -> dict:
         """The summary of the results ``rows`` (every set, in order)."""
-        counts = {}
+        counts: dict[str, int] = {}
         for row in rows:
             counts[row["status"]] = counts.get(row["status"], 0) + 1
         if self.job.kind == "run":  # stopped before it started: cancelled, and the run is stopped
@@ -184,7 +191,7 @@ class Worker:
         return {"status": status, "sets": len(rows), "counts": counts, "output": self.output,
                 "duration": span(rows), "table": clusterfs.join(self.output, self.summary_name)}
 
-    def finalize(self):
+    def finalize(self) -> dict | None:
         """If no set is left or in flight and no other worker got here first: write the summary, end the app."""
         if not self.claims.finished() or not self.claims.take_finalize():
             return None
@@ -205,7 +212,7 @@ class Worker:
             log(f"summary not saved to the cluster: {exc}")
         return summary
 
-    def main(self):
+    def main(self) -> int:
         self.claims.publish_sets()
         threading.Thread(target=self._prepare_output, name="prepare-output", daemon=True).start()
         threading.Thread(target=self._watch_stop, name="stop-watch", daemon=True).start()

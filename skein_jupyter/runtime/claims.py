@@ -19,14 +19,21 @@ key-value store of the application master, whose transactions are atomic.
 - **The end**: once the cursor is at the end and no set is in flight, the
   first worker to take ``run.finalize`` writes the summary.
 """
+from __future__ import annotations
+
 import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from . import keys
+
+if TYPE_CHECKING:
+    import skein.kv
 
 __all__ = ["Claims", "cancelled_record"]
 
 
-def cancelled_record(index, parameters, why="not started: the run was stopped"):
+def cancelled_record(index: int, parameters: dict, why: str = "not started: the run was stopped") -> dict:
     """The result of a set that never ran to any end."""
     return {"set": index, "parameters": parameters, "status": "cancelled", "cell": None,
             "execution_count": None, "ename": None, "evalue": why, "duration": 0, "attempt": 0,
@@ -45,7 +52,7 @@ class Claims:
         How many parameter sets the application runs.
     """
 
-    def __init__(self, kv, container: str, n_sets: int):
+    def __init__(self, kv: skein.kv.KeyValueStore, container: str, n_sets: int) -> None:
         self.kv, self.container, self.n_sets = kv, container, n_sets
 
     def publish_sets(self) -> None:
@@ -69,7 +76,7 @@ class Claims:
             conditions=[kv.exists(started), kv.missing(claim)],
             on_success=[kv.put(claim, self.container.encode(), owner=self.container)]).succeeded
 
-    def claim(self):
+    def claim(self) -> int | None:
         """The set this worker runs next (an orphan first, else the next fresh one); None when none is left."""
         from skein import kv
 
@@ -109,7 +116,7 @@ class Claims:
 
     # -- stop and end
 
-    def close(self, parameters_of) -> None:
+    def close(self, parameters_of: Callable[[int], dict]) -> None:
         """After a stop: no fresh set starts, and orphans get a ``cancelled`` result.
 
         ``parameters_of(index)`` gives the parameters of a set, for its record.
@@ -153,7 +160,7 @@ class Claims:
             conditions=[kv.missing(keys.RUN_FINALIZE)],
             on_success=[kv.put(keys.RUN_FINALIZE, self.container.encode(), owner=self.container)]).succeeded
 
-    def results(self, parameters_of) -> list:
+    def results(self, parameters_of: Callable[[int], dict]) -> list:
         """Every set's result in order; a set without one was never started (``cancelled``)."""
         found = {int(key[len(keys.RUN_RESULT):]): json.loads(value)
                  for key, value in self.kv.get_prefix(keys.RUN_RESULT).items()}

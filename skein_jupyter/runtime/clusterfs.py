@@ -24,6 +24,7 @@ import os
 import shutil
 import subprocess
 import urllib.parse
+from collections.abc import Iterable, Sequence
 
 __all__ = ["ClusterFS", "ClusterFSError", "Share", "SHARES", "PRIVATE", "GROUP", "PUBLIC", "share_modes",
            "is_own", "ancestors", "mkdir", "put", "join"]
@@ -115,7 +116,8 @@ class ClusterFS:
     missing_hdfs = ("no `hdfs` command (not on PATH, nor under HADOOP_HOME or HADOOP_HDFS_HOME); ask your "
                     "admin to add HADOOP_HOME to the NodeManager's yarn.nodemanager.env-whitelist")
 
-    def __init__(self, executable: str | None = None, timeout: float = 600, proxy_user: str | None = None):
+    def __init__(self, executable: str | None = None, timeout: float = 600,
+                 proxy_user: str | None = None) -> None:
         found = executable or find_hdfs()
         if found is None:
             raise self.error(None, self.missing_hdfs)
@@ -126,7 +128,7 @@ class ClusterFS:
         self.proxy_user = proxy_user
         self._env = dict(os.environ, HADOOP_PROXY_USER=proxy_user) if proxy_user else None
 
-    def error(self, args, message: str) -> Exception:
+    def error(self, args: Sequence[str] | None, message: str) -> Exception:
         """The exception for a failed command (``args``, or None when there is no ``hdfs``)."""
         return ClusterFSError(message)
 
@@ -195,7 +197,7 @@ class ClusterFS:
                                                       f"{reason(chr(10).join(problems))}")
         return proc.stdout
 
-    def get(self, sources, directory) -> None:
+    def get(self, sources: Iterable[str | os.PathLike[str]], directory: str | os.PathLike[str]) -> None:
         """Copy files from the cluster into a local directory."""
         self.run("-get", "-f", *map(str, sources), str(directory))
 
@@ -216,7 +218,7 @@ class ClusterFS:
         if own:
             self.run("-chmod", SHARES[PUBLIC if share == PUBLIC else PRIVATE].dir_mode, *own, check=False)
 
-    def put(self, sources, destination: str, share: str | None = PRIVATE) -> None:
+    def put(self, sources: Iterable[str | os.PathLike[str]], destination: str, share: str | None = PRIVATE) -> None:
         """Copy local files into ``destination`` (a directory, or one path); replaces what is there.
 
         Each lands under a temporary name and is renamed when complete; the
@@ -246,6 +248,6 @@ def mkdir(*paths: str, share: str | None = PRIVATE) -> None:
     _default().mkdir(*paths, share=share)
 
 
-def put(sources, destination: str, share: str | None = PRIVATE) -> None:
+def put(sources: Iterable[str | os.PathLike[str]], destination: str, share: str | None = PRIVATE) -> None:
     """:meth:`ClusterFS.put` with the default client (what the container uses)."""
     _default().put(sources, destination, share=share)

@@ -204,7 +204,7 @@ def _value(hint, value, path):
 
 # ----------------------------------------------------------------- names the job carries
 
-def check_parameter_name(name) -> None:
+def check_parameter_name(name: object) -> None:
     """A notebook parameter becomes ``NAME = value`` in the notebook: a Python identifier, not a keyword.
 
     >>> check_parameter_name("alpha")
@@ -227,7 +227,7 @@ RESERVED_ENV_PREFIXES = ("SKEIN_", "NM_")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def check_env_name(name) -> None:
+def check_env_name(name: object) -> None:
     """Environment variable names: ``[A-Za-z_][A-Za-z0-9_]*``, and none the container sets itself.
 
     >>> check_env_name("SKEIN_CONTAINER_ID")  # doctest: +ELLIPSIS

@@ -6,7 +6,9 @@ import csv
 import io
 import json
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 __all__ = ["DEFAULT_OUTPUT", "RUNS_INDEX", "output_names", "annotate", "export_html", "span", "table_csv"]
 
@@ -16,7 +18,7 @@ DEFAULT_OUTPUT = "/user/{user}/skein-jupyter/runs/{app_id}"
 RUNS_INDEX = "/user/{user}/.skein-jupyter/runs"
 
 
-def output_names(notebook, n_sets, index):
+def output_names(notebook: str, n_sets: int, index: int) -> str:
     """Base name of the output files of set ``index`` (``report`` or ``report-07``)."""
     stem = os.path.basename(notebook)
     stem = stem[:-len(".ipynb")] if stem.endswith(".ipynb") else stem
@@ -31,7 +33,7 @@ _BANNER = ('<span style="color:red; font-family:Helvetica Neue, Helvetica, Arial
            "{message}</span>")
 
 
-def annotate(path, status, message, cell=None):
+def annotate(path: str | os.PathLike[str], status: str, message: str, cell: int | None = None) -> bool:
     """Mark an interrupted notebook: the cell it stopped in gets an error output, a banner goes on top.
 
     Papermill does this itself for a cell that raised; a timeout or a stop
@@ -70,7 +72,7 @@ def annotate(path, status, message, cell=None):
     return True
 
 
-def export_html(notebook_path, html_path):
+def export_html(notebook_path: str | os.PathLike[str], html_path: str | os.PathLike[str]) -> None:
     """HTML of the output notebook with nbconvert (from the environment)."""
     from nbconvert import HTMLExporter
 
@@ -78,14 +80,14 @@ def export_html(notebook_path, html_path):
     Path(html_path).write_text(body, encoding="utf-8")
 
 
-def span(rows):
+def span(rows: Iterable[Mapping[str, Any]]) -> float:
     """Seconds from the first set's start to the last set's end."""
     started = [row["started"] for row in rows if row.get("started")]
     finished = [row["finished"] for row in rows if row.get("finished")]
     return round(max(finished) - min(started), 2) if started and finished else 0
 
 
-def table_csv(rows):
+def table_csv(rows: Iterable[Mapping[str, Any]]) -> str:
     """The sweep table as CSV: one row per set, one column per parameter."""
     names = list(dict.fromkeys(name for row in rows for name in row["parameters"]))
     buffer = io.StringIO()

@@ -4,6 +4,8 @@ The child (:mod:`.execute`) gets its arguments in a private file, never on
 its command line, and reports events on a pipe. The log names the set and the
 cells that run, never a parameter value.
 """
+from __future__ import annotations
+
 import json
 import os
 import signal
@@ -12,10 +14,15 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import clusterfs, keys
 from .common import log
 from .outputs import annotate, export_html, output_names
+
+if TYPE_CHECKING:
+    from .batch import Worker
 
 __all__ = ["SetRun", "GRACE_SECONDS"]
 
@@ -25,7 +32,7 @@ GRACE_SECONDS = 30          # for papermill to save after a stop or timeout sign
 class SetRun:
     """One attempt at one parameter set: the papermill child, its progress and its checkpoints."""
 
-    def __init__(self, worker, index, attempt):
+    def __init__(self, worker: Worker, index: int, attempt: int) -> None:
         self.worker, self.index, self.attempt = worker, index, attempt
         run = worker.job.run
         self.name = output_names(run.notebook, len(run.sets), index)
@@ -36,8 +43,8 @@ class SetRun:
         self.progress = {"set": index, "cells": None, "done": 0, "cell": None, "source": "",
                          "attempt": attempt, "started": time.time()}
         self.result_event = None
-        self.signalled = None
-        self.proc = None
+        self.signalled: str | None = None
+        self.proc: subprocess.Popen | None = None
 
     def _publish_progress(self):
         try:
@@ -95,13 +102,13 @@ class SetRun:
             json.dump(args, f)
         return path
 
-    def signal(self, status):
+    def signal(self, status: str) -> None:
         """Stop the papermill child: SIGUSR1 for a timeout, SIGTERM for a stop."""
         if self.proc is not None and self.proc.poll() is None and self.signalled is None:
             self.signalled = status
             self.proc.send_signal(signal.SIGUSR1 if status == "timed_out" else signal.SIGTERM)
 
-    def execute(self):
+    def execute(self) -> dict:
         """Run papermill to the end, a timeout or a stop; return the result record."""
         read_end, write_end = os.pipe()
         args_path = self._args_file(write_end)
@@ -165,7 +172,7 @@ class SetRun:
                 "attempt": self.attempt, "output": self.remote, "html": self.remote_html,
                 "host": os.environ.get("NM_HOST", "")}
 
-    def save(self, result):
+    def save(self, result: dict) -> list[Path]:
         """HTML (when asked) of the output notebook, whatever the outcome; returns the files to upload."""
         files = []
         if self.local.exists():

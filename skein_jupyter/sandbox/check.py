@@ -4,14 +4,22 @@ Its time from submission to FINISHED is the floor every launch on this
 cluster is compared to; reading its stdout back through ``yarn logs``
 checks log aggregation end to end.
 """
+from __future__ import annotations
+
 import dataclasses
 import os
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 from ..applications import application_logs, wait_for_final_state
 from ..exceptions import ApplicationError
 from ..progress import Progress
+
+if TYPE_CHECKING:
+    import skein
+
+    from .cluster import Sandbox
 
 __all__ = ["CheckResult", "echo_spec", "run_check"]
 
@@ -25,7 +33,7 @@ class CheckResult:
     message: str
 
 
-def echo_spec(message, name="skein-jupyter-check"):
+def echo_spec(message: str, name: str = "skein-jupyter-check") -> skein.ApplicationSpec:
     """A Skein spec with one service that prints ``message`` and exits."""
     import skein
 
@@ -38,7 +46,7 @@ def echo_spec(message, name="skein-jupyter-check"):
     )
 
 
-def run_check(sandbox, timeout=300, progress=None):
+def run_check(sandbox: Sandbox, timeout: float = 300, progress: Progress | None = None) -> CheckResult:
     """Submit the echo application to ``sandbox``, wait for it, and find its output in the logs."""
     import skein
 

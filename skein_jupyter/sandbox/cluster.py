@@ -1,4 +1,6 @@
 """The sandbox as a whole: bring it up, report on it, bring it down."""
+from __future__ import annotations
+
 import contextlib
 import dataclasses
 import fcntl
@@ -13,6 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import SandboxError
 from ..progress import Progress
@@ -20,6 +23,9 @@ from . import hadoop_config, jars
 from .config import SandboxConfig
 from .daemons import DAEMONS, Process, check_ports, kill_strays
 from .java import find_java
+
+if TYPE_CHECKING:
+    from .java import JavaRuntime
 
 __all__ = ["Sandbox", "DaemonStatus", "UpResult"]
 
@@ -31,11 +37,11 @@ STOP_TIMEOUT = 30
 class DaemonStatus:
     name: str
     running: bool
-    pid: int
+    pid: int | None
     url: str
     stale_pid_file: bool = False
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
@@ -49,7 +55,7 @@ class UpResult:
     seconds_to_node_running: float
 
     @property
-    def already_running(self):
+    def already_running(self) -> bool:
         return not self.started
 
 
@@ -88,7 +94,7 @@ class Sandbox:
         os.environ.update(sandbox.env())   # skein.Client() now talks to it
     """
 
-    def __init__(self, config=None):
+    def __init__(self, config: SandboxConfig | None = None) -> None:
         self.config = config if config is not None else SandboxConfig.load()
 
     # ----- where things are
@@ -99,7 +105,7 @@ class Sandbox:
     def _log_file(self, daemon):
         return self.config.log_dir / f"{daemon.name}.log"
 
-    def env(self, java=None):
+    def env(self, java: JavaRuntime | None = None) -> dict[str, str]:
         """Environment variables that point Hadoop clients and Skein at this sandbox."""
         if java is None:
             java = find_java(self.config.java_home)
@@ -114,7 +120,7 @@ class Sandbox:
             "PATH": path,
         }
 
-    def exports(self):
+    def exports(self) -> str:
         """``export`` lines for a POSIX shell, to use with ``eval``."""
         env = self.env()
         env["PATH"] = f"{self.config.bin_dir}:$PATH"
@@ -129,7 +135,7 @@ class Sandbox:
     def _process(self, daemon):
         return Process.read(self._pid_file(daemon))
 
-    def status(self):
+    def status(self) -> list[DaemonStatus]:
         """Each daemon's state, as a list of :class:`DaemonStatus`."""
         result = []
         for daemon in DAEMONS:
@@ -141,10 +147,10 @@ class Sandbox:
         return result
 
     @property
-    def running(self):
+    def running(self) -> bool:
         return all(status.running for status in self.status())
 
-    def nodes(self):
+    def nodes(self) -> list[dict]:
         """The ResourceManager's view of its NodeManagers: state and health report."""
         url = self.config.web_url("resourcemanager.http") + "/ws/v1/cluster/nodes"
         nodes = (_get_json(url).get("nodes") or {}).get("node") or []
@@ -160,7 +166,7 @@ class Sandbox:
 
     # ----- up
 
-    def up(self, progress=None, timeout=READY_TIMEOUT):
+    def up(self, progress: Progress | None = None, timeout: float = READY_TIMEOUT) -> UpResult:
         """Start whatever of the four daemons is not running and wait until the cluster is usable.
 
         Safe to call on a running sandbox (nothing is started). On failure,
@@ -288,7 +294,7 @@ class Sandbox:
                                    "under the sandbox directory, then run `skein-jupyter sandbox up` again")
         return any(node["state"] == "RUNNING" for node in nodes)
 
-    def webhdfs(self, method, path, **params):
+    def webhdfs(self, method: str, path: str, **params: Any) -> dict:
         """Call WebHDFS as the current user (the sandbox uses simple authentication)."""
         params.setdefault("user.name", getpass.getuser())
         url = (self.config.web_url("namenode.http") + "/webhdfs/v1" + urllib.parse.quote(path)
@@ -316,7 +322,7 @@ class Sandbox:
         self._pid_file(daemon).unlink(missing_ok=True)
         return killed
 
-    def down(self, progress=None):
+    def down(self, progress: Progress | None = None) -> list[str]:
         """Stop every daemon (SIGTERM, wait, then SIGKILL) and any container left behind.
 
         Returns

@@ -4,10 +4,13 @@ Layers, lowest first: packaged defaults, the ``sandbox.json`` saved by the
 last ``sandbox up`` in the sandbox directory, ``SKEIN_JUPYTER_SANDBOX_*``
 environment variables, then explicit arguments (command-line flags).
 """
+from __future__ import annotations
+
 import dataclasses
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from ..exceptions import UsageError
 from ..paths import cache_dir
@@ -37,12 +40,12 @@ DEFAULT_PORTS = {
 _SAVED = "sandbox.json"
 
 
-def _xdg(var, fallback):
+def _xdg(var: str, fallback: str) -> Path:
     value = os.environ.get(var)
     return Path(value) if value else Path.home() / fallback
 
 
-def default_root():
+def default_root() -> Path:
     """The sandbox directory: ``$SKEIN_JUPYTER_SANDBOX_DIR`` or ``$XDG_DATA_HOME/skein-jupyter/sandbox``."""
     value = os.environ.get("SKEIN_JUPYTER_SANDBOX_DIR")
     if value:
@@ -108,48 +111,48 @@ class SandboxConfig:
     # Layout of the sandbox directory. Short names keep the expanded
     # classpath, which Skein passes in one environment variable, small.
     @property
-    def bin_dir(self):
+    def bin_dir(self) -> Path:
         return self.root / "bin"
 
     @property
-    def conf_dir(self):
+    def conf_dir(self) -> Path:
         return self.root / "etc" / "hadoop"
 
     @property
-    def lib_dir(self):
+    def lib_dir(self) -> Path:
         return self.root / "lib"
 
     @property
-    def data_dir(self):
+    def data_dir(self) -> Path:
         return self.root / "data"
 
     @property
-    def log_dir(self):
+    def log_dir(self) -> Path:
         return self.root / "logs"
 
     @property
-    def run_dir(self):
+    def run_dir(self) -> Path:
         return self.root / "run"
 
     @property
-    def jar_cache(self):
+    def jar_cache(self) -> Path:
         return self.cache_dir / f"hadoop-{self.hadoop_version}"
 
     @property
-    def hdfs_url(self):
+    def hdfs_url(self) -> str:
         return f"hdfs://localhost:{self.ports['namenode']}"
 
-    def web_url(self, port_name):
+    def web_url(self, port_name: str) -> str:
         return f"http://localhost:{self.ports[port_name]}"
 
-    def replace(self, **changes):
+    def replace(self, **changes: Any) -> SandboxConfig:
         """A copy with ``changes`` applied; ``ports`` is merged, not replaced."""
         if "ports" in changes:
             changes["ports"] = {**self.ports, **changes["ports"]}
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def load(cls, root=None, **overrides):
+    def load(cls, root: str | os.PathLike[str] | None = None, **overrides: Any) -> SandboxConfig:
         """Defaults, then the saved ``sandbox.json``, then the environment, then ``overrides``."""
         root = Path(root).expanduser().absolute() if root else default_root()
         config = cls(root=root)
@@ -167,7 +170,7 @@ class SandboxConfig:
         overrides = {k: v for k, v in overrides.items() if v is not None}
         return config.replace(**overrides)
 
-    def save(self):
+    def save(self) -> None:
         """Record the settings in the sandbox directory, for later commands."""
         data = dataclasses.asdict(self)
         data.pop("root")

@@ -1,10 +1,13 @@
 """Start, find and stop the sandbox's daemon processes, one pid file each."""
+from __future__ import annotations
+
 import dataclasses
 import os
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from ..exceptions import PortInUseError
@@ -37,7 +40,7 @@ DAEMONS = (
 )
 
 
-def _start_time(pid):
+def _start_time(pid: int) -> int | None:
     """The process's start time in clock ticks, or None if it is gone or a zombie."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -61,28 +64,29 @@ class Process:
     start_time: int
 
     @classmethod
-    def read(cls, path):
+    def read(cls, path: str | os.PathLike[str]) -> Process | None:
         try:
             pid, start = Path(path).read_text().split()
             return cls(int(pid), int(start))
         except (OSError, ValueError):
             return None
 
-    def write(self, path):
+    def write(self, path: str | os.PathLike[str]) -> None:
         Path(path).write_text(f"{self.pid} {self.start_time}\n")
 
     @property
-    def alive(self):
+    def alive(self) -> bool:
         return _start_time(self.pid) == self.start_time
 
     @classmethod
-    def spawn(cls, command, env, log_path):
+    def spawn(cls, command: Sequence[str], env: Mapping[str, str] | None,
+              log_path: str | os.PathLike[str]) -> Process:
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         return cls(proc.pid, _start_time(proc.pid) or 0)
 
-    def stop(self, timeout):
+    def stop(self, timeout: float) -> bool:
         """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL. True if it had to be killed."""
         if not self.alive:
             return False
@@ -103,14 +107,14 @@ class Process:
         return True
 
 
-def _wait_gone(pids, timeout):
+def _wait_gone(pids: Iterable[int], timeout: float) -> None:
     """Wait until none of ``pids`` runs any more (zombies count as gone)."""
     deadline = time.monotonic() + timeout
     while any(_start_time(pid) is not None for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
-def check_ports(ports):
+def check_ports(ports: Iterable[tuple[str, int]]) -> None:
     """Raise :class:`PortInUseError` for the first ``(name, port)`` something listens on."""
     for name, port in ports:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -124,7 +128,7 @@ def check_ports(ports):
                     f"the sandbox another port: skein-jupyter sandbox up --port {name}=PORT") from None
 
 
-def kill_strays(directory):
+def kill_strays(directory: str | os.PathLike[str]) -> list[int]:
     """Kill processes whose working directory is under ``directory``; return their pids.
 
     YARN containers run in the NodeManager's local dirs. If the NodeManager

@@ -1,8 +1,15 @@
 """Hadoop's site files for a single-node sandbox, built as dicts and written as XML."""
+from __future__ import annotations
+
 import getpass
 import shlex
 import xml.etree.ElementTree as ET
 from importlib import resources
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import SandboxConfig
+    from .java import JavaRuntime
 
 __all__ = ["site_files", "write_conf", "VFORK"]
 
@@ -13,7 +20,7 @@ def _hostport(config, name):
     return f"localhost:{config.ports[name]}"
 
 
-def site_files(config):
+def site_files(config: SandboxConfig) -> dict[str, dict[str, str]]:
     """``{file name: {property: value}}`` for core, hdfs, yarn and capacity-scheduler."""
     user = getpass.getuser()
     data = config.data_dir
@@ -125,7 +132,7 @@ def _write_webapps(config):
         (directory / "index.html").write_text(_PLACEHOLDER)
 
 
-def write_conf(config, java):
+def write_conf(config: SandboxConfig, java: JavaRuntime) -> None:
     """Write the conf dir and the launchers (``bin/hadoop``, ``bin/hdfs``, ``bin/yarn``)."""
     config.conf_dir.mkdir(parents=True, exist_ok=True)
     for name, properties in site_files(config).items():

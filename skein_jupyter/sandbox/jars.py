@@ -1,12 +1,18 @@
 """Assemble Apache Hadoop from its jars on Maven Central, once, into a cache."""
+from __future__ import annotations
+
 import os
 import shutil
 import subprocess
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..exceptions import FetchError
+
+if TYPE_CHECKING:
+    from ..progress import Progress
 
 __all__ = ["ARTIFACTS", "ensure_jars", "build_pom"]
 
@@ -39,7 +45,7 @@ def _sub(parent, tag, text=None):
     return node
 
 
-def build_pom(version):
+def build_pom(version: str) -> str:
     """A ``packaging=pom`` project whose runtime dependencies are Hadoop's."""
     project = ET.Element("project", xmlns=_POM_NS)
     for tag, text in (("modelVersion", "4.0.0"), ("groupId", "skein-jupyter.sandbox"),
@@ -72,7 +78,8 @@ def _first_error(output):
     return output.strip().splitlines()[-1][:300] if output.strip() else "no output"
 
 
-def ensure_jars(dest, version, mirror=None, local_repo=None, progress=None):
+def ensure_jars(dest: str | os.PathLike[str], version: str, mirror: str | None = None,
+                local_repo: str | None = None, progress: Progress | None = None) -> bool:
     """Make ``dest`` hold Hadoop ``version``'s runtime jars; a no-op when it already does.
 
     The jars are fetched into a temporary directory beside ``dest`` and
@@ -106,8 +113,8 @@ def ensure_jars(dest, version, mirror=None, local_repo=None, progress=None):
     source = mirror or CENTRAL
     if progress:
         progress.step(f"fetching Hadoop {version} jars from {source} (first time only, about 100 MB)")
-    with tempfile.TemporaryDirectory(prefix=f".{dest.name}.partial-", dir=dest.parent) as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix=f".{dest.name}.partial-", dir=dest.parent) as tmp_name:
+        tmp = Path(tmp_name)
         (tmp / "pom.xml").write_text(build_pom(version))
         command = [mvn, "-B", "-q", "-f", str(tmp / "pom.xml"), "dependency:copy-dependencies",
                    "-DincludeScope=runtime", "-DexcludeTypes=test-jar",

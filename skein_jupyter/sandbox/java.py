@@ -23,11 +23,11 @@ class JavaRuntime:
     major: int
 
     @property
-    def java(self):
+    def java(self) -> Path:
         return self.home / "bin" / "java"
 
 
-def parse_java_version(text):
+def parse_java_version(text: str) -> int | None:
     """The major version in a ``release`` file or ``java -version`` output.
 
     >>> parse_java_version('openjdk version "1.8.0_392"')
@@ -89,7 +89,7 @@ def _candidates():
     return sorted(found.values(), key=lambda rt: (rt.major != 17, rt.major))
 
 
-def find_java(java_home=None):
+def find_java(java_home: str | os.PathLike[str] | None = None) -> JavaRuntime:
     """A supported Java runtime.
 
     An explicit ``java_home``, else ``$JAVA_HOME``, must be supported;
