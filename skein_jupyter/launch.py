@@ -7,11 +7,7 @@ from .exceptions import ApplicationError, UsageError
 from .kinds import FRONTENDS
 from .progress import Progress
 
-__all__ = ["Submission", "skein_client", "prepare", "render_spec", "submit", "kill_quietly", "job_user",
-           "FRONTEND_MODULES"]
-
-#: Packages (as the environment's metadata names them) each frontend needs.
-FRONTEND_MODULES = {name: frontend.package for name, frontend in FRONTENDS.items()}
+__all__ = ["Submission", "skein_client", "prepare", "render_spec", "submit", "kill_quietly", "job_user"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +44,7 @@ def check_environment_packages(recipe, metadata):
     if not packages:
         return
     if recipe.kind == "notebook":
-        needed = ["jupyter-server", "ipykernel", FRONTEND_MODULES[recipe.notebook.frontend]]
+        needed = [FRONTENDS["server"].package, "ipykernel", FRONTENDS[recipe.notebook.frontend].package]
     else:
         needed = ["papermill", "ipykernel", *(["nbconvert"] if recipe.run.html else [])]
     missing = [name for name in dict.fromkeys(["skein", *needed]) if name not in packages]

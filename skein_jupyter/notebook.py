@@ -12,13 +12,12 @@ from .kinds import FRONTENDS, KINDS
 from .launch import kill_quietly, submit
 from .progress import Progress
 from .runtime import keys
-from .kinds import APP_TAG
 
 __all__ = ["ServerInfo", "ServerStarting", "start", "info", "list_servers", "stop", "tunnel", "check_local_port",
            "DEFAULT_START_TIMEOUT"]
 
 DEFAULT_START_TIMEOUT = 300
-NOTEBOOK_TAG = f"{APP_TAG}-notebook"
+NOTEBOOK_TAG = KINDS["notebook"].tag
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,13 +23,11 @@ from .kinds import APP_TAG, KINDS
 from .runtime.job import JOB_FILE, Job, NotebookJob, RunJob, to_json
 
 __all__ = ["SpecContext", "build_spec", "job_from_recipe", "write_job_file", "discard_job_file", "spec_to_yaml",
-           "check_cluster_limits", "SERVICE_NAMES", "APP_TAG", "RUNTIME_FILE", "JOB_FILE", "DEFAULT_ENVIRONMENTS_DIR"]
+           "check_cluster_limits", "APP_TAG", "RUNTIME_FILE", "JOB_FILE", "DEFAULT_ENVIRONMENTS_DIR"]
 
 RUNTIME_FILE = "skein_jupyter_runtime.zip"
 ENV_DIR = "environment"
 INPUT_NOTEBOOK = "input.ipynb"
-#: The service of each kind, from the one table of kinds.
-SERVICE_NAMES = {name: kind.service for name, kind in KINDS.items()}
 #: Where admins publish environments; a recipe's environment name resolves here.
 DEFAULT_ENVIRONMENTS_DIR = "hdfs:///apps/skein-jupyter/environments"
 MASTER_MEMORY = "512 MiB"
@@ -215,7 +213,7 @@ def build_spec(recipe, context: SpecContext, job_path: str | None = None):
                         modify_groups=list(acls.modify_groups)),
         max_attempts=recipe.max_attempts,
         master=skein.Master(resources=skein.Resources(memory=MASTER_MEMORY, vcores=1)),
-        services={SERVICE_NAMES[recipe.kind]: service},
+        services={KINDS[recipe.kind].service: service},
     )
     # Written last, once nothing else can fail, so that a refused recipe leaves no file behind.
     service.files[JOB_FILE] = skein.File(write_job_file(job, job_path), type="file", visibility="application")
