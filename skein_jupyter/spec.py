@@ -23,13 +23,11 @@ from .kinds import APP_TAG, KINDS
 from .runtime.job import JOB_FILE, Job, NotebookJob, RunJob, to_json
 
 __all__ = ["SpecContext", "build_spec", "job_from_recipe", "write_job_file", "discard_job_file", "spec_to_yaml",
-           "check_cluster_limits", "APP_TAG", "RUNTIME_FILE", "JOB_FILE", "DEFAULT_ENVIRONMENTS_DIR"]
+           "check_cluster_limits", "APP_TAG", "RUNTIME_FILE", "JOB_FILE"]
 
 RUNTIME_FILE = "skein_jupyter_runtime.zip"
 ENV_DIR = "environment"
 INPUT_NOTEBOOK = "input.ipynb"
-#: Where admins publish environments; a recipe's environment name resolves here.
-DEFAULT_ENVIRONMENTS_DIR = "hdfs:///apps/skein-jupyter/environments"
 MASTER_MEMORY = "512 MiB"
 #: File names a job localizes itself: a recipe's ``files:`` may not take them.
 RESERVED_FILES = frozenset({ENV_DIR, RUNTIME_FILE, INPUT_NOTEBOOK, JOB_FILE, "outputs", "work"})
@@ -46,19 +44,19 @@ class SpecContext:
     runtime : str
         Location of the runtime zip (local path or ``hdfs://`` URL).
     environment : str, optional
-        Location of the environment archive; resolved from the recipe when not given.
+        Location of the environment archive; the recipe's archive when not
+        given. A recipe's environment *name* is resolved only by
+        :func:`skein_jupyter.envstore.resolve_name` (a launch does): the
+        context never guesses a URL from a name.
     environment_public : bool
         The archive is world-readable: YARN localizes it once into its public
         cache and shares it between applications and users.
-    environments_dir : str
-        Where published environment names resolve.
     """
 
     user: str
     runtime: str
     environment: str | None = None
     environment_public: bool = False
-    environments_dir: str = DEFAULT_ENVIRONMENTS_DIR
 
     @classmethod
     def for_user(cls, user=None, **changes):
@@ -71,9 +69,25 @@ class SpecContext:
         return cls(user=user or hadoop_user(), **changes)
 
     @classmethod
-    def example(cls):
-        """The fixed context the example specs in ``specs/`` are rendered with (user ``alice``)."""
-        return cls(user="alice", runtime=f"hdfs:///user/alice/.skein-jupyter/runtime/{RUNTIME_FILE}")
+    def example(cls, recipe=None):
+        """The fixed context the example specs in ``specs/`` are rendered with (user ``alice``).
+
+        An environment name of ``recipe`` stands for an *example* URL, as
+        :func:`~skein_jupyter.envstore.resolve_name` would find it published (public):
+        ``<PUBLISHED_DIR>/<name>-<16 hex>.tar.gz``, the hex made up from the
+        name (a real upload's are its content's hash).
+        """
+        changes = {}
+        if recipe is not None and recipe.environment is not None \
+                and recipe.environment.kind is EnvironmentKind.NAME:
+            import hashlib
+
+            from .envstore import PUBLISHED_DIR, remote_name
+
+            name = recipe.environment.value
+            made_up = {"name": name, "archive": f"{name}.tar.gz", "sha256": hashlib.sha256(name.encode()).hexdigest()}
+            changes = {"environment": f"{PUBLISHED_DIR}/{remote_name(made_up)}", "environment_public": True}
+        return cls(user="alice", runtime=f"hdfs:///user/alice/.skein-jupyter/runtime/{RUNTIME_FILE}", **changes)
 
     def environment_url(self, recipe):
         if self.environment:
@@ -83,7 +97,9 @@ class SpecContext:
             raise UsageError("environment: missing; give --env (a packed archive, an hdfs:// archive, or a "
                              "name from `skein-jupyter env list`) or set environment: in the recipe")
         if ref.kind is EnvironmentKind.NAME:
-            return f"{self.environments_dir.rstrip('/')}/{ref.value}.tar.gz"
+            raise UsageError(f"environment: {ref.value!r} is a name, not yet resolved to an archive; resolve it "
+                             "with skein_jupyter.envstore.resolve_name and give the context its URL (a launch "
+                             "does), or give an archive path or hdfs:// URL")
         return os.path.abspath(os.path.expanduser(ref.value)) if ref.kind is EnvironmentKind.LOCAL \
             else ref.value
 
