@@ -73,18 +73,19 @@ def prepare(recipe, progress=None):
 
 def render_spec(recipe):
     """The spec a launch would submit, changing nothing: names are resolved on the cluster, a local
-    archive is shown as the local file (a launch uploads it once into your cache)."""
+    archive is shown as the local file (a launch uploads it once into your cache).
+
+    No file is written: the spec names ``job.json``, which only a launch
+    writes, so the job's parameters and env values stay off the disk."""
     from .environment import EnvironmentKind
     from .envstore import resolve_name
-    from .spec import SpecContext, build_spec, discard_job_file
+    from .spec import SpecContext, build_spec
 
     changes = {}
     if recipe.environment is not None and recipe.environment.kind is EnvironmentKind.NAME:
         record = resolve_name(recipe.environment.value)
         changes = {"environment": record["url"], "environment_public": bool(record.get("public"))}
-    spec = build_spec(recipe, SpecContext.for_user(job_user(recipe), **changes))
-    discard_job_file(spec)  # shown, not kept: the job's parameters and env values stay off the disk
-    return spec
+    return build_spec(recipe, SpecContext.for_user(job_user(recipe), **changes), write_job=False)
 
 
 def kill_quietly(client, app_id):

@@ -171,7 +171,7 @@ def _script(kind):
     ])
 
 
-def build_spec(recipe, context: SpecContext, job_path: str | None = None):
+def build_spec(recipe, context: SpecContext, job_path: str | None = None, write_job: bool = True):
     """The Skein application spec of ``recipe``; its job goes into a local file the spec ships.
 
     Parameters
@@ -182,6 +182,10 @@ def build_spec(recipe, context: SpecContext, job_path: str | None = None):
         Where to write the job file; a new temporary file (mode 600) when not
         given: remove it with :func:`discard_job_file` once submitted (Skein
         copies it into the application's private staging directory).
+    write_job : bool
+        False: write no file at all (what ``skein-jupyter spec`` and
+        ``--dry-run`` show); the spec names ``job.json`` in the current
+        directory, the file only a launch writes.
 
     Returns
     -------
@@ -232,15 +236,18 @@ def build_spec(recipe, context: SpecContext, job_path: str | None = None):
         services={KINDS[recipe.kind].service: service},
     )
     # Written last, once nothing else can fail, so that a refused recipe leaves no file behind.
-    service.files[JOB_FILE] = skein.File(write_job_file(job, job_path), type="file", visibility="application")
+    source = write_job_file(job, job_path) if write_job else JOB_FILE
+    service.files[JOB_FILE] = skein.File(source, type="file", visibility="application")
     return spec
 
 
-def spec_to_yaml(spec, relative_to: str | None = None) -> str:
+def spec_to_yaml(spec, relative_to: str | None = None, job_source: str | None = None) -> str:
     """The spec as YAML; with ``relative_to``, local files are written relative to that directory.
 
     Skein resolves relative sources against the spec file's directory, so a
-    spec written into ``relative_to`` submits from any checkout.
+    spec written into ``relative_to`` submits from any checkout. With
+    ``job_source``, the job file's source is shown as that (``job.json`` for a
+    spec built with ``write_job=False``, whose job file does not exist).
     """
     import yaml
 
@@ -251,6 +258,10 @@ def spec_to_yaml(spec, relative_to: str | None = None) -> str:
             for file in service.get("files", {}).values():
                 if file["source"].startswith("file://"):
                     file["source"] = os.path.relpath(file["source"][len("file://"):], relative_to)
+    if job_source is not None:
+        for service in data.get("services", {}).values():
+            if JOB_FILE in service.get("files", {}):
+                service["files"][JOB_FILE]["source"] = job_source
     return yaml.safe_dump(data, sort_keys=True, default_flow_style=False, width=100)
 
 
