@@ -17,11 +17,7 @@ if TYPE_CHECKING:
     from .envstore import PreparedEnvironment
     from .recipe import Recipe
 
-__all__ = ["Submission", "skein_client", "prepare", "render_spec", "submit", "kill_quietly", "job_user",
-           "FRONTEND_MODULES"]
-
-#: Packages (as the environment's metadata names them) each frontend needs.
-FRONTEND_MODULES = {name: frontend.package for name, frontend in FRONTENDS.items()}
+__all__ = ["Submission", "skein_client", "prepare", "render_spec", "submit", "kill_quietly", "job_user"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +54,7 @@ def check_environment_packages(recipe: Recipe, metadata: Mapping[str, Any]) -> N
     if not packages:
         return
     if recipe.kind == "notebook":
-        needed = ["jupyter-server", "ipykernel", FRONTEND_MODULES[recipe.notebook.frontend]]
+        needed = [FRONTENDS["server"].package, "ipykernel", FRONTENDS[recipe.notebook.frontend].package]
     else:
         needed = ["papermill", "ipykernel", *(["nbconvert"] if recipe.run.html else [])]
     missing = [name for name in dict.fromkeys(["skein", *needed]) if name not in packages]
@@ -95,18 +91,19 @@ def prepare(recipe: Recipe, progress: Progress | None = None) -> tuple[skein.App
 
 def render_spec(recipe: Recipe) -> skein.ApplicationSpec:
     """The spec a launch would submit, changing nothing: names are resolved on the cluster, a local
-    archive is shown as the local file (a launch uploads it once into your cache)."""
+    archive is shown as the local file (a launch uploads it once into your cache).
+
+    No file is written: the spec names ``job.json``, which only a launch
+    writes, so the job's parameters and env values stay off the disk."""
     from .environment import EnvironmentKind
     from .envstore import resolve_name
-    from .spec import SpecContext, build_spec, discard_job_file
+    from .spec import SpecContext, build_spec
 
     changes = {}
     if recipe.environment is not None and recipe.environment.kind is EnvironmentKind.NAME:
         record = resolve_name(recipe.environment.value)
         changes = {"environment": record["url"], "environment_public": bool(record.get("public"))}
-    spec = build_spec(recipe, SpecContext.for_user(job_user(recipe), **changes))
-    discard_job_file(spec)  # shown, not kept: the job's parameters and env values stay off the disk
-    return spec
+    return build_spec(recipe, SpecContext.for_user(job_user(recipe), **changes), write_job=False)
 
 
 def kill_quietly(client: skein.Client, app_id: str) -> None:

@@ -15,7 +15,6 @@ from .kinds import FRONTENDS, KINDS
 from .launch import kill_quietly, submit
 from .progress import Progress
 from .runtime import keys
-from .kinds import APP_TAG
 
 if TYPE_CHECKING:
     import skein
@@ -27,7 +26,7 @@ __all__ = ["ServerInfo", "ServerStarting", "start", "info", "list_servers", "sto
            "DEFAULT_START_TIMEOUT"]
 
 DEFAULT_START_TIMEOUT = 300
-NOTEBOOK_TAG = f"{APP_TAG}-notebook"
+NOTEBOOK_TAG = KINDS["notebook"].tag
 
 
 @dataclasses.dataclass(frozen=True)

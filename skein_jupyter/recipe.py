@@ -13,17 +13,13 @@ from collections.abc import Callable, Iterator
 
 from .environment import EnvironmentRef
 from .exceptions import UsageError
-from .kinds import FRONTENDS as _FRONTENDS
-from .kinds import KINDS as _KINDS
-from .recipe_values import (_app_name, _bool, _choice, _did_you_mean, _duration, _duration_or_zero, _env,
-                            _environment, _field, _files, _grid, _int, _kernel, _mapping, _memory, _notebook,
-                            _optional_text, _output, _param_sets, _parameters, _text, _text_list)
+from .kinds import FRONTENDS, KINDS
+from .recipe_values import (_app_name, _bool, _choice, _did_you_mean, _duration, _duration_or_zero, _env, _environment,
+                            _field, _files, _grid, _int, _kernel, _mapping, _memory, _notebook, _optional_text,
+                            _output, _param_sets, _parameters, _text, _text_list)
 
 __all__ = ["Recipe", "Resources", "ACLs", "Kerberos", "NotebookOptions", "RunOptions", "SweepOptions",
            "KINDS", "FRONTENDS", "build", "field_paths"]
-
-KINDS = tuple(_KINDS)
-FRONTENDS = tuple(_FRONTENDS)
 
 
 # ----------------------------------------------------------------- the schema

@@ -30,15 +30,11 @@ if TYPE_CHECKING:
     from .scheduler import Allocation
 
 __all__ = ["SpecContext", "build_spec", "job_from_recipe", "write_job_file", "discard_job_file", "spec_to_yaml",
-           "check_cluster_limits", "SERVICE_NAMES", "APP_TAG", "RUNTIME_FILE", "JOB_FILE", "DEFAULT_ENVIRONMENTS_DIR"]
+           "check_cluster_limits", "APP_TAG", "RUNTIME_FILE", "JOB_FILE"]
 
 RUNTIME_FILE = "skein_jupyter_runtime.zip"
 ENV_DIR = "environment"
 INPUT_NOTEBOOK = "input.ipynb"
-#: The service of each kind, from the one table of kinds.
-SERVICE_NAMES = {name: kind.service for name, kind in KINDS.items()}
-#: Where admins publish environments; a recipe's environment name resolves here.
-DEFAULT_ENVIRONMENTS_DIR = "hdfs:///apps/skein-jupyter/environments"
 MASTER_MEMORY = "512 MiB"
 #: File names a job localizes itself: a recipe's ``files:`` may not take them.
 RESERVED_FILES = frozenset({ENV_DIR, RUNTIME_FILE, INPUT_NOTEBOOK, JOB_FILE, "outputs", "work"})
@@ -55,19 +51,19 @@ class SpecContext:
     runtime : str
         Location of the runtime zip (local path or ``hdfs://`` URL).
     environment : str, optional
-        Location of the environment archive; resolved from the recipe when not given.
+        Location of the environment archive; the recipe's archive when not
+        given. A recipe's environment *name* is resolved only by
+        :func:`skein_jupyter.envstore.resolve_name` (a launch does): the
+        context never guesses a URL from a name.
     environment_public : bool
         The archive is world-readable: YARN localizes it once into its public
         cache and shares it between applications and users.
-    environments_dir : str
-        Where published environment names resolve.
     """
 
     user: str
     runtime: str
     environment: str | None = None
     environment_public: bool = False
-    environments_dir: str = DEFAULT_ENVIRONMENTS_DIR
 
     @classmethod
     def for_user(cls, user: str | None = None, **changes: Any) -> SpecContext:
@@ -80,9 +76,26 @@ class SpecContext:
         return cls(user=user or hadoop_user(), **changes)
 
     @classmethod
-    def example(cls) -> SpecContext:
-        """The fixed context the example specs in ``specs/`` are rendered with (user ``alice``)."""
-        return cls(user="alice", runtime=f"hdfs:///user/alice/.skein-jupyter/runtime/{RUNTIME_FILE}")
+    def example(cls, recipe: Recipe | None = None) -> SpecContext:
+        """The fixed context the example specs in ``specs/`` are rendered with (user ``alice``).
+
+        An environment name of ``recipe`` stands for an *example* URL, as
+        :func:`~skein_jupyter.envstore.resolve_name` would find it published (public):
+        ``<PUBLISHED_DIR>/<name>-<16 hex>.tar.gz``, the hex made up from the
+        name (a real upload's are its content's hash).
+        """
+        runtime = f"hdfs:///user/alice/.skein-jupyter/runtime/{RUNTIME_FILE}"
+        if recipe is not None and recipe.environment is not None \
+                and recipe.environment.kind is EnvironmentKind.NAME:
+            import hashlib
+
+            from .envstore import PUBLISHED_DIR, remote_name
+
+            name = recipe.environment.value
+            made_up = {"name": name, "archive": f"{name}.tar.gz", "sha256": hashlib.sha256(name.encode()).hexdigest()}
+            return cls(user="alice", runtime=runtime, environment=f"{PUBLISHED_DIR}/{remote_name(made_up)}",
+                       environment_public=True)
+        return cls(user="alice", runtime=runtime)
 
     def environment_url(self, recipe: Recipe) -> str:
         if self.environment:
@@ -92,7 +105,9 @@ class SpecContext:
             raise UsageError("environment: missing; give --env (a packed archive, an hdfs:// archive, or a "
                              "name from `skein-jupyter env list`) or set environment: in the recipe")
         if ref.kind is EnvironmentKind.NAME:
-            return f"{self.environments_dir.rstrip('/')}/{ref.value}.tar.gz"
+            raise UsageError(f"environment: {ref.value!r} is a name, not yet resolved to an archive; resolve it "
+                             "with skein_jupyter.envstore.resolve_name and give the context its URL (a launch "
+                             "does), or give an archive path or hdfs:// URL")
         return os.path.abspath(os.path.expanduser(ref.value)) if ref.kind is EnvironmentKind.LOCAL \
             else ref.value
 
@@ -164,7 +179,8 @@ def _script(kind: str) -> str:
     ])
 
 
-def build_spec(recipe: Recipe, context: SpecContext, job_path: str | None = None) -> skein.ApplicationSpec:
+def build_spec(recipe: Recipe, context: SpecContext, job_path: str | None = None,
+               write_job: bool = True) -> skein.ApplicationSpec:
     """The Skein application spec of ``recipe``; its job goes into a local file the spec ships.
 
     Parameters
@@ -175,6 +191,10 @@ def build_spec(recipe: Recipe, context: SpecContext, job_path: str | None = None
         Where to write the job file; a new temporary file (mode 600) when not
         given: remove it with :func:`discard_job_file` once submitted (Skein
         copies it into the application's private staging directory).
+    write_job : bool
+        False: write no file at all (what ``skein-jupyter spec`` and
+        ``--dry-run`` show); the spec names ``job.json`` in the current
+        directory, the file only a launch writes.
 
     Returns
     -------
@@ -222,18 +242,22 @@ def build_spec(recipe: Recipe, context: SpecContext, job_path: str | None = None
                         modify_groups=list(acls.modify_groups)),
         max_attempts=recipe.max_attempts,
         master=skein.Master(resources=skein.Resources(memory=MASTER_MEMORY, vcores=1)),
-        services={SERVICE_NAMES[recipe.kind]: service},
+        services={KINDS[recipe.kind].service: service},
     )
     # Written last, once nothing else can fail, so that a refused recipe leaves no file behind.
-    service.files[JOB_FILE] = skein.File(write_job_file(job, job_path), type="file", visibility="application")
+    source = write_job_file(job, job_path) if write_job else JOB_FILE
+    service.files[JOB_FILE] = skein.File(source, type="file", visibility="application")
     return spec
 
 
-def spec_to_yaml(spec: skein.ApplicationSpec, relative_to: str | None = None) -> str:
+def spec_to_yaml(spec: skein.ApplicationSpec, relative_to: str | None = None,
+                 job_source: str | None = None) -> str:
     """The spec as YAML; with ``relative_to``, local files are written relative to that directory.
 
     Skein resolves relative sources against the spec file's directory, so a
-    spec written into ``relative_to`` submits from any checkout.
+    spec written into ``relative_to`` submits from any checkout. With
+    ``job_source``, the job file's source is shown as that (``job.json`` for a
+    spec built with ``write_job=False``, whose job file does not exist).
     """
     import yaml
 
@@ -244,6 +268,10 @@ def spec_to_yaml(spec: skein.ApplicationSpec, relative_to: str | None = None) ->
             for file in service.get("files", {}).values():
                 if file["source"].startswith("file://"):
                     file["source"] = os.path.relpath(file["source"][len("file://"):], relative_to)
+    if job_source is not None:
+        for service in data.get("services", {}).values():
+            if JOB_FILE in service.get("files", {}):
+                service["files"][JOB_FILE]["source"] = job_source
     return yaml.safe_dump(data, sort_keys=True, default_flow_style=False, width=100)
 
 

@@ -54,13 +54,34 @@ def test_without_yarn_on_path_commands_say_so_in_one_line(tmp_path):
 
 
 def test_the_tables_of_kinds_and_frontends_are_the_ones_everything_uses():
-    from skein_jupyter import launch, recipe, spec
-    from skein_jupyter.kinds import APP_TAG, FRONTENDS, KINDS, kind_of_tags
+    import importlib
+    import pkgutil
+    from pathlib import Path
 
-    assert spec.APP_TAG == APP_TAG
-    assert spec.SERVICE_NAMES == {name: kind.service for name, kind in KINDS.items()}
-    assert recipe.KINDS == tuple(KINDS) and recipe.FRONTENDS == tuple(FRONTENDS)
-    assert launch.FRONTEND_MODULES == {name: f.package for name, f in FRONTENDS.items()}
+    from skein_jupyter import kinds, launch, notebook, recipe, runs, spec
+    from skein_jupyter.cli import notebook as cli_notebook
+    from skein_jupyter.cli import recipes as cli_recipes
+    from skein_jupyter.runtime import __main__ as runtime_main
+    from skein_jupyter.runtime import job
+    from skein_jupyter.runtime import kinds as table
+    from skein_jupyter.runtime import notebook as runtime_notebook
+    from skein_jupyter.runtime.kinds import APP_TAG, FRONTENDS, KINDS, kind_of_tags
+
+    # One object each, not equal copies: the client re-exports the runtime's table.
+    for name in kinds.__all__:
+        assert getattr(kinds, name) is getattr(table, name), name
+    for module in (recipe, job, runtime_main, runs, notebook, spec, cli_recipes):
+        assert module.KINDS is KINDS, module.__name__
+    for module in (recipe, job, runtime_notebook, launch, notebook, cli_notebook):
+        assert module.FRONTENDS is FRONTENDS, module.__name__
+    package = Path(kinds.__file__).parent
+    for info in pkgutil.walk_packages([str(package)], "skein_jupyter."):
+        module = importlib.import_module(info.name)
+        for name, table_ in (("KINDS", KINDS), ("FRONTENDS", FRONTENDS), ("APP_TAG", APP_TAG)):
+            assert getattr(module, name, table_) is table_, f"{info.name}.{name} is a copy"
+    assert spec.APP_TAG is APP_TAG and runs.APP_TAG is APP_TAG
+    assert not hasattr(spec, "SERVICE_NAMES") and not hasattr(launch, "FRONTEND_MODULES")
+    assert notebook.NOTEBOOK_TAG == KINDS["notebook"].tag
     assert kind_of_tags(["skein-jupyter", "skein-jupyter-sweep"]) == "sweep"
     assert kind_of_tags(["other"]) is None
     options = {opt for param in cli.commands["notebook"].commands["start"].params for opt in param.opts}

@@ -248,18 +248,26 @@ def test_spec_prints_a_spec_without_secrets(isolated):
     assert "token" not in result.output.lower()
 
 
-def test_notebook_start_dry_run_prints_the_spec_and_submits_nothing(isolated):
+def test_notebook_start_dry_run_prints_the_spec_and_submits_nothing(isolated, monkeypatch):
+    import tempfile
+
+    temporary = isolated / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    monkeypatch.chdir(isolated)
     result = CliRunner().invoke(cli, ["notebook", "start", "--env", "hdfs:///envs/a.tar.gz", "--notebook7",
                                       "--idle-timeout", "30m", "--dry-run"])
     assert result.exit_code == 0, result.output
+    assert result.output.startswith("# job.json (the job: parameters, environment values) is written only by")
     spec = yaml.safe_load(result.output)
     service = spec["services"]["jupyter"]
     assert service["files"]["environment"] == {"source": "hdfs:///envs/a.tar.gz", "type": "ARCHIVE",
                                                "visibility": "PRIVATE", "size": 0, "timestamp": 0}
     runtime = service["files"]["skein_jupyter_runtime.zip"]["source"]
     assert runtime.startswith("file://") and Path(runtime[len("file://"):]).is_file()
-    job_file = service["files"]["job.json"]["source"]  # the job is a file, shown but not kept
-    assert "SKEIN_JUPYTER_JOB" not in service["env"] and not Path(job_file[len("file://"):]).exists()
+    # The job is a file a launch writes: shown as job.json, never written by a dry run.
+    assert service["files"]["job.json"]["source"] == "job.json" and "SKEIN_JUPYTER_JOB" not in service["env"]
+    assert list(temporary.iterdir()) == [] and not (isolated / "job.json").exists()
 
 
 def test_notebook_start_conflicting_flags(isolated):

@@ -20,7 +20,7 @@ def render(recipe_path, tmp_path):
     # Isolated from the developer's own config file and SKEIN_JUPYTER_* variables.
     recipe, _ = load_recipe(recipe_path, environ={}, config_path=tmp_path / "none.yaml")
     job_path = tmp_path / JOB_FILE
-    spec = build_spec(recipe, SpecContext.example(), job_path=str(job_path))
+    spec = build_spec(recipe, SpecContext.example(recipe), job_path=str(job_path))
     (service,) = spec.services.values()
     service.files[JOB_FILE] = skein.File(str(SPECS / f"{recipe_path.stem}.job.json"), type="file",
                                          visibility="application")
@@ -44,6 +44,16 @@ def test_recipe_renders_to_its_checked_in_spec(recipe_path, tmp_path):
     assert expected.is_file(), f"no {expected}; regenerate: see specs/README.rst"
     assert expected.read_text() == rendered, f"{expected} is stale; regenerate: see specs/README.rst"
     assert expected_job.read_text() == job, f"{expected_job} is stale; regenerate: see specs/README.rst"
+
+
+def test_an_environment_name_is_never_guessed_into_a_url(tmp_path):
+    from skein_jupyter.exceptions import UsageError
+
+    recipe, _ = load_recipe(RECIPES[0], environ={}, config_path=tmp_path / "none.yaml")
+    assert recipe.environment.kind.name == "NAME"
+    with pytest.raises(UsageError, match="is a name, not yet resolved"):
+        build_spec(recipe, SpecContext.example(), job_path=str(tmp_path / JOB_FILE))
+    assert not (tmp_path / JOB_FILE).exists()
 
 
 def test_every_spec_has_a_recipe():

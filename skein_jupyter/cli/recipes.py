@@ -15,12 +15,17 @@ if TYPE_CHECKING:
 __all__ = ["spec_command", "config", "print_spec"]
 
 
+#: Heads every printed spec: the job file it names does not exist, on purpose.
+JOB_NOTE = ("# job.json (the job: parameters, environment values) is written only by a launch\n"
+            "# (mode 600, removed once submitted); nothing was written here.\n")
+
+
 def print_spec(model: Recipe) -> None:
     """Print the spec a launch of ``model`` would submit (``spec`` and every ``--dry-run``)."""
     from ..launch import render_spec
-    from ..spec import spec_to_yaml
+    from ..spec import JOB_FILE, spec_to_yaml
 
-    click.echo(spec_to_yaml(render_spec(model)), nl=False)
+    click.echo(JOB_NOTE + spec_to_yaml(render_spec(model), job_source=JOB_FILE), nl=False)
 
 
 @click.command("spec")
@@ -29,9 +34,12 @@ def print_spec(model: Recipe) -> None:
 def spec_command(recipe, **options):
     """Print the Skein application spec a recipe makes, as YAML.
 
-    Submit it yourself with `skein application submit`, or read what a
-    launch would do. Environment names are resolved on the cluster; nothing
-    is uploaded or submitted. Specs hold no secrets.
+    Read what a launch would submit. Environment names are resolved on the
+    cluster; nothing is uploaded, submitted or written. The job file the
+    spec names, job.json (parameters and environment values), is written
+    only by a launch (`run`, `notebook start`), privately, and removed once
+    submitted, so this spec is for reading, not for `skein application
+    submit`. Specs hold no secrets.
 
     \b
     Example:

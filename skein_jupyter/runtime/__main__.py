@@ -5,7 +5,7 @@
 import os
 import sys
 
-KINDS = ("notebook", "run", "sweep")
+from .kinds import KINDS
 
 
 def apply_env(env):

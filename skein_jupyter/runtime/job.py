@@ -20,6 +20,8 @@ import string
 import typing
 from typing import Any, Dict, List, Optional
 
+from .kinds import FRONTENDS, KINDS
+
 __all__ = ["OUTPUT_PLACEHOLDERS", "check_output_template", "expand_output", "Job", "NotebookJob", "RunJob",
            "JobError", "JOB_FILE", "KINDS", "SHARES", "to_json", "from_json", "read_job", "check_parameter_name",
            "check_env_name", "RESERVED_ENV", "RESERVED_ENV_PREFIXES"]
@@ -28,8 +30,6 @@ __all__ = ["OUTPUT_PLACEHOLDERS", "check_output_template", "expand_output", "Job
 JOB_FILE = "job.json"
 #: Version of the encoding; a runtime refuses a job of another version.
 FORMAT = 1
-KINDS = ("notebook", "run", "sweep")
-FRONTENDS = ("lab", "notebook", "server")
 #: Who may read a run's outputs besides its owner.
 SHARES = ("private", "group")
 #: The placeholders an output location may use, and nothing else.

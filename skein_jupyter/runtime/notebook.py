@@ -19,12 +19,8 @@ from pathlib import Path
 
 from . import keys
 from .common import connect, fail, log
+from .kinds import FRONTENDS
 
-FRONTENDS = {  # frontend: (module that must import, default URL)
-    "lab": ("jupyterlab", "/lab"),
-    "notebook": ("notebook", "/tree"),
-    "server": ("jupyter_server", "/api/status"),
-}
 STATUS_INTERVAL = 5.0
 
 
@@ -114,11 +110,12 @@ def main(job) -> int:
         app_client.kv[keys.NOTEBOOK_FRONTEND] = frontend.encode()
     except Exception as exc:
         log(f"frontend not published: {exc}")
-    module, default_url = FRONTENDS[frontend]
-    missing = [m for m in dict.fromkeys(("jupyter_server", module)) if not _importable(m)]
+    # Every frontend runs on jupyter_server, which is the "server" frontend's own row.
+    needed = {row.module: row.package for row in (FRONTENDS["server"], FRONTENDS[frontend])}
+    missing = [module for module in needed if not _importable(module)]
     if missing:
         return fail(app_client, f"the environment lacks {', '.join(missing)} for the {frontend} frontend; "
-                                f"install {' '.join(m.replace('_', '-') for m in missing)} in it and pack it again")
+                                f"install {' '.join(needed[m] for m in missing)} in it and pack it again")
     home = Path.cwd()
     runtime_dir = home / ".jupyter-runtime"
     work = home / "work"
@@ -144,7 +141,7 @@ def main(job) -> int:
     config.ServerApp.open_browser = False
     config.ServerApp.allow_root = True  # containers run as the submitting user; root only in a sandbox
     config.ServerApp.root_dir = str(work)
-    config.ServerApp.default_url = default_url
+    config.ServerApp.default_url = FRONTENDS[frontend].default_url
     config.IdentityProvider.token = token
     if options.kernel_idle_timeout:
         config.MappingKernelManager.cull_idle_timeout = options.kernel_idle_timeout
