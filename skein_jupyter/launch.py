@@ -96,12 +96,15 @@ def render_spec(recipe: Recipe) -> skein.ApplicationSpec:
     No file is written: the spec names ``job.json``, which only a launch
     writes, so the job's parameters and env values stay off the disk."""
     from .environment import EnvironmentKind
-    from .envstore import resolve_name
+    from .envstore import PUBLISHED_DIR, default_upload_dir, resolve_name
+    from .hdfs import HadoopFS
     from .spec import SpecContext, build_spec
 
     changes = {}
     if recipe.environment is not None and recipe.environment.kind is EnvironmentKind.NAME:
-        record = resolve_name(recipe.environment.value)
+        # Resolved as a launch resolves it: in the cache of the user the job runs as, then published.
+        record = resolve_name(recipe.environment.value, [default_upload_dir(job_user(recipe)), PUBLISHED_DIR],
+                              HadoopFS(proxy_user=recipe.proxy_user))
         changes = {"environment": record["url"], "environment_public": bool(record.get("public"))}
     return build_spec(recipe, SpecContext.for_user(job_user(recipe), **changes), write_job=False)
 
