@@ -75,22 +75,32 @@ def check_local_port(port: int) -> None:
         raise UsageError(f"local port {port} is already in use on this machine; choose another with --local-port")
 
 
+def _local_ports(port: int) -> list[int]:
+    """The local ports a tunnel to ``port`` tries, in order: the same every time for the same server.
+
+    >>> _local_ports(41234)[:3]
+    [41234, 31235, 41236]
+    """
+    return [port] + [20000 + (port + 10000 * step + step) % 40000 for step in range(1, 20)]
+
+
 def tunnel(server: ServerInfo, local_port: int | None = None, ssh_user: str | None = None,
            edge_host: str | None = None) -> Tunnel:
     """The ``ssh -L`` command a laptop runs to reach ``server`` through this edge node.
 
     The local port defaults to the server's own port if it is free here, else
-    any free port; ``SKEIN_JUPYTER_SSH_USER`` and ``SKEIN_JUPYTER_EDGE_HOST``
-    set the defaults of the user and host.
+    the first free one of a fixed sequence derived from it, so ``start`` and
+    every later ``info`` print the same command; ``SKEIN_JUPYTER_SSH_USER`` and
+    ``SKEIN_JUPYTER_EDGE_HOST`` set the defaults of the user and host.
     """
     if local_port is not None:
         check_local_port(local_port)
-    elif _port_free(server.port):
-        local_port = server.port
     else:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            local_port = sock.getsockname()[1]
+        local_port = next((port for port in _local_ports(server.port) if _port_free(port)), None)
+        if local_port is None:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                local_port = sock.getsockname()[1]
     user = ssh_user or os.environ.get("SKEIN_JUPYTER_SSH_USER") or getpass.getuser()
     host = edge_host or os.environ.get("SKEIN_JUPYTER_EDGE_HOST") or socket.getfqdn()
     command = f"ssh -N -L {local_port}:{server.host}:{server.port} {user}@{host}"

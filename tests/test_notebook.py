@@ -334,3 +334,19 @@ def test_example_notebook_recipes_run(name, frontend, page, published, skein_cli
     finally:
         report = stop(skein_client, server.app_id)
     assert (str(report.state), str(report.final_status)) == ("FINISHED", "SUCCEEDED")
+
+
+def test_the_tunnel_command_is_the_same_at_start_and_at_every_info():
+    """With the server's own port taken here, start and later info calls still print one local port."""
+    import socket as socket_module
+
+    from skein_jupyter.notebook import ServerInfo, tunnel
+
+    with socket_module.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        server = ServerInfo("application_1_0001", "http", "node1", taken.getsockname()[1], "/", "t0ken")
+        commands = {tunnel(server, ssh_user="alice", edge_host="edge").command for _ in range(5)}
+    assert len(commands) == 1, commands
+    (command,) = commands
+    assert f":node1:{server.port} alice@edge" in command and f"-L {server.port}:" not in command
