@@ -15,9 +15,10 @@ if TYPE_CHECKING:
     import skein
 
     from .envstore import PreparedEnvironment
+    from .hdfs import HadoopFS
     from .recipe import Recipe
 
-__all__ = ["Submission", "skein_client", "prepare", "render_spec", "submit", "kill_quietly", "job_user"]
+__all__ = ["Submission", "skein_client", "prepare", "render_spec", "submit", "kill_quietly", "job_user", "job_fs"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +49,14 @@ def job_user(recipe: Recipe) -> str:
     return hadoop_user(recipe.proxy_user, recipe.kerberos.principal)
 
 
+def job_fs(recipe: Recipe) -> HadoopFS:
+    """The cluster filesystem acting as the user the job runs as (its proxy user, if any), so what a
+    launch reads and writes for the job is that user's."""
+    from .hdfs import HadoopFS
+
+    return HadoopFS(proxy_user=recipe.proxy_user)
+
+
 def check_environment_packages(recipe: Recipe, metadata: Mapping[str, Any]) -> None:
     """With the environment's metadata at hand, refuse before submitting what cannot start."""
     packages = metadata.get("packages")
@@ -74,15 +83,13 @@ def require_environment(recipe: Recipe) -> None:
 def prepare(recipe: Recipe, progress: Progress | None = None) -> tuple[skein.ApplicationSpec, PreparedEnvironment]:
     """Put the environment on the cluster (once) and build the spec; submits nothing."""
     from .envstore import prepare as prepare_environment
-    from .hdfs import HadoopFS
     from .spec import SpecContext, build_spec
 
     require_environment(recipe)
     progress = progress or Progress.quiet()
     progress.step(f"preparing environment {recipe.environment}")
     # A proxy user's job reads the environment from that user's cache, written as that user.
-    fs = HadoopFS(proxy_user=recipe.proxy_user) if recipe.proxy_user else None
-    prepared = prepare_environment(recipe.environment, fs=fs, progress=progress, user=job_user(recipe))
+    prepared = prepare_environment(recipe.environment, fs=job_fs(recipe), progress=progress, user=job_user(recipe))
     check_environment_packages(recipe, prepared.metadata)
     context = SpecContext.for_user(job_user(recipe), environment=prepared.url,
                                    environment_public=prepared.public)
@@ -97,14 +104,13 @@ def render_spec(recipe: Recipe) -> skein.ApplicationSpec:
     writes, so the job's parameters and env values stay off the disk."""
     from .environment import EnvironmentKind
     from .envstore import PUBLISHED_DIR, default_upload_dir, resolve_name
-    from .hdfs import HadoopFS
     from .spec import SpecContext, build_spec
 
     changes = {}
     if recipe.environment is not None and recipe.environment.kind is EnvironmentKind.NAME:
         # Resolved as a launch resolves it: in the cache of the user the job runs as, then published.
         record = resolve_name(recipe.environment.value, [default_upload_dir(job_user(recipe)), PUBLISHED_DIR],
-                              HadoopFS(proxy_user=recipe.proxy_user))
+                              job_fs(recipe))
         changes = {"environment": record["url"], "environment_public": bool(record.get("public"))}
     return build_spec(recipe, SpecContext.for_user(job_user(recipe), **changes), write_job=False)
 

@@ -147,9 +147,8 @@ class Preflight:
 
     def __init__(self, recipe: Recipe) -> None:
         from .environment import EnvironmentKind
-        from .hdfs import HadoopFS
 
-        from .launch import job_user, require_environment
+        from .launch import job_fs, job_user, require_environment
 
         require_environment(recipe)  # before the checks below create directories on the cluster
         self.recipe = recipe
@@ -159,7 +158,7 @@ class Preflight:
         if "://" not in recipe.run.notebook:
             self.local_nb = read_notebook(recipe.run.notebook)
             check_notebook(recipe, self.local_nb)
-        fs = HadoopFS(proxy_user=recipe.proxy_user)  # acting as the user the job runs as
+        fs = job_fs(recipe)
         self._pool = concurrent.futures.ThreadPoolExecutor(3)
         self.output = self._pool.submit(_check_output, recipe, user, fs)
         self.remote_nb = self._pool.submit(read_notebook, recipe.run.notebook, fs) if self.local_nb is None else None

@@ -106,11 +106,16 @@ def _parameters(value):
     return value
 
 
-def _env(value):
+def _named_texts(value, check_name):
+    """A mapping of names to texts whose every name passes ``check_name``."""
     value = _text_map(value)
     for name in value:
-        check_env_name(name)
-    return value  # values go to the process as written: the runtime sets them, no shell reads them
+        check_name(name)
+    return value
+
+
+def _env(value):
+    return _named_texts(value, check_env_name)  # values go to the process as written: no shell reads them
 
 
 def _app_name(value):
@@ -124,10 +129,7 @@ def _app_name(value):
 def _files(value):
     from .spec import RESERVED_FILES
 
-    value = _text_map(value)
-    for name in value:
-        check_file_name(name, RESERVED_FILES)
-    return value
+    return _named_texts(value, lambda name: check_file_name(name, RESERVED_FILES))
 
 
 def _notebook(value):
