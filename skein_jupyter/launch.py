@@ -80,8 +80,12 @@ def require_environment(recipe: Recipe) -> None:
                          "from `skein-jupyter env list`) or set environment: in the recipe")
 
 
-def prepare(recipe: Recipe, progress: Progress | None = None) -> tuple[skein.ApplicationSpec, PreparedEnvironment]:
-    """Put the environment on the cluster (once) and build the spec; submits nothing."""
+def prepare(recipe: Recipe, progress: Progress | None = None,
+            context: Mapping[str, Any] | None = None) -> tuple[skein.ApplicationSpec, PreparedEnvironment]:
+    """Put the environment on the cluster (once) and build the spec; submits nothing.
+
+    ``context`` holds more fields of the :class:`~skein_jupyter.spec.SpecContext`.
+    """
     from .envstore import prepare as prepare_environment
     from .spec import SpecContext, build_spec
 
@@ -91,9 +95,9 @@ def prepare(recipe: Recipe, progress: Progress | None = None) -> tuple[skein.App
     # A proxy user's job reads the environment from that user's cache, written as that user.
     prepared = prepare_environment(recipe.environment, fs=job_fs(recipe), progress=progress, user=job_user(recipe))
     check_environment_packages(recipe, prepared.metadata)
-    context = SpecContext.for_user(job_user(recipe), environment=prepared.url,
-                                   environment_public=prepared.public)
-    return build_spec(recipe, context), prepared
+    spec_context = SpecContext.for_user(job_user(recipe), environment=prepared.url,
+                                        environment_public=prepared.public, **(context or {}))
+    return build_spec(recipe, spec_context), prepared
 
 
 def render_spec(recipe: Recipe) -> skein.ApplicationSpec:
@@ -128,13 +132,15 @@ def kill_quietly(client: skein.Client, app_id: str) -> None:
 
 def submit(recipe: Recipe, client: skein.Client, progress: Progress | None = None,
            checks: Callable[[PreparedEnvironment], object] | None = None,
-           early_checks: Callable[[], object] | None = None) -> Submission:
+           early_checks: Callable[[], object] | None = None,
+           context: Mapping[str, Any] | None = None) -> Submission:
     """Check the request against the cluster, prepare, and submit.
 
     ``early_checks()``, if given, runs before the environment is prepared, so
     a bad request is refused before a large archive is uploaded.
     ``checks(prepared)``, if given, runs once the environment is prepared
     (its metadata at hand) and may refuse the job before it is submitted.
+    ``context`` holds more fields of the spec's context (see :func:`prepare`).
 
     Returns
     -------
@@ -146,7 +152,7 @@ def submit(recipe: Recipe, client: skein.Client, progress: Progress | None = Non
     check_cluster_limits(recipe, client)
     if early_checks is not None:
         early_checks()
-    spec, prepared = prepare(recipe, progress)
+    spec, prepared = prepare(recipe, progress, context)
     try:  # the job file is a temporary file: gone once submitted or refused
         if checks is not None:
             checks(prepared)

@@ -211,16 +211,24 @@ def start(recipe: Recipe, client: skein.Client, timeout: float = DEFAULT_START_T
           progress: Progress | None = None) -> ServerInfo:
     """Start a Jupyter server on YARN and wait until it serves.
 
-    The application keeps running after this returns. If the server does
-    not come up, the application is killed and the error carries the end of
-    its container log.
+    The application keeps running after this returns. The server works in
+    the recipe's workspace on HDFS, copied in before it answers; a workspace
+    another live server uses is refused before anything is submitted. If the
+    server does not come up, the application is killed and the error carries
+    the end of its container log.
 
     Returns
     -------
     ServerInfo
     """
+    from .launch import job_user
+    from .workspaces import check_free, workspace_path
+
     progress = progress or Progress.quiet()
-    submission = submit(recipe, client, progress)
+    user = job_user(recipe)
+    # Before anything is uploaded: a second live server on one workspace is refused here.
+    checked_at = check_free(client, user, workspace_path(recipe.notebook.workspace, user))
+    submission = submit(recipe, client, progress, context={"workspace_checked_at": checked_at})
     try:
         server = wait_for_server(client, submission.app_id, timeout, progress)
     except KeyboardInterrupt:
@@ -274,7 +282,7 @@ def info(client: skein.Client, app_id: str, wait: float = 0) -> ServerInfo:
 
 
 def list_servers(client: skein.Client) -> list[dict]:
-    """The user's running servers: id, name, state, age, resources and idle time."""
+    """The user's running servers: id, name, state, age, resources, idle time and workspace."""
     rows = []
     from .identity import hadoop_user
 
@@ -283,10 +291,14 @@ def list_servers(client: skein.Client) -> list[dict]:
         if NOTEBOOK_TAG not in set(report.tags) or report.user != user:
             continue
         status: dict = {}
+        workspace = None
         if str(report.state) == "RUNNING":
             try:
-                value = client.connect(report.id, wait=False).kv.get(keys.NOTEBOOK_STATUS)
+                app_client = client.connect(report.id, wait=False)
+                value = app_client.kv.get(keys.NOTEBOOK_STATUS)
                 status = json.loads(value) if value else {}
+                value = app_client.kv.get(keys.NOTEBOOK_WORKSPACE)
+                workspace = value.decode() if value else None
             except Exception:  # the master may be starting or stopping
                 status = {}
         usage = report.usage
@@ -295,7 +307,7 @@ def list_servers(client: skein.Client) -> list[dict]:
             "age_seconds": round(time.time() - report.start_time.timestamp()),
             "memory_mb": usage.used_resources.memory, "vcores": usage.used_resources.vcores,
             "idle_seconds": status.get("idle_seconds"), "kernels": status.get("kernels"),
-            "frontend": status.get("frontend"),
+            "frontend": status.get("frontend"), "workspace": workspace,
         })
     return rows
 

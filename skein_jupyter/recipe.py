@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterator
 from .environment import EnvironmentRef
 from .exceptions import UsageError
 from .kinds import FRONTENDS, KINDS
+from .runtime.workspace import DEFAULT_EXCLUDE
 from .recipe_values import (_app_name, _bool, _choice, _did_you_mean, _duration, _duration_or_zero, _env, _environment,
                             _field, _files, _grid, _int, _kernel, _mapping, _memory, _notebook, _optional_text,
-                            _output, _param_sets, _parameters, _text, _text_list)
+                            _interval, _output, _param_sets, _parameters, _text, _text_list, _workspace)
 
 __all__ = ["Recipe", "Resources", "ACLs", "Kerberos", "NotebookOptions", "RunOptions", "SweepOptions",
            "KINDS", "FRONTENDS", "build", "field_paths"]
@@ -66,6 +67,14 @@ class NotebookOptions:
     kernel_idle_timeout: int = _field(1800, _duration, "Cull kernels idle this long (``null``: never).")
     max_lifetime: int = _field(None, _duration, "Stop the server after this long whatever happens.")
     tls: bool = _field(False, _bool, "Serve HTTPS with a certificate made for the application.")
+    workspace: str = _field("default", _workspace,
+                            "The workspace on HDFS the server works in: a name (a directory under "
+                            "``/user/<you>/skein-jupyter/workspaces``) or an ``hdfs://`` URL of a directory.")
+    sync_interval: int = _field(30, _interval,
+                                "How often files written by kernels and terminals are sent to the workspace "
+                                "(saves through Jupyter are sent at once).")
+    sync_exclude: tuple = _field(DEFAULT_EXCLUDE, _text_list,
+                                 "Names (glob patterns) never sent to the workspace: checkpoints and caches.")
 
 
 @dataclasses.dataclass(frozen=True)

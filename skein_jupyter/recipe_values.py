@@ -118,6 +118,19 @@ def _env(value):
     return _named_texts(value, check_env_name)  # values go to the process as written: no shell reads them
 
 
+def _interval(value):
+    seconds = _duration(value)
+    if seconds is None or seconds < 1:
+        raise ValueError(f"{value!r} is not an interval of at least 1s; use e.g. 30s or 5m")
+    return seconds
+
+
+def _workspace(value):
+    from .workspaces import check_workspace_value
+
+    return check_workspace_value(_text(value))
+
+
 def _app_name(value):
     if value is None:
         return None

@@ -12,10 +12,13 @@ from pathlib import Path
 
 from .paths import cache_dir
 
-__all__ = ["runtime_zip", "PACKAGE"]
+__all__ = ["runtime_zip", "deps_zip", "PACKAGE", "SHIPPED"]
 
 PACKAGE = "skein_jupyter_runtime"
 _SOURCE = Path(__file__).resolve().parent / "runtime"
+#: Pure-Python packages the runtime imports that an environment need not have
+#: (see ``runtime/webhdfs.py``), shipped in a second archive kept off ``PYTHONPATH``.
+SHIPPED = ("fsspec",)
 
 
 def _sources() -> list[Path]:
@@ -24,20 +27,38 @@ def _sources() -> list[Path]:
 
 def runtime_zip(directory: str | os.PathLike[str] | None = None) -> Path:
     """Path of the runtime zip for the installed sources, building it if needed."""
-    sources = _sources()
+    return _build(PACKAGE, [(f"{PACKAGE}/{p.relative_to(_SOURCE)}", p) for p in _sources()], directory)
+
+
+def deps_zip(directory: str | os.PathLike[str] | None = None) -> Path:
+    """Path of the zip of the installed :data:`SHIPPED` packages, building it if needed."""
+    import importlib.util
+
+    entries = []
+    for name in SHIPPED:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            raise RuntimeError(f"{name} is not installed; reinstall skein-jupyter (it depends on {name})")
+        root = Path(list(spec.submodule_search_locations)[0])
+        entries += [(f"{name}/{p.relative_to(root)}", p) for p in sorted(root.rglob("*.py"))
+                    if "__pycache__" not in p.parts and "tests" not in p.relative_to(root).parts]
+    return _build("skein_jupyter_deps", entries, directory)
+
+
+def _build(prefix: str, entries: list[tuple[str, Path]], directory: str | os.PathLike[str] | None) -> Path:
     digest = hashlib.sha256()
-    for path in sources:
-        digest.update(str(path.relative_to(_SOURCE)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for name, path in entries:
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     directory = Path(directory) if directory else cache_dir() / "runtime"
-    target = directory / f"{PACKAGE}-{digest.hexdigest()[:16]}.zip"
+    target = directory / f"{prefix}-{digest.hexdigest()[:16]}.zip"
     if target.is_file():
         return target
     directory.mkdir(parents=True, exist_ok=True)
     fd, partial = tempfile.mkstemp(prefix=".runtime-", suffix=".zip", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
-            for path in sources:
-                info = zipfile.ZipInfo(f"{PACKAGE}/{path.relative_to(_SOURCE)}", date_time=(1980, 1, 1, 0, 0, 0))
+            for name, path in entries:
+                info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
                 info.external_attr = 0o644 << 16
                 archive.writestr(info, path.read_bytes())
         os.chmod(partial, 0o644)

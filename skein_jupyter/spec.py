@@ -22,6 +22,7 @@ from .environment import EnvironmentKind
 from .exceptions import UsageError
 from .kinds import APP_TAG, KINDS
 from .runtime.job import JOB_FILE, Job, NotebookJob, RunJob, to_json
+from .runtime.webhdfs import DEPS_FILE
 
 if TYPE_CHECKING:
     import skein
@@ -58,12 +59,23 @@ class SpecContext:
     environment_public : bool
         The archive is world-readable: YARN localizes it once into its public
         cache and shares it between applications and users.
+    deps : str, optional
+        Location of the zip of the packages the runtime ships (a server's
+        workspace client); built from the installed packages when not given.
+    workspace_checked_at : int, optional
+        When the launch saw no live server on the workspace (ms since the epoch).
+    namenodes : list of str, optional
+        The NameNodes' WebHDFS URLs a server's container uses; read from the
+        Hadoop configuration when not given.
     """
 
     user: str
     runtime: str
     environment: str | None = None
     environment_public: bool = False
+    deps: str | None = None
+    workspace_checked_at: int | None = None
+    namenodes: list[str] | None = None
 
     @classmethod
     def for_user(cls, user: str | None = None, **changes: Any) -> SpecContext:
@@ -85,6 +97,8 @@ class SpecContext:
         name (a real upload's are its content's hash).
         """
         runtime = f"hdfs:///user/alice/.skein-jupyter/runtime/{RUNTIME_FILE}"
+        example: dict[str, Any] = {"deps": f"hdfs:///user/alice/.skein-jupyter/runtime/{DEPS_FILE}",
+                                   "workspace_checked_at": 0, "namenodes": ["http://namenode.example.com:9870"]}
         if recipe is not None and recipe.environment is not None \
                 and recipe.environment.kind is EnvironmentKind.NAME:
             import hashlib
@@ -94,8 +108,8 @@ class SpecContext:
             name = recipe.environment.value
             made_up = {"name": name, "archive": f"{name}.tar.gz", "sha256": hashlib.sha256(name.encode()).hexdigest()}
             return cls(user="alice", runtime=runtime, environment=f"{PUBLISHED_DIR}/{remote_name(made_up)}",
-                       environment_public=True)
-        return cls(user="alice", runtime=runtime)
+                       environment_public=True, **example)
+        return cls(user="alice", runtime=runtime, **example)
 
     def environment_url(self, recipe: Recipe) -> str:
         if self.environment:
@@ -112,7 +126,8 @@ class SpecContext:
             else ref.value
 
 
-def job_from_recipe(recipe: Recipe, user: str) -> Job:
+def job_from_recipe(recipe: Recipe, user: str, checked_at_ms: int | None = None,
+                    namenodes: list[str] | None = None) -> Job:
     """The job the container runs: an allow-list of the recipe's fields (a new field ships only if added here).
 
     Parameters
@@ -120,13 +135,21 @@ def job_from_recipe(recipe: Recipe, user: str) -> Job:
     recipe : Recipe
     user : str
         The Hadoop user the application runs as, for ``{user}`` in output locations.
+    checked_at_ms : int, optional
+        When the client saw no live server on the workspace (a server's job);
+        now when not given.
+    namenodes : list of str, optional
+        The NameNodes' WebHDFS URLs; from the Hadoop configuration when not given.
     """
     notebook = run = None
     if recipe.kind == "notebook":
         server = recipe.notebook
+        from .workspaces import workspace_job
+
         notebook = NotebookJob(frontend=server.frontend, idle_timeout=server.idle_timeout,
                                kernel_idle_timeout=server.kernel_idle_timeout,
-                               max_lifetime=server.max_lifetime, tls=server.tls)
+                               max_lifetime=server.max_lifetime, tls=server.tls,
+                               workspace=workspace_job(server, user, checked_at_ms, namenodes))
     else:
         options = recipe.run
         name = options.notebook
@@ -203,13 +226,20 @@ def build_spec(recipe: Recipe, context: SpecContext, job_path: str | None = None
     import skein
 
     env_url = context.environment_url(recipe)
-    job = job_from_recipe(recipe, context.user)
+    job = job_from_recipe(recipe, context.user, context.workspace_checked_at, context.namenodes)
     # Uploaded archives never change (content-addressed, or timestamped by
     # YARN), so YARN may keep them unpacked in its per-user (or public) cache
     # and later launches skip localization; a local file is staged per app.
     visibility = "public" if context.environment_public else "private" if "://" in env_url else "application"
     files = {ENV_DIR: skein.File(env_url, type="archive", visibility=visibility),
              RUNTIME_FILE: skein.File(context.runtime, type="file")}
+    tags = {*recipe.tags, APP_TAG, KINDS[recipe.kind].tag}
+    if job.notebook is not None and job.notebook.workspace is not None:
+        from .runtime_zip import deps_zip
+        from .workspaces import tag
+
+        files[DEPS_FILE] = skein.File(context.deps or str(deps_zip()), type="file")
+        tags.add(tag(job.notebook.workspace.path))
     for name, source in recipe.files.items():
         files[name] = skein.File(source)
     instances = 1
@@ -236,7 +266,7 @@ def build_spec(recipe: Recipe, context: SpecContext, job_path: str | None = None
         queue=recipe.queue,
         user=recipe.proxy_user or "",
         node_label=recipe.node_label,
-        tags=sorted({*recipe.tags, APP_TAG, KINDS[recipe.kind].tag}),
+        tags=sorted(tags),
         acls=skein.ACLs(enable=acls.enabled, view_users=list(acls.view_users),
                         view_groups=list(acls.view_groups), modify_users=list(acls.modify_users),
                         modify_groups=list(acls.modify_groups)),

@@ -25,8 +25,10 @@ pytestmark = pytest.mark.yarn
 
 
 def _recipe(env_url, **flags):
+    """A server's recipe, on a workspace of its own (one live server per workspace)."""
     recipe, _ = load_recipe(kind="notebook", environ={}, flags={
-        "environment": env_url, "resources.memory": "1 GiB", **flags})
+        "environment": env_url, "resources.memory": "1 GiB", "notebook.workspace": f"t-{uuid.uuid4().hex[:10]}",
+        **flags})
     return recipe
 
 
@@ -178,7 +180,7 @@ def test_local_port_in_use_is_refused(lab):
 def test_notebook7_answers_then_stop_ends_succeeded(uploaded_venv, skein_client):
     runner = CliRunner()
     result = runner.invoke(cli, ["notebook", "start", "--env", uploaded_venv.url, "--notebook7",
-                                 "--memory", "1GiB", "--json", "--quiet"])
+                                 "--memory", "1GiB", "--workspace", f"t-{uuid.uuid4().hex[:10]}", "--json", "--quiet"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     from skein_jupyter.notebook import ServerInfo

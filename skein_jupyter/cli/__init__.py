@@ -13,7 +13,7 @@ import subprocess
 import click
 
 from ..exceptions import EXIT_CODES, InfrastructureError, SkeinJupyterError
-from . import env, notebook, recipes, run, sandbox
+from . import env, notebook, recipes, run, sandbox, workspace
 
 __all__ = ["cli", "main", "infrastructure_error", "EXIT_CODES"]
 
@@ -93,7 +93,8 @@ def cli():
 
 
 for _command in (recipes.spec_command, recipes.config, notebook.notebook, run.run_command, run.status_command,
-                 run.logs_command, run.kill_command, run.fetch_command, env.env, sandbox.sandbox):
+                 run.logs_command, run.kill_command, run.fetch_command, env.env, workspace.workspace,
+                 sandbox.sandbox):
     cli.add_command(_command)
 
 

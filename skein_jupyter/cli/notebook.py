@@ -50,29 +50,37 @@ def notebook():
 @click.option("--idle-timeout", help="Stop after this long without activity, e.g. 2h.")
 @click.option("--max-lifetime", help="Stop after this long whatever happens, e.g. 12h.")
 @click.option("--tls", is_flag=True, default=None, help="Serve HTTPS with a certificate made for this server.")
+@click.option("--workspace", metavar="NAME|URL",
+              help="Workspace on HDFS to work in: a name (default: default) or an hdfs:// URL of a directory.")
+@click.option("--sync-interval", help="Send files written by kernels and terminals this often, e.g. 30s.")
 @click.option("--timeout", default=300, show_default=True, help="Seconds to wait for the server to come up.")
 @click.option("--dry-run", is_flag=True, help="Print the Skein spec instead of submitting.")
 @tunnel_options
 @json_option
 @quiet_option
-def notebook_start(recipe, idle_timeout, max_lifetime, tls, timeout, dry_run, local_port, ssh_user, edge_host,
-                   as_json, quiet, **options):
+def notebook_start(recipe, idle_timeout, max_lifetime, tls, workspace, sync_interval, timeout, dry_run, local_port,
+                   ssh_user, edge_host, as_json, quiet, **options):
     """Start a Jupyter server in a YARN container and print how to reach it.
 
     The server keeps running after the command exits; it stops when idle
-    (1h by default), at its maximum lifetime, or with `notebook stop`.
+    (1h by default), at its maximum lifetime, or with `notebook stop`. It
+    works in a workspace on HDFS (`default` unless --workspace says), copied
+    in before it answers; saves reach HDFS at once, so nothing saved is lost
+    when it stops or is killed, and the next server on the workspace has it.
 
     \b
     Example:
       skein-jupyter notebook start recipes/notebook-server.yaml --memory 8GiB
       skein-jupyter notebook start --env analytics.tar.gz --notebook7 --idle-timeout 30m
+      skein-jupyter notebook start --env analytics --workspace churn-study
     """
     from ..config import load_recipe
 
     frontend = _frontend(options)
     flags = set_fields(recipe_flags(**options), [
         ("notebook.frontend", frontend), ("notebook.idle_timeout", idle_timeout),
-        ("notebook.max_lifetime", max_lifetime), ("notebook.tls", tls)])
+        ("notebook.max_lifetime", max_lifetime), ("notebook.tls", tls), ("notebook.workspace", workspace),
+        ("notebook.sync_interval", sync_interval)])
     model, _ = load_recipe(recipe, kind="notebook", flags=flags)
     if dry_run:
         print_spec(model)

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from ..packing import PackResult
     from ..sandbox import DaemonStatus
 
-__all__ = ["echo_json", "echo_rows", "show_server", "server_line", "SERVER_HEADER", "show_outcome",
+__all__ = ["echo_json", "echo_rows", "show_server", "server_line", "SERVER_HEADER", "workspace_line",
+           "WORKSPACE_HEADER", "show_outcome",
            "show_settings", "show_packed", "env_line", "ENV_HEADER", "show_sandbox_status"]
 
 
@@ -66,10 +67,21 @@ def server_line(r: Mapping[str, Any]) -> str:
 
     idle = format_duration(r["idle_seconds"]) if r["idle_seconds"] is not None else "-"
     return (f"{r['app_id']:32} {r['name'][:24]:24} {r['state']:9} {format_duration(r['age_seconds']):>8} "
-            f"{r['memory_mb']:>6}Mi {r['vcores']:>6} {idle:>8}")
+            f"{r['memory_mb']:>6}Mi {r['vcores']:>6} {idle:>8} {r.get('workspace') or '-'}")
 
 
-SERVER_HEADER = f"{'APPLICATION':32} {'NAME':24} {'STATE':9} {'AGE':>8} {'MEMORY':>8} {'VCORES':>6} {'IDLE':>8}"
+SERVER_HEADER = (f"{'APPLICATION':32} {'NAME':24} {'STATE':9} {'AGE':>8} {'MEMORY':>8} {'VCORES':>6} {'IDLE':>8} "
+                 "WORKSPACE")
+
+
+def workspace_line(r: Mapping[str, Any]) -> str:
+    import datetime
+
+    used = datetime.datetime.fromtimestamp(r["last_used"]).strftime("%Y-%m-%d %H:%M") if r["last_used"] else "-"
+    return f"{r['name'][:24]:24} {r['bytes'] / 2**20:>8.1f}Mi {used:16} {r['server'] or '-':32} {r['path']}"
+
+
+WORKSPACE_HEADER = f"{'NAME':24} {'SIZE':>10} {'LAST USED':16} {'SERVER':32} PATH"
 
 
 def show_outcome(outcome: RunOutcome, as_json: bool, info: Mapping[str, Any] | None = None) -> None:

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional
 
 from .kinds import FRONTENDS, KINDS
 
-__all__ = ["OUTPUT_PLACEHOLDERS", "check_output_template", "expand_output", "Job", "NotebookJob", "RunJob",
+__all__ = ["OUTPUT_PLACEHOLDERS", "check_output_template", "expand_output", "Job", "NotebookJob", "WorkspaceJob", "RunJob",
            "JobError", "JOB_FILE", "KINDS", "SHARES", "to_json", "from_json", "read_job", "check_parameter_name",
            "check_env_name", "RESERVED_ENV", "RESERVED_ENV_PREFIXES"]
 
@@ -41,14 +41,32 @@ class JobError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
+class WorkspaceJob:
+    """The server's workspace: a directory on HDFS mirrored into the server's root directory.
+
+    ``namenodes`` are the NameNodes' WebHDFS base URLs (``http://host:port``),
+    tried in order; ``checked_at`` (milliseconds since the epoch) is when the
+    client saw no live server on the workspace: a lock older than that is
+    left by a server that has ended.
+    """
+
+    path: str
+    namenodes: List[str]
+    checked_at: int
+    sync_interval: int = 30
+    exclude: List[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
 class NotebookJob:
-    """A Jupyter server: which frontend, and when it stops by itself (seconds; None: never)."""
+    """A Jupyter server: which frontend, its workspace, and when it stops by itself (seconds; None: never)."""
 
     frontend: str = "lab"
     idle_timeout: Optional[int] = None
     kernel_idle_timeout: Optional[int] = None
     max_lifetime: Optional[int] = None
     tls: bool = False
+    workspace: Optional[WorkspaceJob] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +116,15 @@ class Job:
             raise JobError(f"{section}: missing for a {self.kind} job")
         if self.notebook is not None and self.notebook.frontend not in FRONTENDS:
             raise JobError(f"notebook.frontend: {self.notebook.frontend!r} is not one of {', '.join(FRONTENDS)}")
+        workspace = self.notebook.workspace if self.notebook is not None else None
+        if workspace is not None:
+            if not workspace.path.startswith("/") or "/../" in workspace.path + "/":
+                raise JobError("notebook.workspace.path: not an absolute HDFS path")
+            if not workspace.namenodes or not all(re.fullmatch(r"https?://[^/?#\s]+", url)
+                                                  for url in workspace.namenodes):
+                raise JobError("notebook.workspace.namenodes: not a list of http(s)://host:port URLs")
+            if workspace.sync_interval < 1:
+                raise JobError("notebook.workspace.sync_interval: below 1 second")
         if self.run is not None:
             if not self.run.sets:
                 raise JobError("run.sets: no parameter sets")

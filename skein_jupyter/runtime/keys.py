@@ -11,6 +11,8 @@ Notebook servers:
     "frontend"}``, refreshed every few seconds while the server runs.
 ``skein-jupyter.notebook.frontend``
     The frontend the server runs (``lab``, ``notebook`` or ``server``), set at start.
+``skein-jupyter.notebook.workspace``
+    The HDFS path of the server's workspace, set at start before it is restored.
 ``skein-jupyter.notebook.stop``
     Set by ``notebook stop``: the server shuts down cleanly and the
     application ends SUCCEEDED.
@@ -63,6 +65,7 @@ NOTEBOOK_INFO = "jupyter.notebook.info"
 NOTEBOOK_STATUS = "skein-jupyter.notebook.status"
 NOTEBOOK_STOP = "skein-jupyter.notebook.stop"
 NOTEBOOK_FRONTEND = "skein-jupyter.notebook.frontend"
+NOTEBOOK_WORKSPACE = "skein-jupyter.notebook.workspace"
 ERROR = "skein-jupyter.error"
 
 RUN_PREFIX = "skein-jupyter.run."

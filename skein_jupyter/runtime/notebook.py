@@ -128,6 +128,12 @@ def main(job) -> int:
     os.environ.update({name: str(path) for name, path in dirs.items()})
     if not os.access(os.environ.get("HOME") or "/", os.W_OK):
         os.environ["HOME"] = str(home)
+    host = os.environ.get("NM_HOST") or socket.getfqdn()
+    mirror = None
+    if options.workspace is not None:
+        mirror = _open_workspace(app_client, job, work, host)
+        if mirror is None:
+            return 1
     token = secrets.token_hex(32)
     protocol = "https" if options.tls else "http"
 
@@ -157,16 +163,73 @@ def main(job) -> int:
     if app.identity_provider.token != token:
         return fail(app_client, "a Jupyter config file in the environment sets a token; remove it "
                                 "(skein-jupyter makes one per server)")
-    host = os.environ.get("NM_HOST") or socket.getfqdn()
+    if mirror is not None:
+        _sync_on_save(app, mirror)
+        mirror.start()
     info = {"protocol": protocol, "host": host, "port": app.port, "base_url": app.base_url, "token": token}
-    watcher = Watcher(app, app_client, info, options, time.time())
+    started = time.time()
+    watcher = Watcher(app, app_client, info, options, started)
     watcher.start()
     threading.Thread(target=_wait_for_stop, args=(app_client, watcher), name="skein-jupyter-stop",
                      daemon=True).start()
     log(f"starting the {frontend} frontend (jupyter_server in {sys.prefix})")
-    app.start()
-    log("server stopped")
+    try:
+        app.start()
+    finally:
+        log("server stopped")
+        if mirror is not None:
+            _close_workspace(mirror, options.workspace.path, started)
     return 0
+
+
+def _open_workspace(app_client, job, work, host):
+    """Lock the job's workspace and copy it into ``work``; None (the failure said) if it cannot be."""
+    import skein
+
+    from .webhdfs import WebHDFSError, connect
+    from .workspace import DEFAULT_EXCLUDE, Mirror, WorkspaceBusy
+
+    workspace = job.notebook.workspace
+    began = time.monotonic()
+    try:
+        app_client.kv[keys.NOTEBOOK_WORKSPACE] = workspace.path.encode()
+        fs = connect(workspace.namenodes, job.user)
+        exclude = workspace.exclude if workspace.exclude else list(DEFAULT_EXCLUDE)
+        mirror = Mirror(fs, workspace.path, work, exclude, workspace.sync_interval)
+        mirror.prepare()
+        mirror.acquire(skein.properties.application_id, workspace.checked_at, host)
+        files, size = mirror.restore()
+    except (WorkspaceBusy, WebHDFSError) as exc:
+        fail(app_client, str(exc))
+        return None
+    except Exception as exc:
+        fail(app_client, f"the workspace {workspace.path} could not be restored: {exc}")
+        return None
+    log(f"workspace {workspace.path}: restored {files} files ({size / 1e6:.1f} MB) in "
+        f"{time.monotonic() - began:.1f}s; syncing saves at once, other changes every {workspace.sync_interval}s")
+    return mirror
+
+
+def _sync_on_save(app, mirror):
+    """Every save, rename and delete through Jupyter's contents API goes to HDFS at once."""
+    from jupyter_server.services.contents.manager import ContentsManager
+
+    async def nudge(logger, schema_id, data):
+        mirror.nudge()
+
+    app.event_logger.add_listener(schema_id=ContentsManager.event_schema_id, listener=nudge)
+
+
+def _close_workspace(mirror, path, started):
+    """The last sync and the lock's release, at every stop that lets the process finish."""
+    import skein
+
+    try:
+        changes = mirror.stop()
+        mirror.release(skein.properties.application_id, started)
+        log(f"workspace {path}: final sync done ({changes} changes)")
+    except Exception as exc:
+        log(f"workspace {path}: final sync failed: {exc}; changes since {mirror.last_sync} may be lost")
 
 
 def _importable(module):
