@@ -14,6 +14,7 @@ from .harness import table, to_json
 GROUPS = {
     "floor": scenarios.floor,
     "notebook": scenarios.notebook_ready,
+    "workspace": scenarios.workspace,
     "batch": scenarios.batch_overhead,
     "sweep": scenarios.sweep_speedup,
     "packing": scenarios.packing,

@@ -104,10 +104,13 @@ def floor(context, runs):
             [("new driver / global driver", fresh.name, warm.name)])
 
 
-def _notebook_to_200(url):
+def _notebook_to_200(url, workspace=None, keep=False):
+    import uuid
+
     start = time.monotonic()
     proc = subprocess.run(["skein-jupyter", "notebook", "start", "--env", url, "--server", "--memory", "1GiB",
-                           "--json", "--quiet"], capture_output=True, text=True, timeout=900)
+                           "--workspace", workspace or f"bench-{uuid.uuid4().hex[:10]}", "--json", "--quiet"],
+                          capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
     request = urllib.request.Request(f"http://{info['host']}:{info['port']}{info['base_url']}api/status",
@@ -120,8 +123,92 @@ def _notebook_to_200(url):
         except OSError:
             time.sleep(0.05)
     elapsed = time.monotonic() - start
+    if keep:
+        return elapsed, info
     subprocess.run(["skein-jupyter", "notebook", "stop", info["app_id"]], capture_output=True, timeout=300)
     return elapsed
+
+
+def _webhdfs():
+    from fsspec.implementations.webhdfs import WebHDFS
+
+    from skein_jupyter.identity import hadoop_user
+    from skein_jupyter.workspaces import namenode_urls
+
+    host, _, port = namenode_urls()[0].partition("://")[2].rpartition(":")
+    return WebHDFS(host, port=int(port), user=hadoop_user(), skip_instance_cache=True)
+
+
+def _seed_workspace(name, files=200, total=50 * 2**20):
+    """A workspace of ``files`` files, ``total`` bytes in all, in 10 directories (made once)."""
+    from skein_jupyter.identity import hadoop_user
+    from skein_jupyter.workspaces import workspace_path
+
+    fs = _webhdfs()
+    path = workspace_path(name, hadoop_user())
+    if fs.exists(f"{path}/d9/f{files - 1:03}.bin"):
+        return
+    for i in range(files):
+        with fs.open(f"{path}/d{i % 10}/f{i:03}.bin", "wb") as handle:
+            handle.write(os.urandom(total // files))
+
+
+def _save_latencies(runs):
+    """Seconds from a save through the contents API until HDFS has the new content, ``runs`` times."""
+    import uuid
+
+    from skein_jupyter.identity import hadoop_user
+    from skein_jupyter.workspaces import workspace_path
+
+    name = f"bench-save-{uuid.uuid4().hex[:8]}"
+    _, info = _notebook_to_200(_CONTEXT_URL[0], name, keep=True)
+    fs, path = _webhdfs(), workspace_path(name, hadoop_user())
+    latencies = []
+    try:
+        for i in range(runs):
+            text = uuid.uuid4().hex
+            body = json.dumps({"type": "file", "format": "text", "content": text}).encode()
+            request = urllib.request.Request(
+                f"http://{info['host']}:{info['port']}{info['base_url']}api/contents/save-{i}.txt", data=body,
+                method="PUT", headers={"Authorization": f"token {info['token']}", "Content-Type": "application/json"})
+            start = time.monotonic()
+            urllib.request.urlopen(request, timeout=60).read()
+            deadline = start + 60
+            while True:
+                try:
+                    if fs.cat_file(f"{path}/save-{i}.txt").decode() == text:
+                        break
+                except FileNotFoundError:
+                    pass
+                assert time.monotonic() < deadline, "a save did not reach HDFS within 60 s"
+                time.sleep(0.02)
+            latencies.append(time.monotonic() - start)
+    finally:
+        subprocess.run(["skein-jupyter", "notebook", "stop", info["app_id"]], capture_output=True, timeout=300)
+    return latencies
+
+
+_CONTEXT_URL: list = []
+
+
+def workspace(context, runs):
+    """Time to ready with a 200-file / 50 MB workspace, against an empty one and the floor; save latency."""
+    from .harness import Figure
+
+    _bare_app(context.url)
+    _CONTEXT_URL[:] = [context.url]
+    _seed_workspace("bench-200-files")
+    floor_fig = measure("floor: submit to the service's Python running", lambda: _python_ran(context.url), runs)
+    empty = measure("notebook start, new empty workspace", lambda: _notebook_to_200(context.url), runs)
+    full = measure("notebook start, 200 files / 50 MB workspace",
+                   lambda: _notebook_to_200(context.url, "bench-200-files"), runs)
+    saves = Figure("save -> on HDFS (20 saves, one server)", "s", _save_latencies(20))
+    print(f"  save -> on HDFS: median {saves.median:.2f} s, max {max(saves.samples):.2f} s", file=sys.stderr)
+    return ("Workspaces: time to ready and save latency",
+            [floor_fig, empty, full, saves],
+            [("200-file workspace / floor", full.name, floor_fig.name),
+             ("200-file workspace / empty workspace", full.name, empty.name),
+             ("empty workspace / floor", empty.name, floor_fig.name)])
 
 
 def notebook_ready(context, runs):

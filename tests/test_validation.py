@@ -280,6 +280,13 @@ CLI_CASES = [
      "Error: run.notebook (from command line): 'hdfs://nn:8020/n/a:b.ipynb' has ':' which HDFS refuses"),
     (["notebook", "start", "--env", "hdfs:///e.tar.gz", "--lab", "--server"],
      "Error: --lab and --server conflict (a server has one frontend); give one of them"),
+    (["notebook", "start", "--env", "hdfs:///e.tar.gz", "--workspace", "../team"],
+     "Error: notebook.workspace (from command line): '../team' is not a workspace name (letters, digits, '.', "
+     "'_', '-'; up to 100) or an hdfs:// URL"),
+    (["notebook", "start", "--env", "hdfs:///e.tar.gz", "--workspace", "hdfs:///user/x/../y"],
+     "Error: notebook.workspace (from command line): 'hdfs:///user/x/../y' is not an hdfs:// URL of a directory"),
+    (["notebook", "start", "--env", "hdfs:///e.tar.gz", "--sync-interval", "0"],
+     "Error: notebook.sync_interval (from command line): '0' is not a positive duration; use e.g. 90s"),
     (["env", "upload", "e.tar.gz", "--to", "http://example.com/envs"],
      "Error: --to: 'http://example.com/envs' is not on a Hadoop filesystem (http:// is not one); use hdfs://"),
     (["env", "list", "https://example.com/envs"], "Error: DIR: 'https://example.com/envs' is not on a Hadoop"),
