@@ -31,7 +31,11 @@ NOTEBOOK_TAG = KINDS["notebook"].tag
 
 @dataclasses.dataclass(frozen=True)
 class ServerInfo:
-    """How to reach a server: what ``jupyter.notebook.info`` holds, plus the application and frontend."""
+    """How to reach a server: what ``jupyter.notebook.info`` holds, plus the application and frontend.
+
+    ``tls_fingerprint`` is the SHA-256 of the server's certificate (``AB:CD:...``)
+    when it serves HTTPS; None for HTTP and for servers started by older versions.
+    """
 
     app_id: str
     protocol: str
@@ -40,6 +44,7 @@ class ServerInfo:
     base_url: str
     token: str
     frontend: str = "lab"
+    tls_fingerprint: str | None = None
 
     def url(self, host: str | None = None, port: int | None = None) -> str:
         path = FRONTENDS[self.frontend].url_path if self.frontend in FRONTENDS else ""
@@ -174,7 +179,10 @@ class _Watcher:
             self.app_client = self.app_client or self.client.connect(self.app_id, wait=False)
             value = self.app_client.kv.get(keys.NOTEBOOK_INFO)
             if value:
-                look.server = ServerInfo(app_id=self.app_id, frontend=_frontend(self.app_client), **json.loads(value))
+                published = json.loads(value)  # fields a newer runtime adds are left out, not fatal
+                known = {f.name for f in dataclasses.fields(ServerInfo)} - {"app_id", "frontend"}
+                look.server = ServerInfo(app_id=self.app_id, frontend=_frontend(self.app_client),
+                                         **{k: v for k, v in published.items() if k in known})
             else:
                 error = self.app_client.kv.get(keys.ERROR)
                 look.error = error.decode() if error else None

@@ -60,14 +60,25 @@ def pytest_runtest_makereport(item, call):
     setattr(item, f"report_{report.when}", report)
 
 
+#: GPUs (countable ``yarn.io/gpu``) the session sandbox declares, so GPU requests are tested.
+SESSION_GPUS = 2
+
+
 @pytest.fixture(scope="session")
 def sandbox():
-    """The sandbox cluster, up, with this process's environment pointing at it."""
-    box = Sandbox()
-    result = box.up(progress=Progress(enabled=True))
+    """The sandbox cluster, up with :data:`SESSION_GPUS` GPUs, with this process's environment pointing at it.
+
+    A sandbox already running with another number of GPUs (e.g. started by
+    the README's command) is restarted with these, and left running at the end.
+    """
+    from skein_jupyter.sandbox import SandboxConfig
+
+    box = Sandbox(SandboxConfig.load(gpus=SESSION_GPUS))
+    was_running = box.running
+    box.up(progress=Progress(enabled=True), restart=True)
     os.environ.update(box.env())
     yield box
-    if not result.already_running:
+    if not was_running:
         box.down()
 
 

@@ -28,9 +28,11 @@ def test_vcores_above_the_cluster_maximum(sandbox, skein_client):
         check_cluster_limits(_recipe(**{"resources.vcores": 64}), skein_client)
 
 
-def test_gpus_on_a_cluster_without_gpus_are_refused(sandbox, skein_client):
-    with pytest.raises(UsageError, match=r"resources.gpus: 1 asked for, but this cluster has no GPUs"):
-        check_cluster_limits(_recipe(**{"resources.gpus": 1}), skein_client)
+def test_gpus_above_the_cluster_maximum(sandbox, skein_client):
+    # A cluster without GPUs: tests/test_gpus.py (the session sandbox declares some).
+    gpus = sandbox.config.gpus
+    with pytest.raises(UsageError, match=rf"resources.gpus: {gpus + 1} is above the cluster maximum of {gpus} "):
+        check_cluster_limits(_recipe(**{"resources.gpus": gpus + 1}), skein_client)
 
 
 def test_the_limit_is_the_schedulers_maximum_allocation(sandbox):
@@ -38,7 +40,8 @@ def test_the_limit_is_the_schedulers_maximum_allocation(sandbox):
 
     assert rm_web_url() == sandbox.config.web_url("resourcemanager.http").rstrip("/")
     allocation = maximum_allocation("default")
-    assert (allocation.memory_mb, allocation.vcores, allocation.gpus) == (sandbox.config.nodemanager_memory_mb, 8, None)
+    assert (allocation.memory_mb, allocation.vcores, allocation.gpus) == (sandbox.config.nodemanager_memory_mb, 8,
+                                                                      sandbox.config.gpus or None)
 
 
 def test_unknown_queue(sandbox, skein_client):

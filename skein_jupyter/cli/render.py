@@ -57,6 +57,8 @@ def show_server(server: ServerInfo, way: Tunnel, as_json: bool) -> None:
         return
     click.echo(f"Jupyter ({server.frontend}) running in {server.app_id} on {server.host}:{server.port}")
     click.echo(f"  URL on the cluster network: {server.url()}")
+    if server.tls_fingerprint:
+        click.echo(f"  TLS certificate SHA-256:    {server.tls_fingerprint}")
     click.echo(f"  From your laptop, open a tunnel:  {way.command}")
     click.echo(f"  then browse to:                   {way.url}")
     click.echo(f"  Stop it with: skein-jupyter notebook stop {server.app_id}")

@@ -9,12 +9,12 @@ from .render import echo_json, show_sandbox_status
 __all__ = ["sandbox"]
 
 
-def _sandbox(directory, ports=()):
+def _sandbox(directory, ports=(), gpus=None):
     from ..sandbox import Sandbox, SandboxConfig
     from ..sandbox.config import parse_ports
 
     overrides = parse_ports(",".join(ports)) if ports else None
-    return Sandbox(SandboxConfig.load(directory, ports=overrides))
+    return Sandbox(SandboxConfig.load(directory, ports=overrides, gpus=gpus))
 
 
 dir_option = click.option(
@@ -37,9 +37,14 @@ def sandbox():
 @dir_option
 @click.option("--port", "ports", multiple=True, metavar="NAME=PORT",
               help="Use another port for a listener, e.g. --port resourcemanager.http=18088 (repeatable).")
+@click.option("--gpus", type=click.IntRange(min=0), default=None,
+              help="Declare N countable yarn.io/gpu on the node (no GPU hardware needed); "
+                   "remembered for later `up` [default: as last time, else 0].")
+@click.option("--restart", is_flag=True,
+              help="If the sandbox runs with another --gpus, stop it (killing its applications) and start it again.")
 @click.option("--timeout", default=300, show_default=True, help="Seconds to wait for the cluster.")
 @quiet_option
-def sandbox_up(directory, ports, timeout, quiet):
+def sandbox_up(directory, ports, gpus, restart, timeout, quiet):
     """Fetch Hadoop (once), start HDFS and YARN, and wait until they serve.
 
     Running it on a sandbox that is up only says so.
@@ -47,9 +52,10 @@ def sandbox_up(directory, ports, timeout, quiet):
     \b
     Example:
       skein-jupyter sandbox up --port resourcemanager.http=18088
+      skein-jupyter sandbox up --gpus 2     # then: skein-jupyter run NB.ipynb --gpus 1 ...
     """
-    box = _sandbox(directory, ports)
-    result = box.up(progress=progress(quiet), timeout=timeout)
+    box = _sandbox(directory, ports, gpus)
+    result = box.up(progress=progress(quiet), timeout=timeout, restart=restart)
     if result.already_running:
         click.echo(f"Sandbox already running in {box.config.root}")
         return
@@ -58,7 +64,8 @@ def sandbox_up(directory, ports, timeout, quiet):
                f"{'; fetched jars' if result.fetched_jars else ''}"
                f"{'; formatted HDFS' if result.formatted else ''})")
     click.echo(f"  HDFS  {box.config.hdfs_url}   web {box.config.web_url('namenode.http')}")
-    click.echo(f"  YARN  {box.config.web_url('resourcemanager.http')}")
+    gpus = f"   {box.config.gpus} GPU(s) (yarn.io/gpu)" if box.config.gpus else ""
+    click.echo(f"  YARN  {box.config.web_url('resourcemanager.http')}{gpus}")
     click.echo('  Use it from a shell with: eval "$(skein-jupyter sandbox env)"')
 
 

@@ -6,6 +6,10 @@ Notebook servers:
     JSON ``{"protocol", "host", "port", "base_url", "token"}``, published once
     the server answers requests; the key and format of skein's own Jupyter
     recipe, so ``skein kv get APP_ID --key jupyter.notebook.info --wait`` works.
+    With TLS it also has ``"tls_fingerprint"``: the SHA-256 of the server's
+    certificate, ``AB:CD:...`` as ``openssl x509 -fingerprint -sha256`` prints it.
+``skein-jupyter.notebook.certificate``
+    The server's TLS certificate (PEM), set at start when it serves HTTPS.
 ``skein-jupyter.notebook.status``
     JSON ``{"started", "last_activity", "connections", "kernels", "idle_seconds",
     "frontend"}``, refreshed every few seconds while the server runs.
@@ -66,6 +70,7 @@ NOTEBOOK_STATUS = "skein-jupyter.notebook.status"
 NOTEBOOK_STOP = "skein-jupyter.notebook.stop"
 NOTEBOOK_FRONTEND = "skein-jupyter.notebook.frontend"
 NOTEBOOK_WORKSPACE = "skein-jupyter.notebook.workspace"
+NOTEBOOK_CERTIFICATE = "skein-jupyter.notebook.certificate"
 ERROR = "skein-jupyter.error"
 
 RUN_PREFIX = "skein-jupyter.run."

@@ -6,6 +6,7 @@ configured token shows as ``token=...`` in jupyter_server's logs), and the
 files jupyter_server writes with it are private to the user (umask 077).
 """
 import datetime
+import hashlib
 import json
 import os
 import secrets
@@ -88,15 +89,29 @@ def _wait_for_stop(app_client, watcher):
     watcher.stop("stop requested")
 
 
+def certificate_fingerprint(der: bytes) -> str:
+    """SHA-256 of a DER certificate as ``AB:CD:...``, the form ``openssl x509 -fingerprint -sha256`` prints."""
+    return ":".join(f"{byte:02X}" for byte in hashlib.sha256(der).digest())
+
+
 def _tls_files(directory):
-    """A certificate and key made for this application (skein's own helper, from the environment)."""
+    """A certificate and key made for this application (skein's own helper, from the environment).
+
+    Returns the certificate and key paths, the certificate's PEM and its
+    SHA-256 fingerprint, which the client publishes so that users can pin it.
+    The key file is private (0600) whatever the umask.
+    """
     import skein
 
     security = skein.Security.new_credentials()
     cert, key = directory / "server.crt", directory / "server.key"
     cert.write_bytes(security.cert_bytes)
-    key.write_bytes(security.key_bytes)
-    return str(cert), str(key)
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(security.key_bytes)
+    pem = security.cert_bytes.decode()
+    return str(cert), str(key), pem, certificate_fingerprint(ssl.PEM_cert_to_DER_cert(pem))
 
 
 def main(job) -> int:
@@ -153,8 +168,13 @@ def main(job) -> int:
         config.MappingKernelManager.cull_idle_timeout = options.kernel_idle_timeout
         config.MappingKernelManager.cull_interval = max(1, min(60, options.kernel_idle_timeout // 2))
         config.MappingKernelManager.cull_connected = False
+    tls = {}
     if protocol == "https":
-        config.ServerApp.certfile, config.ServerApp.keyfile = _tls_files(runtime_dir)
+        config.ServerApp.certfile, config.ServerApp.keyfile, pem, tls["tls_fingerprint"] = _tls_files(runtime_dir)
+        try:
+            app_client.kv[keys.NOTEBOOK_CERTIFICATE] = pem.encode()
+        except Exception as exc:
+            log(f"certificate not published: {exc}")
     app = ServerApp.instance(config=config)
     try:
         app.initialize(argv=[])
@@ -166,7 +186,7 @@ def main(job) -> int:
     if mirror is not None:
         _sync_on_save(app, mirror)
         mirror.start()
-    info = {"protocol": protocol, "host": host, "port": app.port, "base_url": app.base_url, "token": token}
+    info = {"protocol": protocol, "host": host, "port": app.port, "base_url": app.base_url, "token": token, **tls}
     started = time.time()
     watcher = Watcher(app, app_client, info, options, started)
     watcher.start()

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import SandboxError
+from ..exceptions import SandboxError, UsageError
 from ..progress import Progress
 from . import hadoop_config, jars
 from .config import SandboxConfig
@@ -166,17 +166,45 @@ class Sandbox:
 
     # ----- up
 
-    def up(self, progress: Progress | None = None, timeout: float = READY_TIMEOUT) -> UpResult:
+    def running_gpus(self) -> int | None:
+        """The GPUs the running sandbox was started with; None when no daemon runs."""
+        if not any(status.running for status in self.status()):
+            return None
+        return int(SandboxConfig.saved(self.config.root).get("gpus", 0))
+
+    def up(self, progress: Progress | None = None, timeout: float = READY_TIMEOUT,
+           restart: bool = False) -> UpResult:
         """Start whatever of the four daemons is not running and wait until the cluster is usable.
 
         Safe to call on a running sandbox (nothing is started). On failure,
         the daemons this call started are stopped again.
 
+        Parameters
+        ----------
+        restart : bool
+            When the running sandbox declares another number of GPUs than
+            ``config.gpus``, stop it and start it again with the new number
+            (its applications are killed); without it, such a change is refused.
+
         Returns
         -------
         UpResult
+
+        Raises
+        ------
+        UsageError
+            When the sandbox runs with another number of GPUs and ``restart`` is false.
         """
         progress = progress or Progress.quiet()
+        running_gpus = self.running_gpus()
+        if running_gpus is not None and running_gpus != self.config.gpus:
+            if not restart:
+                raise UsageError(
+                    f"the sandbox in {self.config.root} is running with {running_gpus} GPU(s), not "
+                    f"{self.config.gpus}; add --restart to restart it with {self.config.gpus} "
+                    "(its applications are killed), or drop --gpus to keep it as it is")
+            progress.step(f"restarting the sandbox: {running_gpus} -> {self.config.gpus} GPU(s)")
+            self.down(progress)
         start = time.monotonic()
         with self._lock():
             missing = [d for d in DAEMONS if not (self._process(d) and self._process(d).alive)]

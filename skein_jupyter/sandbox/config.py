@@ -88,6 +88,10 @@ class SandboxConfig:
         Port of each listener, keyed by the names in :data:`DEFAULT_PORTS`.
     nodemanager_memory_mb, nodemanager_vcores : int
         Resources the one NodeManager offers to containers.
+    gpus : int
+        How many ``yarn.io/gpu`` the NodeManager declares (a countable resource:
+        no GPU hardware and no nvidia-smi needed). 0 means the cluster has no
+        GPU resource type at all.
     min_free_disk_mb : int
         ``up`` refuses to start with less free disk than this, rather than let
         the NodeManager turn UNHEALTHY and applications wait forever.
@@ -104,6 +108,7 @@ class SandboxConfig:
     ports: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_PORTS))
     nodemanager_memory_mb: int = 8192
     nodemanager_vcores: int = 8
+    gpus: int = 0
     min_free_disk_mb: int = 1024
     maven_mirror: str | None = None
     java_home: str | None = None
@@ -169,6 +174,15 @@ class SandboxConfig:
         config = config.replace(**env)
         overrides = {k: v for k, v in overrides.items() if v is not None}
         return config.replace(**overrides)
+
+    @classmethod
+    def saved(cls, root: str | os.PathLike[str]) -> dict:
+        """The settings the last ``up`` recorded in ``root`` (those of a running sandbox), or {}."""
+        path = Path(root) / _SAVED
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
 
     def save(self) -> None:
         """Record the settings in the sandbox directory, for later commands."""

@@ -11,9 +11,10 @@ if TYPE_CHECKING:
     from .config import SandboxConfig
     from .java import JavaRuntime
 
-__all__ = ["site_files", "write_conf", "VFORK"]
+__all__ = ["site_files", "write_conf", "VFORK", "GPU"]
 
 VFORK = "-Djdk.lang.Process.launchMechanism=VFORK"
+GPU = "yarn.io/gpu"
 
 
 def _hostport(config, name):
@@ -99,8 +100,31 @@ def site_files(config: SandboxConfig) -> dict[str, dict[str, str]]:
         "yarn.scheduler.capacity.resource-calculator":
             "org.apache.hadoop.yarn.util.resource.DefaultResourceCalculator",
     }
-    return {"core-site.xml": core, "hdfs-site.xml": hdfs, "yarn-site.xml": yarn,
-            "capacity-scheduler.xml": capacity}
+    files = {"core-site.xml": core, "hdfs-site.xml": hdfs, "yarn-site.xml": yarn,
+             "capacity-scheduler.xml": capacity}
+    if config.gpus:
+        files.update(_gpu_files(config.gpus))
+        # The default calculator counts memory only: GPUs (and vcores) would
+        # be handed out without being accounted.
+        capacity["yarn.scheduler.capacity.resource-calculator"] = (
+            "org.apache.hadoop.yarn.util.resource.DominantResourceCalculator")
+    return files
+
+
+def _gpu_files(gpus):
+    """``yarn.io/gpu`` as a plain countable resource type: declared, counted on the node, capped.
+
+    Without ``yarn.nodemanager.resource-plugins`` (the GPU plugin that runs
+    nvidia-smi), the NodeManager takes the count from node-resources.xml as
+    it does for any custom resource type, so no GPU hardware is needed.
+    """
+    resource_types = {
+        "yarn.resource-types": GPU,
+        f"yarn.resource-types.{GPU}.minimum-allocation": "0",
+        f"yarn.resource-types.{GPU}.maximum-allocation": str(gpus),
+    }
+    node_resources = {f"yarn.nodemanager.resource-type.{GPU}": str(gpus)}
+    return {"resource-types.xml": resource_types, "node-resources.xml": node_resources}
 
 
 def to_xml(properties):
@@ -135,7 +159,11 @@ def _write_webapps(config):
 def write_conf(config: SandboxConfig, java: JavaRuntime) -> None:
     """Write the conf dir and the launchers (``bin/hadoop``, ``bin/hdfs``, ``bin/yarn``)."""
     config.conf_dir.mkdir(parents=True, exist_ok=True)
-    for name, properties in site_files(config).items():
+    files = site_files(config)
+    for stale in ("resource-types.xml", "node-resources.xml"):  # from an earlier `up --gpus N`
+        if stale not in files:
+            (config.conf_dir / stale).unlink(missing_ok=True)
+    for name, properties in files.items():
         (config.conf_dir / name).write_text(to_xml(properties))
     package = resources.files(__package__)
     (config.conf_dir / "log4j.properties").write_text(package.joinpath("log4j.properties").read_text())
