@@ -48,7 +48,7 @@ def _screenshot(driver, name):
 
 def _start(env_url, workspace):
     """`notebook start --json` in-process: the printed server, tunnel command and laptop URL."""
-    args = ["notebook", "start", "--env", env_url, "--lab", "--memory", "1GiB", "--timeout", "300", "--json", "--quiet"]
+    args = ["notebook", "start", "--env", env_url, "--lab", "--memory", "1GiB", "--timeout", "600", "--json", "--quiet"]
     if workspace:
         args += ["--workspace", workspace]
     began = time.monotonic()
