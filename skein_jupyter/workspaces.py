@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 import re
 import time
 import xml.etree.ElementTree as ET
@@ -60,11 +61,31 @@ def check_workspace_value(value: str) -> str:
 
 
 def workspace_path(value: str, user: str) -> str:
-    """The absolute HDFS path of the workspace ``value`` (a name or an ``hdfs://`` URL) of ``user``."""
+    """The absolute, normalized HDFS path of the workspace ``value`` (a name or an ``hdfs://`` URL) of ``user``.
+
+    A URL must be on the default filesystem, and not a home directory or
+    a directory holding workspaces (a server would mirror all of it).
+    """
     check_workspace_value(value)
-    if value.startswith("hdfs://"):
-        return ("/" + value[len("hdfs://"):].partition("/")[2]).rstrip("/")
-    return f"{workspaces_dir(user)}/{value}"
+    if not value.startswith("hdfs://"):
+        return f"{workspaces_dir(user)}/{value}"
+    authority, _, rest = value[len("hdfs://"):].partition("/")
+    if authority and authority != _default_authority():
+        raise UsageError(f"--workspace {value}: not on this cluster's filesystem ({_default_authority() or '?'}); "
+                         "give hdfs:///PATH or a path on the default filesystem")
+    path = posixpath.normpath("/" + rest)
+    home = f"/user/{user}"
+    if path in ("/", "/user", home) or workspaces_dir(user).startswith(path + "/"):
+        raise UsageError(f"--workspace {value}: {path} holds more than one project (a home directory, or "
+                         "where named workspaces live); give a directory of its own, e.g. "
+                         f"hdfs://{home}/projects/NAME")
+    return path
+
+
+def _default_authority() -> str:
+    core = _site("core-site.xml")
+    default_fs = core.get("fs.defaultFS", core.get("fs.default.name", ""))
+    return default_fs.partition("://")[2].partition("/")[0]
 
 
 def tag(path: str) -> str:

@@ -15,6 +15,7 @@ import dataclasses
 import datetime
 import json
 import keyword
+import posixpath
 import re
 import string
 import typing
@@ -118,8 +119,8 @@ class Job:
             raise JobError(f"notebook.frontend: {self.notebook.frontend!r} is not one of {', '.join(FRONTENDS)}")
         workspace = self.notebook.workspace if self.notebook is not None else None
         if workspace is not None:
-            if not workspace.path.startswith("/") or "/../" in workspace.path + "/":
-                raise JobError("notebook.workspace.path: not an absolute HDFS path")
+            if not workspace.path.startswith("/") or posixpath.normpath(workspace.path) != workspace.path:
+                raise JobError("notebook.workspace.path: not an absolute, normalized HDFS path")
             if not workspace.namenodes or not all(re.fullmatch(r"https?://[^/?#\s]+", url)
                                                   for url in workspace.namenodes):
                 raise JobError("notebook.workspace.namenodes: not a list of http(s)://host:port URLs")

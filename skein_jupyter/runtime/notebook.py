@@ -202,54 +202,63 @@ def main(job) -> int:
     return 0
 
 
-def _open_workspace(app_client, job, work, host):
+def _open_workspace(app_client, job, work: Path, host: str):
     """Lock the job's workspace and copy it into ``work``; None (the failure said) if it cannot be."""
     import skein
 
-    from .webhdfs import WebHDFSError, connect
-    from .workspace import DEFAULT_EXCLUDE, Mirror, WorkspaceBusy
+    from .webhdfs import HDFS, WebHDFSError, connect, short
+    from .workspace import Mirror, WorkspaceBusy
 
     workspace = job.notebook.workspace
     began = time.monotonic()
     try:
         app_client.kv[keys.NOTEBOOK_WORKSPACE] = workspace.path.encode()
-        fs = connect(workspace.namenodes, job.user)
-        exclude = workspace.exclude if workspace.exclude else list(DEFAULT_EXCLUDE)
-        mirror = Mirror(fs, workspace.path, work, exclude, workspace.sync_interval)
+        hdfs = HDFS(lambda: connect(workspace.namenodes, job.user))
+        mirror = Mirror(hdfs, workspace.path, work, workspace.exclude, workspace.sync_interval,
+                        skein.properties.application_id, workspace.checked_at)
         mirror.prepare()
-        mirror.acquire(skein.properties.application_id, workspace.checked_at, host)
+        mirror.acquire(host)
         files, size = mirror.restore()
-    except (WorkspaceBusy, WebHDFSError) as exc:
+    except (WorkspaceBusy, WebHDFSError, ValueError) as exc:
         fail(app_client, str(exc))
         return None
-    except Exception as exc:
-        fail(app_client, f"the workspace {workspace.path} could not be restored: {exc}")
+    except Exception as exc:  # never the raw error: an HTTP error's URL may carry the delegation token
+        fail(app_client, f"the workspace {workspace.path} could not be restored: {short(exc)}")
         return None
     log(f"workspace {workspace.path}: restored {files} files ({size / 1e6:.1f} MB) in "
         f"{time.monotonic() - began:.1f}s; syncing saves at once, other changes every {workspace.sync_interval}s")
     return mirror
 
 
-def _sync_on_save(app, mirror):
+#: The contents events that change files (jupyter_server also reports reads, as ``get``).
+_CHANGES = ("save", "rename", "delete", "create", "upload", "copy")
+
+
+def _sync_on_save(app, mirror) -> None:
     """Every save, rename and delete through Jupyter's contents API goes to HDFS at once."""
     from jupyter_server.services.contents.manager import ContentsManager
 
     async def nudge(logger, schema_id, data):
-        mirror.nudge()
+        if data.get("action") in _CHANGES:
+            mirror.nudge()
 
+    if getattr(app, "event_logger", None) is None:  # jupyter_server < 2: no events
+        log("this jupyter_server reports no contents events: saves reach HDFS at the sync interval")
+        return
     app.event_logger.add_listener(schema_id=ContentsManager.event_schema_id, listener=nudge)
 
 
-def _close_workspace(mirror, path, started):
+def _close_workspace(mirror, path: str, started: float) -> None:
     """The last sync and the lock's release, at every stop that lets the process finish."""
-    import skein
+    from .webhdfs import short
 
     try:
         changes = mirror.stop()
-        mirror.release(skein.properties.application_id, started)
+        if mirror.taken_by is None:
+            mirror.release(started)
         log(f"workspace {path}: final sync done ({changes} changes)")
     except Exception as exc:
-        log(f"workspace {path}: final sync failed: {exc}; changes since {mirror.last_sync} may be lost")
+        log(f"workspace {path}: final sync failed: {short(exc)}; changes since the last sync may be lost")
 
 
 def _importable(module):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import IO, Any, Callable
 
 DEPS_FILE = "skein_jupyter_deps.zip"
 
@@ -29,7 +29,9 @@ class WebHDFSError(Exception):
 def _import_webhdfs():
     deps = os.path.abspath(DEPS_FILE)
     if os.path.exists(deps) and deps not in sys.path:
-        sys.path.append(deps)  # after site-packages: an environment's own fsspec wins
+        # First in this process (an environment's older fsspec could lack what is used here);
+        # never on PYTHONPATH, so kernels import the environment's own packages.
+        sys.path.insert(0, deps)
     try:
         from fsspec.implementations.webhdfs import WebHDFS
     except ImportError as exc:
@@ -43,6 +45,67 @@ def _delegation_token() -> str | None:
     from .tokens import hdfs_delegation_token
 
     return hdfs_delegation_token()
+
+
+class HDFS:
+    """The calls a workspace makes, over one fsspec WebHDFS filesystem; reconnects after a failover.
+
+    Every path is absolute. Renames say whether they happened (WebHDFS answers
+    ``false`` rather than failing when the target exists), or replace the
+    target atomically with ``overwrite``.
+    """
+
+    def __init__(self, connect: Callable[[], Any]):
+        self._connect = connect
+        self.fs = connect()
+
+    def reconnect(self) -> None:
+        """Find the active NameNode again (after a failover, or a NameNode restart)."""
+        self.fs = self._connect()
+
+    def status(self, path: str) -> dict | None:
+        """``{"type": "FILE"|"DIRECTORY", "modificationTime": ms, ...}``, or None if nothing is there."""
+        try:
+            return self.fs._call("GETFILESTATUS", path=path).json()["FileStatus"]
+        except FileNotFoundError:
+            return None
+
+    def list(self, path: str) -> list[dict]:
+        """The entries of a directory: ``pathSuffix``, ``type`` (``FILE``/``DIRECTORY``), ``modificationTime``."""
+        return self.fs._call("LISTSTATUS", path=path).json()["FileStatuses"]["FileStatus"]
+
+    def mkdir(self, path: str, mode: str = "700") -> None:
+        self.fs._call("MKDIRS", method="put", path=path, permission=mode)
+
+    def chmod(self, path: str, mode: str) -> None:
+        self.fs._call("SETPERMISSION", method="put", path=path, permission=mode)
+
+    def write(self, path: str, source: IO[bytes] | bytes) -> None:
+        """Create or replace the file ``path`` (mode 600) with ``source``'s bytes: two requests."""
+        created = self.fs._call("CREATE", method="put", path=path, redirect=False, overwrite="true",
+                                permission="600")
+        sent = self.fs.session.put(created.headers["Location"], data=source,
+                                   headers={"content-type": "application/octet-stream"})
+        sent.raise_for_status()
+
+    def read(self, path: str, sink: IO[bytes]) -> None:
+        with self.fs.open(path, "rb") as source:
+            while chunk := source.read(4 << 20):
+                sink.write(chunk)
+
+    def cat(self, path: str) -> bytes:
+        return self.fs.cat_file(path)
+
+    def rename(self, source: str, target: str, overwrite: bool = False) -> bool:
+        """Rename; False if ``target`` exists and ``overwrite`` is not given (WebHDFS's own answer)."""
+        if overwrite:
+            self.fs._call("RENAME", method="put", path=source, destination=target, renameoptions="OVERWRITE")
+            return True
+        return bool(self.fs._call("RENAME", method="put", path=source, destination=target).json()["boolean"])
+
+    def delete(self, path: str, recursive: bool = False) -> bool:
+        return bool(self.fs._call("DELETE", method="delete", path=path,
+                                  recursive="true" if recursive else "false").json()["boolean"])
 
 
 def connect(namenodes: list[str], user: str) -> Any:
