@@ -7,8 +7,19 @@ Notebook servers:
     the server answers requests; the key and format of skein's own Jupyter
     recipe, so ``skein kv get APP_ID --key jupyter.notebook.info --wait`` works.
 ``skein-jupyter.notebook.status``
-    JSON ``{"started", "last_activity", "connections", "kernels", "idle_seconds",
-    "frontend"}``, refreshed every few seconds while the server runs.
+    JSON ``{"started", "last_activity", "connections", "kernels", "busy_kernels",
+    "terminals", "idle_seconds", "frontend"}``, refreshed every few seconds while
+    the server runs: ``connections`` counts the clients (browser tabs, API
+    clients) connected to kernels; ``idle_seconds`` is 0 while a kernel is busy
+    or a client is connected.
+``skein-jupyter.notebook.warning``
+    JSON ``{"reason", "stops_at", "message"}``, set when the server will stop
+    itself soon: ``reason`` is ``idle`` (the idle timeout; removed as soon as
+    the server is used again) or ``lifetime`` (the maximum lifetime),
+    ``stops_at`` the time of the stop in seconds since the epoch, ``message``
+    the why in words (e.g. ``idle since 13:05 UTC (idle timeout 1h)``).
+    Published a lead time before the stop: a quarter of the timeout, at most
+    5 minutes, at least 10 seconds.
 ``skein-jupyter.notebook.frontend``
     The frontend the server runs (``lab``, ``notebook`` or ``server``), set at start.
 ``skein-jupyter.notebook.stop``
@@ -63,6 +74,7 @@ NOTEBOOK_INFO = "jupyter.notebook.info"
 NOTEBOOK_STATUS = "skein-jupyter.notebook.status"
 NOTEBOOK_STOP = "skein-jupyter.notebook.stop"
 NOTEBOOK_FRONTEND = "skein-jupyter.notebook.frontend"
+NOTEBOOK_WARNING = "skein-jupyter.notebook.warning"
 ERROR = "skein-jupyter.error"
 
 RUN_PREFIX = "skein-jupyter.run."
