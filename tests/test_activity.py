@@ -107,6 +107,14 @@ def test_the_maximum_lifetime_applies_to_a_busy_server_and_is_warned_first():
     assert stopped.stop == "reached its maximum lifetime of 3600s"
 
 
+def test_a_server_that_does_not_answer_is_not_judged_idle_but_its_lifetime_ends():
+    life = IdleClock(idle_timeout=60, max_lifetime=3600, started=T0)
+    assert life.unanswered(T0 + 600).stop is None  # no idleness decided without an answer
+    stopped = life.unanswered(T0 + 3600)
+    assert stopped.stop == "reached its maximum lifetime of 3600s" and stopped.warning is not None
+    assert IdleClock(idle_timeout=60, max_lifetime=None, started=T0).unanswered(T0 + 10 ** 6).stop is None
+
+
 def test_the_earlier_stop_is_the_one_warned_about():
     both = IdleClock(idle_timeout=600, max_lifetime=700, started=T0)
     decision = both.observe(quiet(), T0 + 590)  # idle stop at T0 + 600, lifetime at T0 + 700: both within lead

@@ -156,6 +156,21 @@ class IdleClock:
     def _lead(self, timeout: float) -> float:
         return min(timeout, max(0.0, self.lead)) if self.lead is not None else warning_lead(timeout, self.interval)
 
+    def unanswered(self, now: float) -> Decision:
+        """The decision when the server did not answer at ``now``: no idleness is decided without
+        knowing, but the maximum lifetime still applies."""
+        idle = round(max(0.0, now - self.last_active), 1) if self.last_active is not None else 0.0
+        end = self._end_of_life()
+        if end is not None and now >= end.stops_at:
+            return Decision(idle, end, f"reached its maximum lifetime of {self.max_lifetime:.0f}s")
+        return Decision(idle)
+
+    def _end_of_life(self) -> Optional[StopWarning]:
+        if not self.max_lifetime:
+            return None
+        return StopWarning("lifetime", self.started + self.max_lifetime,
+                           f"its maximum lifetime of {format_duration(self.max_lifetime)} ends")
+
     def observe(self, activity: Activity, now: float) -> Decision:
         """The decision after seeing ``activity`` at ``now`` (epoch seconds)."""
         if activity.active:
@@ -167,9 +182,9 @@ class IdleClock:
             idle = max(0.0, now - quiet_since)
         stops: List[StopWarning] = []
         leads: Dict[str, float] = {}
-        if self.max_lifetime:
-            stops.append(StopWarning("lifetime", self.started + self.max_lifetime,
-                                     f"its maximum lifetime of {format_duration(self.max_lifetime)} ends"))
+        end = self._end_of_life()
+        if end is not None and self.max_lifetime:
+            stops.append(end)
             leads["lifetime"] = self._lead(self.max_lifetime)
         if self.idle_timeout and not activity.active:
             stops.append(StopWarning("idle", quiet_since + self.idle_timeout,

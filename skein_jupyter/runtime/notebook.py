@@ -84,13 +84,13 @@ class Watcher(threading.Thread):
             self.warning = warning
 
     def look(self):
-        """One :class:`.activity.Decision` and the status to publish; None if the server did not answer."""
+        """One :class:`.activity.Decision`, and the status to publish (None if the server did not answer)."""
         try:
             status = self.status()
             activity = read_activity(status, self.get("kernels"), self.terminals())
-        except Exception as exc:  # the server is stopping, or overloaded for a moment: decide nothing
+        except Exception as exc:  # the server is stopping, or overloaded for a moment: only the lifetime counts
             log(f"status check failed: {exc}")
-            return None, None
+            return self.clock.unanswered(time.time()), None
         decision = self.clock.observe(activity, time.time())
         status.update(idle_seconds=decision.idle_seconds, frontend=self.options.frontend,
                       kernels=activity.kernels, busy_kernels=activity.busy_kernels,
@@ -109,10 +109,9 @@ class Watcher(threading.Thread):
         while True:
             time.sleep(STATUS_INTERVAL)
             decision, status = self.look()
-            if decision is None:
-                continue
-            self.publish(keys.NOTEBOOK_STATUS, json.dumps(status).encode())
-            self.warn(decision.warning)
+            if status is not None:
+                self.publish(keys.NOTEBOOK_STATUS, json.dumps(status).encode())
+                self.warn(decision.warning)
             if decision.stop:
                 return self.stop(decision.stop)
 
