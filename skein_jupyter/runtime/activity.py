@@ -21,10 +21,11 @@ import json
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 __all__ = ["Activity", "read_activity", "warning_lead", "StopWarning", "Decision", "IdleClock", "format_duration",
-           "clock", "MAX_WARNING_LEAD"]
+           "clock", "MAX_WARNING_LEAD", "MIN_WARNING_LEAD"]
 
-#: The longest lead of a warning, in seconds.
+#: The longest and shortest lead of a warning, in seconds.
 MAX_WARNING_LEAD = 300.0
+MIN_WARNING_LEAD = 30.0
 
 
 def _epoch(text: str) -> float:
@@ -88,15 +89,15 @@ def read_activity(status: Mapping[str, Any], kernels: Sequence[Mapping[str, Any]
                     connections=max(connections, int(status.get("connections") or 0)), terminals=len(terminals))
 
 
-def warning_lead(timeout: float, interval: float = 5.0) -> float:
+def warning_lead(timeout: float) -> float:
     """How long before a stop its warning is published: a quarter of the timeout, at most
-    :data:`MAX_WARNING_LEAD` (5 minutes), at least two polls of the watcher (``interval``) so that a
-    warning is seen before the stop, and never more than the timeout.
+    :data:`MAX_WARNING_LEAD` (5 minutes), at least :data:`MIN_WARNING_LEAD` (30 seconds, time for a
+    person to react), and never more than the timeout (a shorter timeout is warned about all along).
 
-    >>> warning_lead(3600), warning_lead(600), warning_lead(60), warning_lead(20), warning_lead(8)
-    (300.0, 150.0, 15.0, 10.0, 8.0)
+    >>> warning_lead(3600), warning_lead(600), warning_lead(60), warning_lead(20)
+    (300.0, 150.0, 30.0, 20.0)
     """
-    return float(min(timeout, max(min(MAX_WARNING_LEAD, timeout / 4), 2 * interval)))
+    return float(min(timeout, max(min(MAX_WARNING_LEAD, timeout / 4), MIN_WARNING_LEAD)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,13 +149,13 @@ class IdleClock:
     """
 
     def __init__(self, idle_timeout: Optional[float], max_lifetime: Optional[float], started: float,
-                 lead: Optional[float] = None, interval: float = 5.0) -> None:
+                 lead: Optional[float] = None) -> None:
         self.idle_timeout, self.max_lifetime, self.started = idle_timeout or None, max_lifetime or None, started
-        self.lead, self.interval = lead, interval
+        self.lead = lead
         self.last_active: Optional[float] = None   # when the server was last seen active
 
     def _lead(self, timeout: float) -> float:
-        return min(timeout, max(0.0, self.lead)) if self.lead is not None else warning_lead(timeout, self.interval)
+        return min(timeout, max(0.0, self.lead)) if self.lead is not None else warning_lead(timeout)
 
     def unanswered(self, now: float) -> Decision:
         """The decision when the server did not answer at ``now``: no idleness is decided without

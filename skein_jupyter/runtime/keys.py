@@ -19,7 +19,7 @@ Notebook servers:
     ``stops_at`` the time of the stop in seconds since the epoch, ``message``
     the why in words (e.g. ``idle since 13:05 UTC (idle timeout 1h)``).
     Published a lead time before the stop: a quarter of the timeout, at most
-    5 minutes, at least 10 seconds.
+    5 minutes, at least 30 seconds (all along for a shorter timeout).
 ``skein-jupyter.notebook.frontend``
     The frontend the server runs (``lab``, ``notebook`` or ``server``), set at start.
 ``skein-jupyter.notebook.stop``

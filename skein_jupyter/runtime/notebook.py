@@ -39,7 +39,7 @@ class Watcher(threading.Thread):
         self.started = started
         self.context = ssl._create_unverified_context() if info["protocol"] == "https" else None
         self.api = f"{info['protocol']}://127.0.0.1:{info['port']}{info['base_url']}api/"
-        self.clock = IdleClock(options.idle_timeout, options.max_lifetime, started, interval=STATUS_INTERVAL)
+        self.clock = IdleClock(options.idle_timeout, options.max_lifetime, started)
         self.warning = None  # the warning published, if any
 
     def get(self, path):
