@@ -15,6 +15,7 @@ from .kinds import FRONTENDS, KINDS
 from .launch import kill_quietly, submit
 from .progress import Progress
 from .runtime import keys
+from .runtime.activity import StopWarning
 
 if TYPE_CHECKING:
     import skein
@@ -22,8 +23,8 @@ if TYPE_CHECKING:
 
     from .recipe import Recipe
 
-__all__ = ["ServerInfo", "ServerStarting", "start", "info", "list_servers", "stop", "tunnel", "check_local_port",
-           "DEFAULT_START_TIMEOUT"]
+__all__ = ["ServerInfo", "ServerStarting", "StopWarning", "start", "info", "info_with_warning", "list_servers", "stop",
+           "tunnel", "check_local_port", "DEFAULT_START_TIMEOUT"]
 
 DEFAULT_START_TIMEOUT = 300
 NOTEBOOK_TAG = KINDS["notebook"].tag
@@ -53,6 +54,17 @@ class ServerInfo:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _warning(app_client):
+    """The warning the server published, or None (none, or unreadable: a warning is never worth a failure)."""
+    try:
+        value = app_client.kv.get(keys.NOTEBOOK_WARNING)
+        if not value:
+            return None
+        return StopWarning.from_json(value)
+    except Exception:  # the master is going away, or an older runtime wrote something else
+        return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +176,7 @@ class _Look:
     final_status: str
     server: ServerInfo | None = None
     error: str | None = None
+    warning: StopWarning | None = None
 
 
 class _Watcher:
@@ -183,6 +196,7 @@ class _Watcher:
                 known = {f.name for f in dataclasses.fields(ServerInfo)} - {"app_id", "frontend"}
                 look.server = ServerInfo(app_id=self.app_id, frontend=_frontend(self.app_client),
                                          **{k: v for k, v in published.items() if k in known})
+                look.warning = _warning(self.app_client)
             else:
                 error = self.app_client.kv.get(keys.ERROR)
                 look.error = error.decode() if error else None
@@ -260,6 +274,7 @@ def info(client: skein.Client, app_id: str, wait: float = 0) -> ServerInfo:
     """The :class:`ServerInfo` of a running server, waiting up to ``wait`` seconds for a starting one.
 
     Only looks: a server that is still starting, or failed to start, is left as it is.
+    :func:`info_with_warning` also says whether the server will stop itself soon.
 
     Raises
     ------
@@ -268,6 +283,12 @@ def info(client: skein.Client, app_id: str, wait: float = 0) -> ServerInfo:
     ApplicationError
         The application has ended, or its server reported that it failed to start.
     """
+    return info_with_warning(client, app_id, wait)[0]
+
+
+def info_with_warning(client: skein.Client, app_id: str, wait: float = 0) -> tuple[ServerInfo, StopWarning | None]:
+    """:func:`info`, and the :class:`StopWarning` in force if the server will stop itself soon (idle or
+    at its maximum lifetime), else None; raises as :func:`info` does."""
     report = _report(client, app_id)
     _check_notebook(report)
     deadline = time.monotonic() + max(wait, 0)
@@ -275,7 +296,7 @@ def info(client: skein.Client, app_id: str, wait: float = 0) -> ServerInfo:
     while True:
         look = watcher.look()
         if look.server is not None:
-            return look.server
+            return look.server, look.warning
         if look.state in FINAL_STATES:
             raise UsageError(f"{app_id} has ended ({look.state}, {look.final_status}); start a new "
                              "server with `skein-jupyter notebook start`")

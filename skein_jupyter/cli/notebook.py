@@ -10,10 +10,10 @@ from .render import SERVER_HEADER, echo_rows, server_line, show_server
 __all__ = ["notebook"]
 
 
-def _show(server, as_json, local_port, ssh_user, edge_host):
+def _show(server, as_json, local_port, ssh_user, edge_host, warning=None):
     from ..notebook import tunnel
 
-    show_server(server, tunnel(server, local_port, ssh_user, edge_host), as_json)
+    show_server(server, tunnel(server, local_port, ssh_user, edge_host), as_json, warning)
 
 
 def frontend_options(command):
@@ -105,18 +105,19 @@ def notebook_info(app_id, wait, local_port, ssh_user, edge_host, as_json):
     """Print a running server's URL with its token and the SSH tunnel command.
 
     Only looks: a server that is still starting is left to start, and this
-    exits 1 saying so (or waits for it with --wait).
+    exits 1 saying so (or waits for it with --wait). A server that will stop
+    itself soon (idle, or at its maximum lifetime) shows a warning first.
 
     \b
     Example:
       skein-jupyter notebook info application_1700000000000_0042 --json
     """
     from ..launch import skein_client
-    from ..notebook import info
+    from ..notebook import info_with_warning
 
     with skein_client() as client:
-        server = info(client, app_id, wait=wait)
-    _show(server, as_json, local_port, ssh_user, edge_host)
+        server, warning = info_with_warning(client, app_id, wait=wait)
+    _show(server, as_json, local_port, ssh_user, edge_host, warning)
 
 
 @notebook.command("list")

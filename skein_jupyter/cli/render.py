@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from ..notebook import ServerInfo, Tunnel
+    from ..notebook import ServerInfo, StopWarning, Tunnel
     from ..outcome import RunOutcome
     from ..packing import PackResult
     from ..sandbox import DaemonStatus
@@ -50,12 +50,15 @@ def show_settings(rows: Sequence[tuple[str, Any, str]], config_file: str | os.Pa
         click.echo(f"{path:{width}}  {json.dumps(value):40}  {source}")
 
 
-def show_server(server: ServerInfo, way: Tunnel, as_json: bool) -> None:
-    """A server's address and the SSH tunnel ``way`` to it."""
+def show_server(server: ServerInfo, way: Tunnel, as_json: bool, warning: StopWarning | None = None) -> None:
+    """A server's address and the SSH tunnel ``way`` to it; first, the ``warning`` that it stops soon."""
     if as_json:
-        echo_json({**server.to_dict(), "url": server.url(), "tunnel_command": way.command, "tunnel_url": way.url})
+        echo_json({**server.to_dict(), "url": server.url(), "tunnel_command": way.command, "tunnel_url": way.url,
+                   "warning": warning.to_dict() if warning else None})
         return
     click.echo(f"Jupyter ({server.frontend}) running in {server.app_id} on {server.host}:{server.port}")
+    if warning:
+        click.echo(f"  Warning: {warning.line()}")
     click.echo(f"  URL on the cluster network: {server.url()}")
     if server.tls_fingerprint:
         click.echo(f"  TLS certificate SHA-256:    {server.tls_fingerprint}")

@@ -11,8 +11,19 @@ Notebook servers:
 ``skein-jupyter.notebook.certificate``
     The server's TLS certificate (PEM), set at start when it serves HTTPS.
 ``skein-jupyter.notebook.status``
-    JSON ``{"started", "last_activity", "connections", "kernels", "idle_seconds",
-    "frontend"}``, refreshed every few seconds while the server runs.
+    JSON ``{"started", "last_activity", "connections", "kernels", "busy_kernels",
+    "terminals", "idle_seconds", "frontend"}``, refreshed every few seconds while
+    the server runs: ``connections`` counts the clients (browser tabs, API
+    clients) connected to kernels; ``idle_seconds`` is 0 while a kernel is busy
+    or a client is connected.
+``skein-jupyter.notebook.warning``
+    JSON ``{"reason", "stops_at", "message"}``, set when the server will stop
+    itself soon: ``reason`` is ``idle`` (the idle timeout; removed as soon as
+    the server is used again) or ``lifetime`` (the maximum lifetime),
+    ``stops_at`` the time of the stop in seconds since the epoch, ``message``
+    the why in words (e.g. ``idle since 13:05 UTC (idle timeout 1h)``).
+    Published a lead time before the stop: a quarter of the timeout, at most
+    5 minutes, at least 30 seconds (all along for a shorter timeout).
 ``skein-jupyter.notebook.frontend``
     The frontend the server runs (``lab``, ``notebook`` or ``server``), set at start.
 ``skein-jupyter.notebook.workspace``
@@ -71,6 +82,7 @@ NOTEBOOK_STOP = "skein-jupyter.notebook.stop"
 NOTEBOOK_FRONTEND = "skein-jupyter.notebook.frontend"
 NOTEBOOK_WORKSPACE = "skein-jupyter.notebook.workspace"
 NOTEBOOK_CERTIFICATE = "skein-jupyter.notebook.certificate"
+NOTEBOOK_WARNING = "skein-jupyter.notebook.warning"
 ERROR = "skein-jupyter.error"
 
 RUN_PREFIX = "skein-jupyter.run."

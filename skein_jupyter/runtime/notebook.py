@@ -5,7 +5,6 @@ key-value store (TLS): it is never on a command line, never logged (a
 configured token shows as ``token=...`` in jupyter_server's logs), and the
 files jupyter_server writes with it are private to the user (umask 077).
 """
-import datetime
 import hashlib
 import json
 import os
@@ -15,38 +14,89 @@ import ssl
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 from . import keys
+from .activity import IdleClock, read_activity
 from .common import connect, fail, log
 from .kinds import FRONTENDS
 
 STATUS_INTERVAL = 5.0
 
 
-def _iso_to_epoch(text):
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
 class Watcher(threading.Thread):
-    """Waits until the server answers, publishes it, then watches for idleness, lifetime and stop."""
+    """Waits until the server answers, publishes it, then watches for idleness, lifetime and stop.
+
+    What counts as activity, the idle clock and the warning before a stop are
+    decided in :mod:`.activity`; this thread asks the server, publishes the
+    status and the warning, and stops the server with ``app.stop()``.
+    """
 
     def __init__(self, app, app_client, info, options, started):
         super().__init__(name="skein-jupyter-watcher", daemon=True)
         self.app, self.app_client, self.info, self.options = app, app_client, info, options
         self.started = started
         self.context = ssl._create_unverified_context() if info["protocol"] == "https" else None
-        self.url = f"{info['protocol']}://127.0.0.1:{info['port']}{info['base_url']}api/status"
+        self.api = f"{info['protocol']}://127.0.0.1:{info['port']}{info['base_url']}api/"
+        self.clock = IdleClock(options.idle_timeout, options.max_lifetime, started)
+        self.warning = None  # the warning published, if any
 
-    def status(self):
-        request = urllib.request.Request(self.url, headers={"Authorization": f"token {self.info['token']}"})
+    def get(self, path):
+        # no_track_activity: the watcher's own requests are not activity (api/status never is)
+        request = urllib.request.Request(f"{self.api}{path}?no_track_activity=1",
+                                         headers={"Authorization": f"token {self.info['token']}"})
         with urllib.request.urlopen(request, timeout=10, context=self.context) as response:
             return json.load(response)
+
+    def status(self):
+        return self.get("status")
+
+    def terminals(self):
+        try:
+            return self.get("terminals")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:  # terminals are off, or jupyter_server_terminals is not installed
+                return []
+            raise
 
     def stop(self, why):
         log(f"stopping the server: {why}")
         self.app.stop()
+
+    def publish(self, key, value):
+        try:
+            if value is None:
+                self.app_client.kv.discard(key)
+            else:
+                self.app_client.kv[key] = value
+            return True
+        except Exception as exc:
+            log(f"key-value store unavailable: {exc}")
+            return False
+
+    def warn(self, warning):
+        """Publish and log ``warning``, or clear the one in force (None), when it changes."""
+        if warning == self.warning:
+            return
+        if self.publish(keys.NOTEBOOK_WARNING, None if warning is None else warning.to_json()):
+            log(f"warning: {warning.line()}" if warning else "warning cleared: the server is in use again")
+            self.warning = warning
+
+    def look(self):
+        """One :class:`.activity.Decision`, and the status to publish (None if the server did not answer)."""
+        try:
+            status = self.status()
+            activity = read_activity(status, self.get("kernels"), self.terminals())
+        except Exception as exc:  # the server is stopping, or overloaded for a moment: only the lifetime counts
+            log(f"status check failed: {exc}")
+            return self.clock.unanswered(time.time()), None
+        decision = self.clock.observe(activity, time.time())
+        status.update(idle_seconds=decision.idle_seconds, frontend=self.options.frontend,
+                      kernels=activity.kernels, busy_kernels=activity.busy_kernels,
+                      connections=activity.connections, terminals=activity.terminals)
+        return decision, status
 
     def run(self):
         while True:  # the server answers within seconds or the application is killed by the client
@@ -57,26 +107,14 @@ class Watcher(threading.Thread):
                 time.sleep(0.1)
         self.app_client.kv[keys.NOTEBOOK_INFO] = json.dumps(self.info).encode()
         log(f"serving on {self.info['protocol']}://{self.info['host']}:{self.info['port']}{self.info['base_url']}")
-        idle_timeout = self.options.idle_timeout
-        lifetime = self.options.max_lifetime
         while True:
             time.sleep(STATUS_INTERVAL)
-            try:
-                status = self.status()
-            except Exception as exc:  # the server is stopping, or overloaded for a moment
-                log(f"status check failed: {exc}")
-                continue
-            now = time.time()
-            idle = 0.0 if status.get("connections") else now - _iso_to_epoch(status["last_activity"])
-            status.update(idle_seconds=round(idle, 1), frontend=self.options.frontend)
-            try:
-                self.app_client.kv[keys.NOTEBOOK_STATUS] = json.dumps(status).encode()
-            except Exception as exc:
-                log(f"key-value store unavailable: {exc}")
-            if idle_timeout and idle >= idle_timeout:
-                return self.stop(f"idle for {idle:.0f}s (idle timeout {idle_timeout}s)")
-            if lifetime and now - self.started >= lifetime:
-                return self.stop(f"reached its maximum lifetime of {lifetime}s")
+            decision, status = self.look()
+            if status is not None:
+                self.publish(keys.NOTEBOOK_STATUS, json.dumps(status).encode())
+                self.warn(decision.warning)
+            if decision.stop:
+                return self.stop(decision.stop)
 
 
 def _wait_for_stop(app_client, watcher):
