@@ -341,8 +341,8 @@ def list_servers(client: skein.Client) -> list[dict]:
     return rows
 
 
-def stop(client: skein.Client, app_id: str, timeout: float = 120) -> skein.model.ApplicationReport:
-    """Ask the server to shut down cleanly; the application ends SUCCEEDED.
+def stop(client: skein.Client, app_id: str, timeout: float = 600) -> skein.model.ApplicationReport:
+    """Ask the server to shut down cleanly (its last sync to the workspace included); the application ends SUCCEEDED.
 
     Returns
     -------

@@ -20,7 +20,6 @@ import pytest
 from click.testing import CliRunner
 
 from skein_jupyter.cli import cli
-from skein_jupyter.recipe import field_paths
 from throwaway_sshd import ThrowawaySshd
 
 pytestmark = pytest.mark.yarn
@@ -29,8 +28,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 NOTEBOOK = "browser-test.ipynb"
 
-#: Workspaces (issue 14, part 1) are in the recipe once ``notebook.workspace`` is a field.
-HAS_WORKSPACES = any(path == "notebook.workspace" for path, _ in field_paths())
 
 
 def _artifacts():
@@ -49,8 +46,7 @@ def _screenshot(driver, name):
 def _start(env_url, workspace):
     """`notebook start --json` in-process: the printed server, tunnel command and laptop URL."""
     args = ["notebook", "start", "--env", env_url, "--lab", "--memory", "1GiB", "--timeout", "600", "--json", "--quiet"]
-    if workspace:
-        args += ["--workspace", workspace]
+    args += ["--workspace", workspace]
     began = time.monotonic()
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
@@ -114,10 +110,7 @@ def browser(tmp_path):
 
 @pytest.fixture
 def workspace():
-    """A workspace name of this test's own, removed from HDFS at the end (when workspaces exist)."""
-    if not HAS_WORKSPACES:
-        yield None
-        return
+    """A workspace name of this test's own, removed from HDFS at the end."""
     name = f"browser-test-{secrets.token_hex(4)}"
     yield name
     from skein_jupyter.hdfs import HadoopFS
@@ -233,16 +226,15 @@ def test_browser_through_the_printed_tunnel(uploaded_venv, skein_client, tmp_pat
 
             stopped = CliRunner().invoke(cli, ["notebook", "stop", first["app_id"]])
             assert stopped.exit_code == 0, stopped.output
-            if HAS_WORKSPACES:
-                second = _start(uploaded_venv.url, workspace)
-                started.append(second["app_id"])
-                base = second["tunnel_url"].split("/lab?", 1)[0]
-                with sshd.tunnel(second["tunnel_command"]) as tunnel:
-                    _through_tunnel(tunnel, base, second["token"])
-                    outputs = _saved_outputs(base, second["token"], NOTEBOOK)
-                    assert outputs == ["2"], f"the workspace did not bring {NOTEBOOK} back with its output: {outputs}"
-                    _notebook_is_back(browser, second, base)
-                    _screenshot(browser, "browser-phase2.png")
+            second = _start(uploaded_venv.url, workspace)
+            started.append(second["app_id"])
+            base = second["tunnel_url"].split("/lab?", 1)[0]
+            with sshd.tunnel(second["tunnel_command"]) as tunnel:
+                _through_tunnel(tunnel, base, second["token"])
+                outputs = _saved_outputs(base, second["token"], NOTEBOOK)
+                assert outputs == ["2"], f"the workspace did not bring {NOTEBOOK} back with its output: {outputs}"
+                _notebook_is_back(browser, second, base)
+                _screenshot(browser, "browser-phase2.png")
         except BaseException:
             try:
                 _screenshot(browser, "browser-failure.png")
@@ -254,6 +246,3 @@ def test_browser_through_the_printed_tunnel(uploaded_venv, skein_client, tmp_pat
             for app_id in started:
                 if str(skein_client.application_report(app_id).state) not in ("FINISHED", "FAILED", "KILLED"):
                     skein_client.kill_application(app_id)
-    if not HAS_WORKSPACES:
-        pytest.xfail("phase 2 (the notebook back on a new server on the same workspace) needs workspaces: "
-                     "the recipe has no notebook.workspace field yet (issue 14, part 1)")

@@ -49,7 +49,8 @@ def server(uploaded_venv, skein_client):
     """A jupyter_server with a short idle timeout; killed at the end if it did not stop itself."""
     recipe, _ = load_recipe(kind="notebook", environ={}, flags={
         "environment": uploaded_venv.url, "resources.memory": "1 GiB", "notebook.frontend": "server",
-        "notebook.idle_timeout": f"{IDLE_TIMEOUT}s"})
+        "notebook.idle_timeout": f"{IDLE_TIMEOUT}s",
+        "notebook.workspace": f"t-{uuid.uuid4().hex[:10]}"})
     server = start(recipe, skein_client, timeout=600)
     yield server
     if str(skein_client.application_report(server.app_id).state) not in ("FINISHED", "FAILED", "KILLED"):

@@ -6,6 +6,7 @@ ResourceManager without them (tests/data/rm/nogpu-*.json, captured from a
 Hadoop 3.5.0 sandbox started without ``--gpus``), served over HTTP so that the
 real reading code runs on them.
 """
+import uuid
 import http.server
 import json
 import threading
@@ -128,7 +129,7 @@ def _apps(client):
 def test_more_gpus_than_the_cluster_has_are_refused_before_submitting(uploaded_venv, skein_client):
     before = _apps(skein_client)
     result = CliRunner().invoke(cli, ["notebook", "start", "--env", uploaded_venv.url, "--memory", "1GiB",
-                                      "--gpus", str(SESSION_GPUS + 1)])
+                                      "--workspace", f"t-{uuid.uuid4().hex[:10]}", "--gpus", str(SESSION_GPUS + 1)])
     assert result.exit_code == 2, result.output
     assert (f"Error: resources.gpus: {SESSION_GPUS + 1} is above the cluster maximum of {SESSION_GPUS} "
             "per container") in result.output
@@ -155,7 +156,7 @@ def test_a_notebook_server_with_one_gpu_gets_a_container_with_one_gpu(uploaded_v
 
     recipe, _ = load_recipe(kind="notebook", environ={}, flags={
         "environment": uploaded_venv.url, "resources.memory": "1 GiB", "resources.gpus": 1,
-        "notebook.frontend": "server"})
+        "notebook.frontend": "server", "notebook.workspace": f"t-{uuid.uuid4().hex[:10]}"})
     server = start(recipe, skein_client, timeout=600)
     try:
         assert _gpus_used(sandbox, server.app_id) == 1

@@ -4,6 +4,7 @@ On the sandbox: the certificate fetched over TCP is the one published, a
 request through the pinned context succeeds, one pinned to another
 certificate fails, and the key stays private in the container.
 """
+import uuid
 import json
 import os
 import ssl
@@ -67,7 +68,7 @@ def test_servers_of_older_versions_still_parse():
 def tls_server(uploaded_venv, skein_client):
     recipe, _ = load_recipe(kind="notebook", environ={}, flags={
         "environment": uploaded_venv.url, "resources.memory": "1 GiB", "notebook.frontend": "server",
-        "notebook.tls": True})
+        "notebook.tls": True, "notebook.workspace": f"t-{uuid.uuid4().hex[:10]}"})
     server = start(recipe, skein_client, timeout=600)
     yield server
     if str(skein_client.application_report(server.app_id).state) not in ("FINISHED", "FAILED", "KILLED"):
