@@ -58,13 +58,7 @@ def parse_duration_s(value: int | float | str) -> int:
 
 
 def format_duration(seconds: int | float) -> str:
-    """``90`` -> ``"1m30s"``; the inverse of :func:`parse_duration_s` for display."""
-    seconds = int(seconds)
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    if seconds or not parts:
-        parts.append(f"{seconds}s")
-    return "".join(parts)
+    """``90`` -> ``"1m30s"``; the inverse of :func:`parse_duration_s` for display (the runtime's own)."""
+    from .runtime.activity import format_duration as runtime_format
+
+    return runtime_format(seconds)

@@ -145,6 +145,30 @@ def free_ports():
             sock.close()
 
 
+def kernel_socket(server, kernel_id):
+    """A client connected to a kernel of ``server`` over its websocket, as a notebook tab is."""
+    import websocket
+
+    return websocket.create_connection(
+        f"ws://{server.host}:{server.port}{server.base_url}api/kernels/{kernel_id}/channels",
+        header=[f"Authorization: token {server.token}"], timeout=120)
+
+
+def send_code(ws, code):
+    """Send ``code`` as an execute_request over the kernel websocket ``ws``; returns its message id."""
+    import json
+    import uuid
+
+    msg_id = uuid.uuid4().hex
+    ws.send(json.dumps({
+        "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex,
+                   "msg_type": "execute_request", "version": "5.3"},
+        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                    "allow_stdin": False, "stop_on_error": True}}))
+    return msg_id
+
+
 def processes_under(path):
     """Pids of processes whose command line or working directory mentions ``path``."""
     from pathlib import Path

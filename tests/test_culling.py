@@ -17,7 +17,7 @@ import uuid
 import pytest
 from click.testing import CliRunner
 
-from conftest import wait_until
+from conftest import kernel_socket, send_code, wait_until
 from skein_jupyter.applications import application_logs, wait_for_final_state
 from skein_jupyter.cli import cli
 from skein_jupyter.config import load_recipe
@@ -66,26 +66,11 @@ def _state(skein_client, server):
     return str(skein_client.application_report(server.app_id).state)
 
 
-def _connect(server, kernel_id):
-    """A client connected to the kernel over its websocket, as a notebook tab is."""
-    import websocket
-
-    return websocket.create_connection(
-        f"ws://{server.host}:{server.port}{server.base_url}api/kernels/{kernel_id}/channels",
-        header=[f"Authorization: token {server.token}"], timeout=120)
-
-
 def _execute(server, kernel_id, code):
     """Send ``code`` to the kernel over its websocket, wait until it is busy with it, then disconnect."""
-    ws = _connect(server, kernel_id)
+    ws = kernel_socket(server, kernel_id)
     try:
-        msg_id = uuid.uuid4().hex
-        ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex,
-                       "msg_type": "execute_request", "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                        "allow_stdin": False, "stop_on_error": True}}))
+        msg_id = send_code(ws, code)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             msg = json.loads(ws.recv())
@@ -133,7 +118,7 @@ def test_warning_is_published_when_quiet_a_client_clears_it_and_notebook_info_sh
     assert first["reason"] == "idle" and first["stops_at"] > time.time()
     assert first["message"].endswith(f"(idle timeout {IDLE_TIMEOUT}s); any use keeps it running")
     kernels = _request(server, "api/kernels") or [_request(server, "api/kernels", {"name": "python3"})]
-    client = _connect(server, kernels[0]["id"])  # a notebook tab opens again
+    client = kernel_socket(server, kernels[0]["id"])  # a notebook tab opens again
     try:
         wait_until(lambda: warning() is None, 30, "the warning to be cleared by a connected client", poll=0.5)
         assert _state(skein_client, server) == "RUNNING"

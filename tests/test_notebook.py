@@ -14,7 +14,7 @@ import pytest
 import skein
 from click.testing import CliRunner
 
-from conftest import wait_until
+from conftest import kernel_socket, send_code, wait_until
 from skein_jupyter.applications import application_logs, wait_for_final_state
 from skein_jupyter.cli import cli
 from skein_jupyter.config import load_recipe
@@ -70,20 +70,10 @@ def test_api_status_needs_the_token(lab):
 
 
 def test_kernel_executes_code_over_the_websocket(lab):
-    import websocket
-
     kernel = _post(lab, "api/kernels", {"name": "python3"})
-    ws = websocket.create_connection(
-        f"ws://{lab.host}:{lab.port}{lab.base_url}api/kernels/{kernel['id']}/channels",
-        header=[f"Authorization: token {lab.token}"], timeout=120)
+    ws = kernel_socket(lab, kernel["id"])
     try:
-        msg_id = uuid.uuid4().hex
-        ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex,
-                       "msg_type": "execute_request", "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": "1+1", "silent": False, "store_history": False, "user_expressions": {},
-                        "allow_stdin": False, "stop_on_error": True}}))
+        msg_id = send_code(ws, "1+1")
         deadline = time.monotonic() + 120
         result = None
         while result is None and time.monotonic() < deadline:

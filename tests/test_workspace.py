@@ -12,7 +12,7 @@ import uuid
 import pytest
 from click.testing import CliRunner
 
-from conftest import processes_under, wait_until
+from conftest import kernel_socket, processes_under, send_code, wait_until
 from skein_jupyter.applications import wait_for_final_state
 from skein_jupyter.cli import cli
 from skein_jupyter.config import load_recipe
@@ -61,20 +61,10 @@ def _save(server, path, text):
 
 def _execute(server, code):
     """Run ``code`` in a new kernel of ``server`` and wait for it to finish; the kernel is shut down."""
-    import websocket
-
     kernel = _call(server, "POST", "api/kernels", {"name": "python3", "path": ""})  # cwd: the root, as a notebook's
-    ws = websocket.create_connection(
-        f"ws://{server.host}:{server.port}{server.base_url}api/kernels/{kernel['id']}/channels",
-        header=[f"Authorization: token {server.token}"], timeout=120)
+    ws = kernel_socket(server, kernel["id"])
     try:
-        msg_id = uuid.uuid4().hex
-        ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex,
-                       "msg_type": "execute_request", "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                        "allow_stdin": False, "stop_on_error": True}}))
+        msg_id = send_code(ws, code)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             msg = json.loads(ws.recv())
