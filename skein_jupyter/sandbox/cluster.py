@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import SandboxError, UsageError
+from ..exceptions import PortInUseError, SandboxError, UsageError
 from ..progress import Progress
 from . import hadoop_config, jars
 from .config import SandboxConfig
@@ -205,6 +205,7 @@ class Sandbox:
                     "(its applications are killed), or drop --gpus to keep it as it is")
             progress.step(f"restarting the sandbox: {running_gpus} -> {self.config.gpus} GPU(s)")
             self.down(progress)
+            self._wait_for_ports_free(30)
         start = time.monotonic()
         with self._lock():
             missing = [d for d in DAEMONS if not (self._process(d) and self._process(d).alive)]
@@ -343,6 +344,18 @@ class Sandbox:
         self.webhdfs("PUT", f"/user/{user}", op="MKDIRS")
 
     # ----- down
+
+    def _wait_for_ports_free(self, timeout: float) -> None:
+        """After a stop: the daemons' sockets close a moment after their processes are reported gone."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                check_ports(self.config.ports.items())
+                return
+            except PortInUseError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def _stop(self, daemon):
         proc = self._process(daemon)
