@@ -87,6 +87,10 @@ def test_busy_kernel_with_no_client_is_not_culled(server, skein_client, kv):
     _execute(server, kernel["id"], f"import pathlib, time\ntime.sleep({SLEEP})\n"
                                    "pathlib.Path('slept.txt').write_text('done')\n")
     disconnected = time.monotonic()
+    # The watcher sees the busy kernel at its next look (every 5 s): a warning it published while the
+    # server was quiet, before the cell started, is cleared then.
+    wait_until(lambda: json.loads(kv.get(keys.NOTEBOOK_STATUS) or b"{}").get("busy_kernels") == 1
+               and kv.get(keys.NOTEBOOK_WARNING) is None, 30, "the watcher to see the busy kernel", poll=0.5)
     # Past the idle timeout, its warning and two polls: the old watcher had stopped the server by then.
     while time.monotonic() < disconnected + IDLE_TIMEOUT + 10:
         assert _state(skein_client, server) == "RUNNING"

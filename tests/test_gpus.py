@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import SESSION_GPUS, wait_until
+from conftest import SESSION_GPUS
 from skein_jupyter.cli import cli
 from skein_jupyter.config import load_recipe
 from skein_jupyter.exceptions import UsageError
@@ -167,4 +167,3 @@ def test_a_notebook_server_with_one_gpu_gets_a_container_with_one_gpu(uploaded_v
         assert service.resources.gpus == 1
     finally:
         stop(skein_client, server.app_id)
-    wait_until(lambda: _gpus_used(sandbox, server.app_id) == 0, 120, "the GPU to be released")

@@ -24,6 +24,8 @@ from .common import connect, fail, log
 from .kinds import FRONTENDS
 
 STATUS_INTERVAL = 5.0
+#: Seconds a server has to stop after being asked before its process is ended.
+STOP_GRACE = 60.0
 
 
 class Watcher(threading.Thread):
@@ -42,6 +44,8 @@ class Watcher(threading.Thread):
         self.api = f"{info['protocol']}://127.0.0.1:{info['port']}{info['base_url']}api/"
         self.clock = IdleClock(options.idle_timeout, options.max_lifetime, started)
         self.warning = None  # the warning published, if any
+        self.loop_ended: threading.Event | None = None  # set by main() once app.start() returns
+        self.on_hang = None  # what to do before ending a process whose server does not stop
 
     def get(self, path):
         # no_track_activity: the watcher's own requests are not activity (api/status never is)
@@ -62,8 +66,15 @@ class Watcher(threading.Thread):
             raise
 
     def stop(self, why):
+        """Ask the server to stop; if its event loop does not end within :data:`STOP_GRACE`, end the
+        process after ``on_hang`` (the workspace's last sync): a hung server still stops."""
         log(f"stopping the server: {why}")
         self.app.stop()
+        if self.loop_ended is not None and not self.loop_ended.wait(STOP_GRACE):
+            log(f"the server did not stop within {STOP_GRACE}s; ending the process")
+            if self.on_hang is not None:
+                self.on_hang()
+            os._exit(0)
 
     def publish(self, key, value):
         try:
@@ -104,6 +115,8 @@ class Watcher(threading.Thread):
                 self.status()
                 break
             except Exception:
+                if self.options.max_lifetime and time.time() - self.started >= self.options.max_lifetime:
+                    return self.stop(f"reached its maximum lifetime of {self.options.max_lifetime}s")
                 time.sleep(0.1)
         self.app_client.kv[keys.NOTEBOOK_INFO] = json.dumps(self.info).encode()
         log(f"serving on {self.info['protocol']}://{self.info['host']}:{self.info['port']}{self.info['base_url']}")
@@ -227,6 +240,9 @@ def main(job) -> int:
     info = {"protocol": protocol, "host": host, "port": app.port, "base_url": app.base_url, "token": token, **tls}
     started = time.time()
     watcher = Watcher(app, app_client, info, options, started)
+    loop_ended = watcher.loop_ended = threading.Event()
+    if mirror is not None:
+        watcher.on_hang = lambda: _close_workspace(mirror, options.workspace.path, started)
     watcher.start()
     threading.Thread(target=_wait_for_stop, args=(app_client, watcher), name="skein-jupyter-stop",
                      daemon=True).start()
@@ -234,6 +250,7 @@ def main(job) -> int:
     try:
         app.start()
     finally:
+        loop_ended.set()
         log("server stopped")
         if mirror is not None:
             _close_workspace(mirror, options.workspace.path, started)
