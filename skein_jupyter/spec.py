@@ -236,10 +236,10 @@ def build_spec(recipe: Recipe, context: SpecContext, job_path: str | None = None
     tags = {*recipe.tags, APP_TAG, KINDS[recipe.kind].tag}
     if job.notebook is not None and job.notebook.workspace is not None:
         from .runtime_zip import deps_zip
-        from .workspaces import tag
+        from .workspaces import tags as workspace_tags
 
         files[DEPS_FILE] = skein.File(context.deps or str(deps_zip()), type="file")
-        tags.add(tag(job.notebook.workspace.path))
+        tags |= workspace_tags(job.notebook.workspace.path)
     for name, source in recipe.files.items():
         files[name] = skein.File(source)
     instances = 1

@@ -35,6 +35,10 @@ def fetch_certificate(server: ServerInfo, host: str | None = None, port: int | N
 
     Not verified: pass it to :func:`verify_certificate`.
     """
+    if server.protocol != "https":
+        from .exceptions import UsageError
+
+        raise UsageError(f"the server in {server.app_id} serves plain HTTP, not TLS; start it with --tls")
     return ssl.get_server_certificate((host or server.host, port or server.port), timeout=timeout)
 
 

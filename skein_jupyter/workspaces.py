@@ -27,12 +27,13 @@ if TYPE_CHECKING:
     from .hdfs import HadoopFS
     from .recipe import NotebookOptions
 
-__all__ = ["DEFAULT_WORKSPACE", "workspaces_dir", "workspace_path", "check_workspace_value", "tag",
+__all__ = ["DEFAULT_WORKSPACE", "workspaces_dir", "workspace_path", "check_workspace_value", "tag", "tags", "overlapping_tags",
            "namenode_urls", "workspace_job", "live_servers", "check_free", "list_workspaces"]
 
 DEFAULT_WORKSPACE = "default"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _TAG_PREFIX = "skein-jupyter-workspace-"
+_INSIDE_PREFIX = "skein-jupyter-inside-"
 
 
 def workspaces_dir(user: str) -> str:
@@ -74,10 +75,17 @@ def workspace_path(value: str, user: str) -> str:
         raise UsageError(f"--workspace {value}: not on this cluster's filesystem ({_default_authority() or '?'}); "
                          "give hdfs:///PATH or a path on the default filesystem")
     path = posixpath.normpath("/" + rest)
-    home = f"/user/{user}"
-    if path in ("/", "/user", home) or workspaces_dir(user).startswith(path + "/"):
+    home, named = f"/user/{user}", workspaces_dir(user)
+    if path in ("/", "/user", home) or named.startswith(path + "/") or path == named:
         raise UsageError(f"--workspace {value}: {path} holds more than one project (a home directory, or "
                          "where named workspaces live); give a directory of its own, e.g. "
+                         f"hdfs://{home}/projects/NAME")
+    if path.startswith(named + "/"):
+        raise UsageError(f"--workspace {value}: {path} is in or under a named workspace; give its name "
+                         f"(--workspace {path[len(named) + 1:].split('/')[0]})")
+    if any(part.startswith(".") for part in path.split("/")):
+        raise UsageError(f"--workspace {value}: {path} is a hidden directory (Skein's and skein-jupyter's own "
+                         "live under such); give a directory of its own, e.g. "
                          f"hdfs://{home}/projects/NAME")
     return path
 
@@ -88,9 +96,25 @@ def _default_authority() -> str:
     return default_fs.partition("://")[2].partition("/")[0]
 
 
+def _digest(path: str) -> str:
+    return hashlib.sha256(path.encode()).hexdigest()[:20]
+
+
+def _ancestors(path: str) -> list[str]:
+    """``/a/b/c`` -> ``["/a/b", "/a"]``: the directories a workspace is inside."""
+    parts = path.strip("/").split("/")
+    return ["/" + "/".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)]
+
+
 def tag(path: str) -> str:
     """The application tag of a server on the workspace ``path``: a digest, so tags reveal no path."""
-    return _TAG_PREFIX + hashlib.sha256(path.encode()).hexdigest()[:20]
+    return _TAG_PREFIX + _digest(path)
+
+
+def tags(path: str) -> set[str]:
+    """Every tag of a server on ``path``: its own, and one per directory it is inside (so a workspace
+    that holds, or is held by, a live server's is found too)."""
+    return {tag(path)} | {_INSIDE_PREFIX + _digest(a) for a in _ancestors(path)}
 
 
 def _site(name: str) -> dict[str, str]:
@@ -146,13 +170,23 @@ def workspace_job(options: NotebookOptions, user: str, checked_at_ms: int | None
                         sync_interval=options.sync_interval, exclude=list(options.sync_exclude))
 
 
+def overlapping_tags(path: str) -> set[str]:
+    """The tags of a server whose workspace is ``path``, is inside it, or holds it (see :func:`tags`).
+
+    >>> bool(overlapping_tags("/data/team/p") & tags("/data/team")), bool(overlapping_tags("/data/b") & tags("/data/a"))
+    (True, False)
+    """
+    return {tag(path), _INSIDE_PREFIX + _digest(path)} | {tag(a) for a in _ancestors(path)}
+
+
 def live_servers(client: skein.Client, user: str, path: str) -> list[str]:
-    """Applications of ``user``'s servers that are live (or about to be) on the workspace ``path``."""
+    """Applications of ``user``'s servers live (or about to be) on the workspace ``path``, in it or around it."""
     from .kinds import KINDS
 
-    wanted = {KINDS["notebook"].tag, tag(path)}
+    overlapping = overlapping_tags(path)
+    notebook = KINDS["notebook"].tag
     return sorted(report.id for report in client.get_applications(states=["SUBMITTED", "ACCEPTED", "RUNNING"])
-                  if report.user == user and wanted <= set(report.tags))
+                  if report.user == user and notebook in report.tags and overlapping & set(report.tags))
 
 
 def check_free(client: skein.Client, user: str, path: str) -> int:
@@ -193,6 +227,8 @@ def list_workspaces(fs: HadoopFS, user: str, client: skein.Client | None = None)
         if f"{path}/{META_DIR}/{LOCK}" in locks and client is not None:
             live = live_servers(client, user, path)
             in_use = live[0] if live else None
+        if path.rsplit("/", 1)[-1].startswith("."):
+            continue
         rows.append({"name": path.rsplit("/", 1)[-1], "path": path, "bytes": sizes[path],
                      "last_used": last_used.get(path) or None, "server": in_use})
     return rows

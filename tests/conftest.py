@@ -145,6 +145,18 @@ def free_ports():
             sock.close()
 
 
+@pytest.fixture(scope="module")
+def webhdfs(sandbox):
+    """The tests' own WebHDFS client of the sandbox (fsspec's, as containers use), to look at workspaces."""
+    from fsspec.implementations.webhdfs import WebHDFS
+
+    from skein_jupyter.identity import hadoop_user
+    from skein_jupyter.workspaces import namenode_urls
+
+    host, _, port = namenode_urls()[0].partition("://")[2].rpartition(":")
+    return WebHDFS(host, port=int(port), user=hadoop_user(), skip_instance_cache=True)
+
+
 def kernel_socket(server, kernel_id):
     """A client connected to a kernel of ``server`` over its websocket, as a notebook tab is."""
     import websocket

@@ -44,13 +44,16 @@ def _request(server, path, body=None, track=False):
         return json.load(response)
 
 
+WORKSPACE = f"t-{uuid.uuid4().hex[:10]}"
+
+
 @pytest.fixture(scope="module")
 def server(uploaded_venv, skein_client):
     """A jupyter_server with a short idle timeout; killed at the end if it did not stop itself."""
     recipe, _ = load_recipe(kind="notebook", environ={}, flags={
         "environment": uploaded_venv.url, "resources.memory": "1 GiB", "notebook.frontend": "server",
         "notebook.idle_timeout": f"{IDLE_TIMEOUT}s",
-        "notebook.workspace": f"t-{uuid.uuid4().hex[:10]}"})
+        "notebook.workspace": WORKSPACE, "notebook.sync_interval": "1h"})  # only a stop's sync sends files
     server = start(recipe, skein_client, timeout=600)
     yield server
     if str(skein_client.application_report(server.app_id).state) not in ("FINISHED", "FAILED", "KILLED"):
@@ -141,9 +144,14 @@ def test_warning_is_published_when_quiet_a_client_clears_it_and_notebook_info_sh
     assert f"UTC: {second['message']}" in shown.output
 
 
-def test_quiet_server_is_culled_after_its_warning_and_ends_succeeded(server, skein_client, kv):
+def test_quiet_server_is_culled_after_its_warning_and_ends_succeeded(server, skein_client, kv, webhdfs):
     report = wait_for_final_state(skein_client, server.app_id, IDLE_TIMEOUT + 120)
     assert (str(report.state), str(report.final_status)) == ("FINISHED", "SUCCEEDED")
+    # What the busy kernel wrote reached the workspace at the cull (the sync interval is an hour).
+    from skein_jupyter.identity import hadoop_user
+    from skein_jupyter.workspaces import workspace_path
+
+    assert webhdfs.cat_file(f"{workspace_path(WORKSPACE, hadoop_user())}/slept.txt") == b"done"
     logs = application_logs(server.app_id, timeout=120)
     lines = [line.split("skein-jupyter runtime: ", 1)[1] for line in logs.splitlines()
              if "skein-jupyter runtime: " in line]

@@ -19,7 +19,7 @@ from skein_jupyter.config import load_recipe
 from skein_jupyter.exceptions import UsageError
 from skein_jupyter.identity import hadoop_user
 from skein_jupyter.notebook import start, stop
-from skein_jupyter.workspaces import namenode_urls, workspace_path
+from skein_jupyter.workspaces import workspace_path
 
 pytestmark = pytest.mark.yarn
 
@@ -36,13 +36,8 @@ def _recipe(env_url, workspace, **flags):
 
 
 @pytest.fixture(scope="module")
-def hdfs(sandbox):
-    """The test's own WebHDFS client (fsspec, as the container uses)."""
-    from fsspec.implementations.webhdfs import WebHDFS
-
-    scheme, _, address = namenode_urls()[0].partition("://")
-    host, _, port = address.rpartition(":")
-    return WebHDFS(host, port=int(port), user=hadoop_user(), skip_instance_cache=True)
+def hdfs(webhdfs):
+    return webhdfs
 
 
 def _call(server, method, path, body=None):
@@ -219,11 +214,11 @@ def test_saves_survive_a_hard_kill_and_a_sigkill_of_the_container(uploaded_venv,
         stop(skein_client, third.app_id)
 
 
-@pytest.mark.parametrize("how", ["max_lifetime", "idle_timeout"])
+@pytest.mark.parametrize("how", ["max_lifetime"])  # culled by the idle timeout: tests/test_culling.py
 def test_a_culled_or_expired_server_keeps_what_its_kernels_wrote(how, uploaded_venv, skein_client, hdfs):
     name = _name()
     path = workspace_path(name, hadoop_user())
-    server = start(_recipe(uploaded_venv.url, name, **{"notebook.sync_interval": "1h", f"notebook.{how}": "45s"}),
+    server = start(_recipe(uploaded_venv.url, name, **{"notebook.sync_interval": "1h", f"notebook.{how}": "60s"}),
                    skein_client, timeout=600)
     try:
         payload = base64.b64encode(os.urandom(3000)).decode()

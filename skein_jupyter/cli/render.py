@@ -79,11 +79,21 @@ SERVER_HEADER = (f"{'APPLICATION':32} {'NAME':24} {'STATE':9} {'AGE':>8} {'MEMOR
                  "WORKSPACE")
 
 
+def _size(size: int) -> str:
+    """``2048`` -> ``2.0Ki``: bytes in the largest binary unit under 1024."""
+    value, unit = float(size), ""
+    for unit in ("", "Ki", "Mi", "Gi", "Ti"):
+        if value < 1024 or unit == "Ti":
+            break
+        value /= 1024
+    return f"{value:.1f}{unit}" if unit else f"{int(value)}B"
+
+
 def workspace_line(r: Mapping[str, Any]) -> str:
     import datetime
 
     used = datetime.datetime.fromtimestamp(r["last_used"]).strftime("%Y-%m-%d %H:%M") if r["last_used"] else "-"
-    return f"{r['name'][:24]:24} {r['bytes'] / 2**20:>8.1f}Mi {used:16} {r['server'] or '-':32} {r['path']}"
+    return f"{r['name'][:24]:24} {_size(r['bytes']):>10} {used:16} {r['server'] or '-':32} {r['path']}"
 
 
 WORKSPACE_HEADER = f"{'NAME':24} {'SIZE':>10} {'LAST USED':16} {'SERVER':32} PATH"

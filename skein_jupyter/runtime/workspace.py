@@ -78,14 +78,18 @@ class Mirror:
     # ----------------------------------------------------------- start and stop
 
     def prepare(self) -> None:
-        """Make the workspace (private) if it is new; refuse a file; empty the trash of old things."""
+        """Make the workspace (private) if it is new; refuse a file or a directory anyone can write to;
+        empty the trash of old things."""
         status = self.hdfs.status(self.remote)
         if status is None:
             self.hdfs.mkdir(self.remote)
+            self.hdfs.chmod(self.remote, "700")  # private; an existing directory keeps its own permissions
         elif status["type"] != "DIRECTORY":
             raise ValueError(f"the workspace {self.remote} is a file on HDFS, not a directory; choose "
                              "another workspace")
-        self.hdfs.chmod(self.remote, "700")
+        elif int(status.get("permission", "700"), 8) & 0o002:
+            raise ValueError(f"the workspace {self.remote} is a directory anyone can write to (e.g. /tmp); "
+                             "choose a directory of your own")
         self.hdfs.mkdir(self._remote(META_DIR))
         trash = self._remote(f"{META_DIR}/{TRASH}")
         if self.hdfs.status(trash) is not None:
