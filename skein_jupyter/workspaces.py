@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from .exceptions import UsageError
 from .runtime.job import WorkspaceJob
-from .runtime.workspace import LAST_USED, LOCK, META_DIR
+from .runtime.workspace import LAST_USED, LOCK, META_DIR, NAMED_DIR
 
 if TYPE_CHECKING:
     import skein
@@ -38,7 +38,7 @@ _INSIDE_PREFIX = "skein-jupyter-inside-"
 
 def workspaces_dir(user: str) -> str:
     """Where named workspaces of ``user`` live."""
-    return f"/user/{user}/skein-jupyter/workspaces"
+    return NAMED_DIR.format(user=user)
 
 
 def check_workspace_value(value: str) -> str:

@@ -203,3 +203,19 @@ def test_a_workspace_that_is_a_file_is_refused(hdfs, tmp_path):
     (hdfs.root / "ws").write_text("not a directory")
     with pytest.raises(ValueError, match="is a file on HDFS, not a directory"):
         _mirror(hdfs, tmp_path).prepare()
+
+
+def test_a_directory_anyone_can_write_to_is_refused_and_an_existing_one_keeps_its_mode(hdfs, tmp_path):
+    (hdfs.root / "ws").mkdir()
+    modes = []
+    hdfs.chmod = lambda path, mode: modes.append(mode)
+    hdfs.status = lambda path, real=hdfs.status: (dict(real(path), permission="1777") if path == "/ws"
+                                                  else real(path))
+    with pytest.raises(ValueError, match="anyone can write to"):
+        _mirror(hdfs, tmp_path).prepare(private=False)
+    hdfs.status = lambda path, real=LocalHDFS.status: dict(real(hdfs, path), permission="750") \
+        if path == "/ws" else real(hdfs, path)
+    _mirror(hdfs, tmp_path).prepare(private=False)
+    assert modes == []  # a project directory of the user's keeps its permissions
+    _mirror(hdfs, tmp_path).prepare(private=True)
+    assert modes == ["700"]  # a named workspace is private

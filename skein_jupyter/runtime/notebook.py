@@ -262,7 +262,7 @@ def _open_workspace(app_client, job, work: Path, host: str):
     import skein
 
     from .webhdfs import HDFS, WebHDFSError, connect, short
-    from .workspace import Mirror, WorkspaceBusy
+    from .workspace import NAMED_DIR, Mirror, WorkspaceBusy
 
     workspace = job.notebook.workspace
     began = time.monotonic()
@@ -271,7 +271,7 @@ def _open_workspace(app_client, job, work: Path, host: str):
         hdfs = HDFS(lambda: connect(workspace.namenodes, job.user))
         mirror = Mirror(hdfs, workspace.path, work, workspace.exclude, workspace.sync_interval,
                         skein.properties.application_id, workspace.checked_at)
-        mirror.prepare()
+        mirror.prepare(private=workspace.path.startswith(NAMED_DIR.format(user=job.user) + "/"))
         mirror.acquire(host)
         files, size = mirror.restore()
     except (WorkspaceBusy, WebHDFSError, ValueError) as exc:

@@ -30,6 +30,8 @@ from pathlib import Path
 from .common import log
 from .webhdfs import HDFS, short
 
+#: Where named workspaces live (private, 700); any other workspace keeps its directory's permissions.
+NAMED_DIR = "/user/{user}/skein-jupyter/workspaces"
 META_DIR = ".skein-jupyter"
 LOCK = "lock"
 LAST_USED = "last-used.json"
@@ -77,19 +79,20 @@ class Mirror:
 
     # ----------------------------------------------------------- start and stop
 
-    def prepare(self) -> None:
-        """Make the workspace (private) if it is new; refuse a file or a directory anyone can write to;
-        empty the trash of old things."""
+    def prepare(self, private: bool = True) -> None:
+        """Make the workspace if it is new, private (700) if new or ``private`` (a named workspace); refuse
+        a file or a directory anyone can write to; empty the trash of old things."""
         status = self.hdfs.status(self.remote)
         if status is None:
             self.hdfs.mkdir(self.remote)
-            self.hdfs.chmod(self.remote, "700")  # private; an existing directory keeps its own permissions
         elif status["type"] != "DIRECTORY":
             raise ValueError(f"the workspace {self.remote} is a file on HDFS, not a directory; choose "
                              "another workspace")
-        elif int(status.get("permission", "700"), 8) & 0o002:
+        elif not private and int(status.get("permission", "700"), 8) & 0o002:
             raise ValueError(f"the workspace {self.remote} is a directory anyone can write to (e.g. /tmp); "
                              "choose a directory of your own")
+        if status is None or private:
+            self.hdfs.chmod(self.remote, "700")  # an existing directory of the user's keeps its permissions
         self.hdfs.mkdir(self._remote(META_DIR))
         trash = self._remote(f"{META_DIR}/{TRASH}")
         if self.hdfs.status(trash) is not None:
