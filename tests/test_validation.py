@@ -10,6 +10,8 @@ import subprocess
 import sys
 
 import pytest
+
+from conftest import SESSION_GPUS
 from click.testing import CliRunner
 
 from skein_jupyter.cli import cli
@@ -324,7 +326,9 @@ def _active_apps(client):
 @pytest.mark.parametrize("args, error", [
     (["--memory", "100GiB"], "Error: resources.memory: 102400 MiB is above the cluster maximum of"),
     (["--vcores", "64"], "Error: resources.vcores: 64 is above the cluster maximum of 8 per container"),
-    (["--gpus", "1"], "Error: resources.gpus: 1 asked for, but this cluster has no GPUs (no yarn.io/gpu resource)"),
+    # The session's sandbox declares SESSION_GPUS GPUs; a cluster without any: tests/test_gpus.py.
+    (["--gpus", str(SESSION_GPUS + 1)],
+     f"Error: resources.gpus: {SESSION_GPUS + 1} is above the cluster maximum of {SESSION_GPUS} per container"),
 ])
 def test_requests_above_what_the_scheduler_allows_submit_nothing(sandbox, skein_client, args, error):
     before = _active_apps(skein_client)
