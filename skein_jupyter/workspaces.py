@@ -90,10 +90,14 @@ def workspace_path(value: str, user: str) -> str:
     return path
 
 
+def _default_fs(core: dict[str, str] | None = None) -> str:
+    """``fs.defaultFS`` of the client configuration (Hadoop's own default when not set)."""
+    core = _site("core-site.xml") if core is None else core
+    return core.get("fs.defaultFS", core.get("fs.default.name", "hdfs://localhost:8020"))
+
+
 def _default_authority() -> str:
-    core = _site("core-site.xml")
-    default_fs = core.get("fs.defaultFS", core.get("fs.default.name", ""))
-    return default_fs.partition("://")[2].partition("/")[0]
+    return _default_fs().partition("://")[2].partition("/")[0]
 
 
 def _digest(path: str) -> str:
@@ -139,7 +143,7 @@ def namenode_urls() -> list[str]:
     a wildcard bind address is replaced by the host of ``fs.defaultFS``.
     """
     core, hdfs = _site("core-site.xml"), _site("hdfs-site.xml")
-    default_fs = core.get("fs.defaultFS", core.get("fs.default.name", "hdfs://localhost:8020"))
+    default_fs = _default_fs(core)
     authority = default_fs.partition("://")[2].partition("/")[0]
     host = authority.partition(":")[0] or "localhost"
     https = hdfs.get("dfs.http.policy", "HTTP_ONLY").upper() == "HTTPS_ONLY"
@@ -179,14 +183,23 @@ def overlapping_tags(path: str) -> set[str]:
     return {tag(path), _INSIDE_PREFIX + _digest(path)} | {tag(a) for a in _ancestors(path)}
 
 
-def live_servers(client: skein.Client, user: str, path: str) -> list[str]:
-    """Applications of ``user``'s servers live (or about to be) on the workspace ``path``, in it or around it."""
+def _live_reports(client: skein.Client, user: str) -> list:
+    """Reports of ``user``'s notebook servers that are live or about to be."""
     from .kinds import KINDS
 
-    overlapping = overlapping_tags(path)
     notebook = KINDS["notebook"].tag
-    return sorted(report.id for report in client.get_applications(states=["SUBMITTED", "ACCEPTED", "RUNNING"])
-                  if report.user == user and notebook in report.tags and overlapping & set(report.tags))
+    return [report for report in client.get_applications(states=["SUBMITTED", "ACCEPTED", "RUNNING"])
+            if report.user == user and notebook in report.tags]
+
+
+def live_servers(client: skein.Client, user: str, path: str, reports: list | None = None) -> list[str]:
+    """Applications of ``user``'s servers live (or about to be) on the workspace ``path``, in it or around it.
+
+    ``reports``: those of :func:`_live_reports`, when already asked for.
+    """
+    overlapping = overlapping_tags(path)
+    reports = _live_reports(client, user) if reports is None else reports
+    return sorted(report.id for report in reports if overlapping & set(report.tags))
 
 
 def check_free(client: skein.Client, user: str, path: str) -> int:
@@ -222,10 +235,11 @@ def list_workspaces(fs: HadoopFS, user: str, client: skein.Client | None = None)
             last_used[data["path"]] = float(data.get("stopped", 0))
     locks = fs.run("-ls", f"{root}/*/{META_DIR}/{LOCK}", check=False).stdout
     rows = []
+    reports = _live_reports(client, user) if client is not None and f"/{META_DIR}/{LOCK}" in locks else []
     for path in sorted(sizes):
         in_use = None
         if f"{path}/{META_DIR}/{LOCK}" in locks and client is not None:
-            live = live_servers(client, user, path)
+            live = live_servers(client, user, path, reports)
             in_use = live[0] if live else None
         if path.rsplit("/", 1)[-1].startswith("."):
             continue
