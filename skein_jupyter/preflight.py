@@ -159,7 +159,10 @@ class Preflight:
             self.local_nb = read_notebook(recipe.run.notebook)
             check_notebook(recipe, self.local_nb)
         fs = job_fs(recipe)
-        self._pool = concurrent.futures.ThreadPoolExecutor(3)
+        self._pool = concurrent.futures.ThreadPoolExecutor(4)
+        from .notifications import resolve
+
+        self.notify = self._pool.submit(resolve, recipe, user)  # channels named, file private, URLs valid
         self.output = self._pool.submit(_check_output, recipe, user, fs)
         self.remote_nb = self._pool.submit(read_notebook, recipe.run.notebook, fs) if self.local_nb is None else None
         remote_env = recipe.environment is not None and recipe.environment.kind is EnvironmentKind.HDFS
@@ -167,12 +170,14 @@ class Preflight:
         self._pool.shutdown(wait=False)
 
     def check_early(self) -> None:
-        """Raise the first problem that needs no environment: the output location, a remote notebook.
+        """Raise the first problem that needs no environment: the output location, notification channels,
+        a remote notebook.
 
         Called before the environment is uploaded, so a bad ``--output`` never
         waits for (or pays for) a large upload.
         """
         self.output.result()
+        self.notify.result()
         if self.remote_nb is not None:
             check_notebook(self.recipe, self.remote_nb.result())
 

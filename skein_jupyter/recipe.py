@@ -15,12 +15,13 @@ from .environment import EnvironmentRef
 from .exceptions import UsageError
 from .kinds import FRONTENDS, KINDS
 from .runtime.workspace import DEFAULT_EXCLUDE
-from .recipe_values import (_app_name, _bool, _choice, _did_you_mean, _duration, _duration_or_zero, _env, _environment,
-                            _field, _files, _grid, _int, _kernel, _mapping, _memory, _notebook, _optional_text,
-                            _interval, _output, _param_sets, _parameters, _text, _text_list, _workspace)
+from .recipe_values import (_app_name, _bool, _choice, _did_you_mean, _duration, _duration_or_zero, _emails, _env,
+                            _environment, _events, _field, _files, _grid, _int, _interval, _kernel, _mapping,
+                            _memory, _notebook, _optional_text, _output, _param_sets, _parameters, _text,
+                            _text_list, _webhook_names, _workspace)
 
 __all__ = ["Recipe", "Resources", "ACLs", "Kerberos", "NotebookOptions", "RunOptions", "SweepOptions",
-           "KINDS", "FRONTENDS", "build", "field_paths"]
+           "NotifyOptions", "KINDS", "FRONTENDS", "build", "field_paths"]
 
 
 # ----------------------------------------------------------------- the schema
@@ -125,6 +126,19 @@ class SweepOptions:
 
 
 @dataclasses.dataclass(frozen=True)
+class NotifyOptions:
+    """Notifications when a run or sweep ends: the channels are named here, their secrets are in your
+    private notifications file (see the batch users' guide, Notifications)."""
+
+    when: tuple = _field(("failure", "timeout"), _events,
+                         "Events to notify of: ``success``, ``failure``, ``timeout``, ``stopped``.")
+    webhooks: tuple = _field(tuple, _webhook_names, "Webhooks to POST to, by their names in your notifications file.")
+    emails: tuple = _field(tuple, _emails, "Email addresses to send to (through the SMTP server of your "
+                           "notifications file).")
+    attach_html: bool = _field(True, _bool, "Attach the HTML output to emails (when the run writes HTML).")
+
+
+@dataclasses.dataclass(frozen=True)
 class Recipe:
     """One job: a Jupyter server, a papermill run, or a sweep of runs."""
 
@@ -149,6 +163,7 @@ class Recipe:
     notebook: NotebookOptions = dataclasses.field(default_factory=NotebookOptions, metadata={"kinds": ("notebook",)})
     run: RunOptions = dataclasses.field(default_factory=RunOptions, metadata={"kinds": ("run", "sweep")})
     sweep: SweepOptions = dataclasses.field(default_factory=SweepOptions, metadata={"kinds": ("sweep",)})
+    notify: NotifyOptions = dataclasses.field(default_factory=NotifyOptions, metadata={"kinds": ("run", "sweep")})
 
     @property
     def app_name(self) -> str:
@@ -167,7 +182,7 @@ class Recipe:
                 return {k: plain(v) for k, v in value.items()}
             return value
         data = plain(self)
-        for section in ("notebook", "run", "sweep"):
+        for section in ("notebook", "run", "sweep", "notify"):
             if self.kind not in _section_kinds(section):
                 data.pop(section)
         return data
@@ -178,7 +193,7 @@ def _section_kinds(name):
 
 
 _SECTIONS = {"resources": Resources, "acls": ACLs, "kerberos": Kerberos,
-             "notebook": NotebookOptions, "run": RunOptions, "sweep": SweepOptions}
+             "notebook": NotebookOptions, "run": RunOptions, "sweep": SweepOptions, "notify": NotifyOptions}
 
 
 def _section_type(cls, field):
@@ -256,7 +271,7 @@ def build(raw: dict, source_of: Callable[[str], str] = lambda path: "recipe", ba
     if kind not in KINDS:
         raise UsageError(f"kind ({source_of('kind')}): {kind!r} is not one of {', '.join(KINDS)}"
                          f"{_did_you_mean(kind, KINDS)}")
-    for section in ("notebook", "run", "sweep"):
+    for section in ("notebook", "run", "sweep", "notify"):
         if raw.get(section) and kind not in _section_kinds(section):
             raise UsageError(f"{section} ({source_of(section)}): a {kind} recipe has no {section}: section; "
                              f"remove it, or set kind: {_section_kinds(section)[0]}")

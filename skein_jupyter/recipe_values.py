@@ -196,6 +196,33 @@ def _grid(value):
     return dict(value)
 
 
+def _events(value):
+    from .notifications import parse_events
+
+    return parse_events(value)
+
+
+def _checked_list(check):
+    def parse(value):
+        items = _text_list(value)
+        for item in items:
+            check(item)
+        return items
+    return parse
+
+
+def _emails(value):
+    from .notifications import check_address
+
+    return _checked_list(check_address)(value)
+
+
+def _webhook_names(value):
+    from .notifications import check_channel_name
+
+    return _checked_list(check_channel_name)(value)
+
+
 def _did_you_mean(word, options):
     close = difflib.get_close_matches(str(word), list(options), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from .environment import EnvironmentKind
 from .exceptions import UsageError
 from .kinds import APP_TAG, KINDS
-from .runtime.job import JOB_FILE, Job, NotebookJob, RunJob, to_json
+from .runtime.job import JOB_FILE, Job, NotebookJob, NotifyJob, RunJob, to_json
+from .runtime.notify import NOTIFY_FILE
 from .runtime.webhdfs import DEPS_FILE
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ ENV_DIR = "environment"
 INPUT_NOTEBOOK = "input.ipynb"
 MASTER_MEMORY = "512 MiB"
 #: File names a job localizes itself: a recipe's ``files:`` may not take them.
-RESERVED_FILES = frozenset({ENV_DIR, RUNTIME_FILE, INPUT_NOTEBOOK, JOB_FILE, "outputs", "work"})
+RESERVED_FILES = frozenset({ENV_DIR, RUNTIME_FILE, INPUT_NOTEBOOK, JOB_FILE, NOTIFY_FILE, "outputs", "work"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +68,10 @@ class SpecContext:
     namenodes : list of str, optional
         The NameNodes' WebHDFS URLs a server's container uses; read from the
         Hadoop configuration when not given.
+    notify_secrets : dict, optional
+        The secrets of the job's notification channels
+        (:func:`skein_jupyter.notifications.resolve`); resolved from your
+        notifications file when not given.
     """
 
     user: str
@@ -76,6 +81,7 @@ class SpecContext:
     deps: str | None = None
     workspace_checked_at: int | None = None
     namenodes: list[str] | None = None
+    notify_secrets: dict | None = dataclasses.field(default=None, repr=False)
 
     @classmethod
     def for_user(cls, user: str | None = None, **changes: Any) -> SpecContext:
@@ -98,7 +104,8 @@ class SpecContext:
         """
         runtime = f"hdfs:///user/alice/.skein-jupyter/runtime/{RUNTIME_FILE}"
         example: dict[str, Any] = {"deps": f"hdfs:///user/alice/.skein-jupyter/runtime/{DEPS_FILE}",
-                                   "workspace_checked_at": 0, "namenodes": ["http://namenode.example.com:9870"]}
+                                   "workspace_checked_at": 0, "namenodes": ["http://namenode.example.com:9870"],
+                                   "notify_secrets": {"webhooks": {}, "smtp": None}}  # no user's file read
         if recipe is not None and recipe.environment is not None \
                 and recipe.environment.kind is EnvironmentKind.NAME:
             import hashlib
@@ -165,8 +172,12 @@ def job_from_recipe(recipe: Recipe, user: str, checked_at_ms: int | None = None,
             checkpoint_interval=options.checkpoint_interval or 0,
             papermill_options=dict(options.papermill_options), retries=options.retries,
             retry_failed_cells=options.retry_failed_cells, share=options.share)
+    notify = None
+    if recipe.kind != "notebook" and (recipe.notify.webhooks or recipe.notify.emails):
+        notify = NotifyJob(when=list(recipe.notify.when), webhooks=list(recipe.notify.webhooks),
+                           emails=list(recipe.notify.emails), attach_html=recipe.notify.attach_html)
     return Job(kind=recipe.kind, name=recipe.app_name, user=user, env=dict(recipe.env), notebook=notebook,
-               run=run)
+               run=run, notify=notify)
 
 
 def write_job_file(job: Job, path: str | None = None) -> str:
@@ -185,14 +196,15 @@ def write_job_file(job: Job, path: str | None = None) -> str:
 
 
 def discard_job_file(spec: skein.ApplicationSpec) -> None:
-    """Remove the local job file of ``spec`` (a temporary file of :func:`build_spec`); never raises."""
+    """Remove the local job file (and notifications secrets file) of ``spec`` (temporary files of
+    :func:`build_spec`); never raises."""
     for service in spec.services.values():
-        file = service.files.get(JOB_FILE)
-        if file is not None and file.source.startswith("file://"):
-            try:
-                os.unlink(file.source[len("file://"):])
-            except OSError:
-                pass
+        for file in (service.files.get(JOB_FILE), service.files.get(NOTIFY_FILE)):
+            if file is not None and file.source.startswith("file://"):
+                try:
+                    os.unlink(file.source[len("file://"):])
+                except OSError:
+                    pass
 
 
 def _script(kind: str) -> str:
@@ -225,8 +237,13 @@ def build_spec(recipe: Recipe, context: SpecContext, job_path: str | None = None
     """
     import skein
 
+    from .notifications import resolve, write_secrets_file
+
     env_url = context.environment_url(recipe)
     job = job_from_recipe(recipe, context.user, context.workspace_checked_at, context.namenodes)
+    # The channels' secrets, checked (and read) before any file is written; shipped as the job is.
+    secrets = resolve(recipe, context.user) if job.notify is not None and context.notify_secrets is None \
+        else context.notify_secrets
     # Uploaded archives never change (content-addressed, or timestamped by
     # YARN), so YARN may keep them unpacked in its per-user (or public) cache
     # and later launches skip localization; a local file is staged per app.
@@ -277,6 +294,9 @@ def build_spec(recipe: Recipe, context: SpecContext, job_path: str | None = None
     # Written last, once nothing else can fail, so that a refused recipe leaves no file behind.
     source = write_job_file(job, job_path) if write_job else JOB_FILE
     service.files[JOB_FILE] = skein.File(source, type="file", visibility="application")
+    if job.notify is not None:
+        source = write_secrets_file(secrets or {}) if write_job else NOTIFY_FILE
+        service.files[NOTIFY_FILE] = skein.File(source, type="file", visibility="application")
     return spec
 
 
@@ -302,6 +322,8 @@ def spec_to_yaml(spec: skein.ApplicationSpec, relative_to: str | None = None,
         for service in data.get("services", {}).values():
             if JOB_FILE in service.get("files", {}):
                 service["files"][JOB_FILE]["source"] = job_source
+            if NOTIFY_FILE in service.get("files", {}):  # secrets: never shown, whatever the source
+                service["files"][NOTIFY_FILE]["source"] = NOTIFY_FILE
     return yaml.safe_dump(data, sort_keys=True, default_flow_style=False, width=100)
 
 

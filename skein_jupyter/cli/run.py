@@ -60,12 +60,19 @@ def sweep_settings(path: str) -> dict[str, Any]:
 @click.option("--sweep", "sweep_file", metavar="FILE", help="Run every parameter set in FILE (a YAML list, or a "
               "grid of names to lists) in one application.")
 @click.option("--parallel", type=int, help="Sweeps: at most this many sets at a time.")
+@click.option("--notify-on", metavar="EVENTS", help="Notify on these events, comma-separated: success, failure, "
+              "timeout, stopped [default: failure,timeout].")
+@click.option("--webhook", "webhooks", multiple=True, metavar="NAME",
+              help="Notify this webhook of your notifications file when the run ends (repeatable).")
+@click.option("--email", "emails", multiple=True, metavar="ADDRESS",
+              help="Email this address when the run ends, with the HTML attached (repeatable).")
 @click.option("--detach", is_flag=True, help="Print the application id and return at once.")
 @click.option("--dry-run", is_flag=True, help="Print the Skein spec instead of submitting.")
 @json_option
 @quiet_option
 def run_command(target, typed, raw, yamls, files, kernel, engine, cell_timeout, start_timeout, timeout, output,
-                html, retries, retry_failed_cells, sweep_file, parallel, detach, dry_run, as_json, quiet, **options):
+                html, retries, retry_failed_cells, sweep_file, parallel, notify_on, webhooks, emails, detach, dry_run,
+                as_json, quiet, **options):
     """Run a notebook with papermill in a YARN container, or a sweep of parameter sets.
 
     Follows the run with a cell progress bar and ends with a summary; exits
@@ -78,6 +85,7 @@ def run_command(target, typed, raw, yamls, files, kernel, engine, cell_timeout, 
       skein-jupyter run report.ipynb --env analytics -p alpha 0.5 --html
       skein-jupyter run recipes/nightly-report.yaml --detach
       skein-jupyter run report.ipynb --env analytics --sweep sets.yaml --parallel 4
+      skein-jupyter run report.ipynb --env analytics --html --webhook team --email me@example.com
     """
     import os
 
@@ -95,7 +103,8 @@ def run_command(target, typed, raw, yamls, files, kernel, engine, cell_timeout, 
                        ("run.cell_timeout", cell_timeout), ("run.start_timeout", start_timeout),
                        ("run.timeout", timeout), ("run.output", output), ("run.html", html),
                        ("run.retries", retries), ("run.retry_failed_cells", retry_failed_cells),
-                       ("sweep.parallel", parallel)])
+                       ("sweep.parallel", parallel), ("notify.when", notify_on),
+                       ("notify.webhooks", list(webhooks) or None), ("notify.emails", list(emails) or None)])
     kind = None if is_recipe else "run"
     if sweep_file:
         flags.update(sweep_settings(sweep_file))

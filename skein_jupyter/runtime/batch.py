@@ -210,6 +210,10 @@ class Worker:
             self.upload(files)
         except Exception as exc:
             log(f"summary not saved to the cluster: {exc}")
+        if self.job.notify is not None:  # before the application ends, which stops this container
+            from .notify import notify_end
+
+            notify_end(self, summary, rows)
         return summary
 
     def main(self) -> int:

@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Optional
 from .kinds import FRONTENDS, KINDS
 
 __all__ = ["OUTPUT_PLACEHOLDERS", "check_output_template", "expand_output", "Job", "NotebookJob", "WorkspaceJob", "RunJob",
+           "NotifyJob", "NOTIFY_EVENTS",
            "JobError", "JOB_FILE", "KINDS", "SHARES", "to_json", "from_json", "read_job", "check_parameter_name",
            "check_env_name", "RESERVED_ENV", "RESERVED_ENV_PREFIXES"]
 
@@ -35,6 +36,8 @@ FORMAT = 1
 SHARES = ("private", "group")
 #: The placeholders an output location may use, and nothing else.
 OUTPUT_PLACEHOLDERS = ("user", "app_id", "name", "date")
+#: When a notification may be sent: how a run, sweep or flow ended.
+NOTIFY_EVENTS = ("success", "failure", "timeout", "stopped")
 
 
 class JobError(ValueError):
@@ -93,6 +96,20 @@ class RunJob:
 
 
 @dataclasses.dataclass(frozen=True)
+class NotifyJob:
+    """Whom to tell when the job ends, and on which events: names and addresses only.
+
+    The secrets of the channels (webhook URLs, the SMTP server's login) are in
+    a file of their own (``notify.json``, see ``runtime/notify.py``), never here.
+    """
+
+    when: List[str] = dataclasses.field(default_factory=lambda: ["failure", "timeout"])
+    webhooks: List[str] = dataclasses.field(default_factory=list)
+    emails: List[str] = dataclasses.field(default_factory=list)
+    attach_html: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
 class Job:
     """What the container runs.
 
@@ -107,6 +124,7 @@ class Job:
     env: Dict[str, str] = dataclasses.field(default_factory=dict)
     notebook: Optional[NotebookJob] = None
     run: Optional[RunJob] = None
+    notify: Optional[NotifyJob] = None
     format: int = FORMAT
 
     def __post_init__(self):
@@ -142,6 +160,8 @@ class Job:
                     check_output_template(self.run.output)
             except ValueError as exc:
                 raise JobError(f"run: {exc}") from None
+        if self.notify is not None and not set(self.notify.when) <= set(NOTIFY_EVENTS):
+            raise JobError(f"notify.when: not a list of {', '.join(NOTIFY_EVENTS)}")
         try:
             for name in self.env:
                 check_env_name(name)
