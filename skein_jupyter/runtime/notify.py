@@ -150,7 +150,7 @@ def email_message(summary: Mapping[str, Any], sender: str, recipients: Sequence[
             log(f"notification: {path.name} not attached (at most {MAX_ATTACHMENTS} files, "
                 f"{MAX_ATTACHED_BYTES // 2**20} MiB)")
             continue
-        message.add_attachment(data, maintype="text", subtype="html", filename=path.name)
+        message.add_attachment(data.decode("utf-8", errors="replace"), subtype="html", filename=path.name)
         total, attached = total + len(data), attached + 1
     return message
 
