@@ -210,3 +210,22 @@ def test_a_failing_channel_is_logged_without_its_url_and_changes_nothing(tmp_pat
     logged = capsys.readouterr().err
     assert "notification: webhook 'team' not sent" in logged and "ConnectionRefusedError" in logged
     assert TOKEN not in logged and PASSWORD not in logged and str(port) not in logged
+
+
+def test_the_guides_notification_examples_are_valid(tmp_path, notebook):
+    """The YAML the batch users' guide shows (a recipe's notify: section, a notifications file) is accepted."""
+    import yaml
+
+    from skein_jupyter.notifications import parse_channels
+    from test_guides import code_blocks
+
+    blocks = [b.text for b in code_blocks("docs/guides/batch-users.rst") if b.language == "yaml"
+              and "caption" not in b.options and ("notify:" in b.text or "webhooks:" in b.text)]
+    assert len(blocks) == 2
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"kind": "run", "environment": "hdfs:///e.tar.gz", "run": {"notebook": str(notebook)},
+                                      **yaml.safe_load(blocks[0])}))
+    model, _ = load_recipe(recipe, environ={}, config_path=tmp_path / "none.yaml")
+    assert model.notify.webhooks == ("team-chat",) and model.notify.when == ("failure", "timeout")
+    channels = parse_channels(yaml.safe_load(blocks[1]), "guide")
+    assert set(channels.webhooks) == {"team-chat", "ops"} and channels.smtp.port == 587
