@@ -20,7 +20,6 @@ import dataclasses
 import os
 import re
 import stat
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -271,11 +270,6 @@ def write_secrets_file(secrets: Mapping[str, Any], path: str | None = None) -> s
     """Write ``secrets`` as JSON readable by the user only (a new temporary file unless ``path``)."""
     import json
 
-    if path is None:
-        fd, path = tempfile.mkstemp(prefix="skein-jupyter-notify-", suffix=".json")  # mode 600
-    else:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(json.dumps(secrets, sort_keys=True))
-    return str(path)
+    from .spec import write_private
+
+    return write_private(json.dumps(secrets, sort_keys=True), path, "skein-jupyter-notify-")

@@ -185,13 +185,18 @@ def write_job_file(job: Job, path: str | None = None) -> str:
 
     Returns the path. Remove a temporary one with :func:`discard_job_file` once submitted.
     """
+    return write_private(to_json(job), path, "skein-jupyter-job-")
+
+
+def write_private(text: str, path: str | None = None, prefix: str = "skein-jupyter-") -> str:
+    """Write ``text`` into a file readable by the user only: ``path``, or a new temporary ``PREFIX*.json``."""
     if path is None:
-        fd, path = tempfile.mkstemp(prefix="skein-jupyter-job-", suffix=".json")  # mode 600
+        fd, path = tempfile.mkstemp(prefix=prefix, suffix=".json")  # mode 600
     else:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(to_json(job))
+        f.write(text)
     return str(path)
 
 
