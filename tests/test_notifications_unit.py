@@ -123,6 +123,9 @@ def test_the_job_names_channels_and_the_secrets_ship_apart(secrets_file, noteboo
     assert not os.path.exists(local)
     with pytest.raises(JobError, match="notify.when"):
         Job(kind="run", name="x", user="alice", run=RunJob(notebook="x.ipynb"), notify=NotifyJob(when=["crash"]))
+    with pytest.raises(JobError, match="notify.emails"):
+        Job(kind="run", name="x", user="alice", run=RunJob(notebook="x.ipynb"),
+            notify=NotifyJob(emails=["a@example.com\nBcc: eve@example.com"]))
 
 
 def test_bad_channels_exit_2_before_anything_and_the_spec_shows_no_secret(secrets_file, notebook, tmp_path):

@@ -160,8 +160,11 @@ class Job:
                     check_output_template(self.run.output)
             except ValueError as exc:
                 raise JobError(f"run: {exc}") from None
-        if self.notify is not None and not set(self.notify.when) <= set(NOTIFY_EVENTS):
-            raise JobError(f"notify.when: not a list of {', '.join(NOTIFY_EVENTS)}")
+        if self.notify is not None:
+            if not set(self.notify.when) <= set(NOTIFY_EVENTS):
+                raise JobError(f"notify.when: not a list of {', '.join(NOTIFY_EVENTS)}")
+            if not all(re.fullmatch(r"[^@\s,;<>]+@[^@\s,;<>]+", address) for address in self.notify.emails):
+                raise JobError("notify.emails: not a list of email addresses")  # no header can be injected
         try:
             for name in self.env:
                 check_env_name(name)
