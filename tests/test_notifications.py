@@ -113,7 +113,7 @@ def test_a_failing_run_notifies_a_webhook_and_emails_its_html(uploaded_venv, web
     (attachment,) = list(message.iter_attachments())
     assert attachment.get_filename() == "failing.html"
     html = HadoopFS().cat(f"/user/{body['user']}/skein-jupyter/runs/{app_id}/failing.html")
-    assert attachment.get_content().rstrip("\n") == html.rstrip("\n") and "ZeroDivisionError" in html
+    assert attachment.get_content() == html and "ZeroDivisionError" in html  # exactly the run's HTML
 
     logs = CliRunner().invoke(cli, ["logs", app_id])
     assert logs.exit_code == 0, logs.output

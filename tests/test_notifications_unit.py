@@ -188,7 +188,7 @@ def test_email_with_the_html_attached(tmp_path):
     assert "in cell 3 (ZeroDivisionError)" in parsed.get_body(("plain",)).get_content()
     (attachment,) = list(parsed.iter_attachments())
     assert attachment.get_filename() == "report.html" and attachment.get_content_type() == "text/html"
-    assert attachment.get_content().rstrip("\n") == html.read_text(encoding="utf-8")  # the newline: MIME's
+    assert attachment.get_content() == html.read_text(encoding="utf-8")
 
 
 def test_only_the_events_asked_for_notify(tmp_path):

@@ -150,7 +150,9 @@ def email_message(summary: Mapping[str, Any], sender: str, recipients: Sequence[
             log(f"notification: {path.name} not attached (at most {MAX_ATTACHMENTS} files, "
                 f"{MAX_ATTACHED_BYTES // 2**20} MiB)")
             continue
-        message.add_attachment(data.decode("utf-8", errors="replace"), subtype="html", filename=path.name)
+        # As bytes (base64), so the file arrives exactly as written; nbconvert writes UTF-8.
+        message.add_attachment(data, maintype="text", subtype="html", filename=path.name,
+                               params={"charset": "utf-8"})
         total, attached = total + len(data), attached + 1
     return message
 
