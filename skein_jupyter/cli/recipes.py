@@ -16,8 +16,8 @@ __all__ = ["spec_command", "config", "print_spec"]
 
 
 #: Heads every printed spec: the job file it names does not exist, on purpose.
-JOB_NOTE = ("# job.json (the job: parameters, environment values) and notify.json (notification secrets)\n"
-            "# are written only by a launch (mode 600, removed once submitted); nothing was written here.\n")
+JOB_NOTE = ("# job.json (the job: parameters, environment values) is written only by a launch\n"
+            "# (mode 600, removed once submitted); nothing was written here.\n")
 
 
 def print_spec(model: Recipe) -> None:
