@@ -119,3 +119,30 @@ def test_a_failing_run_notifies_a_webhook_and_emails_its_html(uploaded_venv, web
     assert logs.exit_code == 0, logs.output
     assert "notification: sent to webhook 'team'" in logs.output and "notification: sent to email" in logs.output
     assert TOKEN not in logs.output and str(hook_port) not in logs.output
+
+
+def test_a_notifications_file_on_hdfs_must_be_private(sandbox, tmp_path, capsys):
+    import uuid
+
+    from skein_jupyter import notifications
+    from skein_jupyter.exceptions import UsageError
+    from skein_jupyter.identity import hadoop_user
+    from skein_jupyter.notifications import load_channels
+
+    local = tmp_path / "notifications.yaml"
+    local.write_text(f"webhooks:\n  team:\n    url: https://hooks.example.com/{TOKEN}\n")
+    url = f"hdfs:///user/{hadoop_user()}/notifications-test-{uuid.uuid4().hex[:8]}.yaml"
+    fs = HadoopFS()
+    started = time.monotonic()
+    try:
+        fs.put([local], url)  # private: 600
+        assert load_channels("alice", fs, url).webhooks["team"].url.endswith(TOKEN)
+        fs.chmod("640", url)
+        notifications._HDFS_CACHE.clear()  # a launch reads once for its checks and its spec; read again here
+        with pytest.raises(UsageError, match="readable or writable by others \\(mode 640\\)") as info:
+            load_channels("alice", fs, url)
+        assert TOKEN not in str(info.value)
+    finally:
+        fs.rm(url)
+    with capsys.disabled():
+        print(f"\nnotifications file on HDFS: read when 600, refused when 640: {time.monotonic() - started:.1f}s")
