@@ -232,3 +232,17 @@ def test_the_guides_notification_examples_are_valid(tmp_path, notebook):
     assert model.notify.webhooks == ("team-chat",) and model.notify.when == ("failure", "timeout")
     channels = parse_channels(yaml.safe_load(blocks[1]), "guide")
     assert set(channels.webhooks) == {"team-chat", "ops"} and channels.smtp.port == 587
+
+
+def test_a_sweeps_email_carries_the_html_of_sets_that_did_not_succeed_first(tmp_path):
+    from types import SimpleNamespace
+
+    rows = [{"set": i, "status": "failed" if i in (3, 6) else "succeeded",
+             "html": f"/out/report-{i:02d}.html" if i != 4 else None} for i in range(8)]
+    for i in range(8):
+        (tmp_path / f"report-{i:02d}.html").write_text(f"set {i}")
+    found = notify._html_files(SimpleNamespace(workdir=tmp_path), rows)
+    assert [p.name for p in found] == ["report-03.html", "report-06.html", "report-00.html", "report-01.html",
+                                       "report-02.html"]  # at most 5; no HTML for set 4
+    assert notify.schedule_of(["skein-jupyter", "skein-jupyter-schedule:nightly"]) == "nightly"
+    assert notify.schedule_of(["skein-jupyter-run"]) is None
