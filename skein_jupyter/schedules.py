@@ -124,17 +124,30 @@ def create(name: str, cron_expr: str, recipe: Recipe, target: str, client: skein
         for sub in (HISTORY, TRIGGERS, FILES):
             os.makedirs(os.path.join(stage, sub), mode=0o700, exist_ok=True)
         _write_local(os.path.join(stage, SPEC), spec_to_yaml(spec))
+        _write_local(os.path.join(stage, DEFINITION), definition.to_json())
         progress.step(f"writing schedule {name} to {directory}")
-        fs.run("-mkdir", "-p", schedules_dir(), share="private")
-        fs.run("-mkdir", directory, share="private")  # not -p: fails if another create got there first
+        _make_directory(fs, directory)
         try:
-            fs.put([os.path.join(stage, entry) for entry in (FILES, HISTORY, TRIGGERS, SPEC)], directory)
-            # Last: the scheduler ignores a directory without its definition.
-            _put_definition(fs, directory, definition)
+            # One JVM; the definition last, as the scheduler ignores a directory without one.
+            fs.put([os.path.join(stage, entry) for entry in (FILES, HISTORY, TRIGGERS, SPEC, DEFINITION)],
+                   directory)
         except BaseException:
             fs.run("-rm", "-r", "-f", "-skipTrash", directory, check=False)
             raise
     return definition
+
+
+def _make_directory(fs: HadoopFS, directory: str) -> None:
+    """Create the schedule's directory (700); UsageError if it exists (another create got there first)."""
+    for attempt in range(2):
+        proc = fs.run("-mkdir", directory, share="private", check=False)  # not -p: fails if it exists
+        if proc.returncode == 0:
+            return
+        if "File exists" in proc.stderr:
+            raise UsageError(f"schedule {directory.rsplit('/', 1)[-1]} exists; choose another name")
+        if attempt == 0:  # the schedules directory itself is missing: the first schedule
+            fs.run("-mkdir", "-p", directory.rsplit("/", 1)[0], share="private")
+    fs.run("-mkdir", directory, share="private")
 
 
 def _write_local(path: str, text: str) -> None:

@@ -165,7 +165,7 @@ def resume_command(name):
 
 @schedule.command("trigger")
 @click.argument("name")
-@click.option("--timeout", default=120, show_default=True, help="Seconds to wait for the scheduler to fire it.")
+@click.option("--timeout", default=300, show_default=True, help="Seconds to wait for the scheduler to fire it.")
 @json_option
 @quiet_option
 def trigger_command(name, timeout, as_json, quiet):

@@ -180,7 +180,7 @@ def due(definition: Definition, last: datetime | None, now: datetime, grace: tim
     if definition.paused:
         return None
     after = max(last, definition.start) if last is not None else definition.start
-    times = []
+    times: list[datetime] = []
     for moment in fire_times(definition.cron, definition.timezone, after):
         if moment > now or len(times) >= limit:
             break

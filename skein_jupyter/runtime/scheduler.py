@@ -47,7 +47,7 @@ def read_config(path: str) -> dict:
     """The scheduler's settings, checked field by field."""
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
-    types = {"user": str, "directory": str, "namenodes": list, "poll": (int, float), "grace": (int, float),
+    types: dict[str, Any] = {"user": str, "directory": str, "namenodes": list, "poll": (int, float), "grace": (int, float),
              "principal": str, "keytab": str}
     for key, value in data.items():
         if key not in types or not isinstance(value, types[key]):
@@ -205,8 +205,8 @@ class Scheduler:
         if decision is None:
             return
         if not decision.fire:
-            self.skip(name, decision.scheduled, decision.how, f"missed while the scheduler was down "
-                      f"(misfire: skip)", decision.missed + 1)
+            self.skip(name, decision.scheduled, decision.how, "missed while the scheduler was down "
+                      "(misfire: skip)", decision.missed + 1)
         elif cron.overlap_blocks(definition, running):
             self.skip(name, decision.scheduled, decision.how, "the previous run still runs (overlap: skip)",
                       decision.missed)
