@@ -1,5 +1,8 @@
 """``skein-jupyter run`` and the commands that follow a run: status, logs, kill, fetch."""
-from typing import Any
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -7,6 +10,9 @@ from ..exceptions import UsageError
 from .options import json_option, progress, quiet_option, recipe_flags, recipe_options, set_fields
 from .recipes import print_spec
 from .render import echo_json, show_outcome
+
+if TYPE_CHECKING:
+    from ..recipe import Recipe
 
 __all__ = ["run_command", "run_recipe", "status_command", "logs_command", "kill_command", "fetch_command", "sweep_settings"]
 
@@ -100,9 +106,12 @@ def run_command(target, typed, raw, yamls, files, kernel, engine, cell_timeout, 
     raise_for_outcome(outcome)
 
 
-def run_recipe(target, typed=(), raw=(), yamls=(), files=(), kernel=None, engine=None, cell_timeout=None,
-               start_timeout=None, timeout=None, output=None, html=None, retries=None, retry_failed_cells=None,
-               sweep_file=None, parallel=None, **options):
+def run_recipe(target: str, typed: Sequence[tuple[str, str]] = (), raw: Sequence[tuple[str, str]] = (),
+               yamls: Sequence[str] = (), files: Sequence[str] = (), kernel: str | None = None,
+               engine: str | None = None, cell_timeout: str | None = None, start_timeout: str | None = None,
+               timeout: str | None = None, output: str | None = None, html: bool | None = None,
+               retries: int | None = None, retry_failed_cells: bool | None = None, sweep_file: str | None = None,
+               parallel: int | None = None, **options: Any) -> Recipe:
     """The recipe ``run TARGET [flags]`` runs (also what ``schedule create`` schedules)."""
     import os
 

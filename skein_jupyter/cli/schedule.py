@@ -34,8 +34,8 @@ def schedule():
 @schedule.command("create")
 @click.argument("schedule_name", metavar="NAME")
 @click.argument("target", metavar="NOTEBOOK|RECIPE")
-@click.option("--cron", "cron_expr", metavar="EXPR", help="When to fire: minute hour day month weekday, "
-              "e.g. '0 6 * * *' (required).")
+@click.option("--cron", "cron_expr", metavar="EXPR", help="When to fire (required): a cron expression, "
+              "minute hour day-of-month month day-of-week, as in the examples.")
 @click.option("--timezone", "tz", default="UTC", show_default=True, metavar="TZ",
               help="IANA time zone the cron expression is read in, e.g. Europe/Paris.")
 @click.option("--misfire", type=click.Choice(["run-once", "skip"]), default="run-once", show_default=True,

@@ -58,7 +58,7 @@ def _cronsim() -> Any:
 
 
 def check_cron(expression: str) -> str:
-    """The expression if cronsim accepts it (five fields, or an ``@daily``-style name); else ScheduleError."""
+    """The expression if cronsim accepts it (five fields); else ScheduleError."""
     cronsim = _cronsim()
     if not isinstance(expression, str) or not expression.strip():
         raise ScheduleError("cron expression missing; give --cron '0 6 * * *' (minute hour day month weekday)")
