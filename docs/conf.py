@@ -15,7 +15,16 @@ autodoc_member_order = "bysource"
 nitpicky = False
 
 
+def _literal_stars(app, ctx, lines):
+    """Cron expressions in command help (``0 6 * * *``) are text, not RST emphasis."""
+    import re
+
+    lines[:] = [re.sub(r"(?<=[\s'])\*", r"\\*", line) for line in lines]
+
+
 def setup(app):
     from generate import write_generated
+
+    app.connect("sphinx-click-process-description", _literal_stars)
 
     write_generated(Path(app.srcdir) / "reference" / "_generated")

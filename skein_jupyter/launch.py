@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from .hdfs import HadoopFS
     from .recipe import Recipe
 
-__all__ = ["Submission", "skein_client", "prepare", "render_spec", "submit", "kill_quietly", "job_user", "job_fs"]
+__all__ = ["Submission", "skein_client", "prepare", "render_spec", "submit", "kill_quietly", "job_user", "job_fs",
+           "render_on_cluster"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,3 +172,42 @@ def submit(recipe: Recipe, client: skein.Client, progress: Progress | None = Non
         discard_job_file(spec)
     progress.step(f"submitted {app_id}")
     return Submission(app_id, spec, prepared)
+
+
+def render_on_cluster(recipe: Recipe, client: skein.Client, directory: str, stage: str,
+                      progress: Progress | None = None, checks: Callable[[PreparedEnvironment], object] | None = None,
+                      early_checks: Callable[[], object] | None = None) -> skein.ApplicationSpec:
+    """Check and prepare as :func:`submit` does, submitting nothing: a spec to submit later, from anywhere.
+
+    Every local file of the spec (job file, input notebook, runtime zip, a
+    recipe's ``files:``) is copied into ``stage/files/<service>/<name>``
+    (mode 600) and named in the spec at ``hdfs://<directory>/files/<service>/<name>``,
+    where the caller uploads ``stage`` (privately); files already on the
+    cluster (the prepared environment) are referenced as they are. Visibility
+    stays as :func:`~skein_jupyter.spec.build_spec` chose it.
+    """
+    from .spec import check_cluster_limits, discard_job_file
+
+    progress = progress or Progress.quiet()
+    check_cluster_limits(recipe, client)
+    if early_checks is not None:
+        early_checks()
+    spec, prepared = prepare(recipe, progress, None)
+    moved = []
+    try:
+        if checks is not None:
+            checks(prepared)
+        for service_name, service in spec.services.items():
+            for name, file in service.files.items():
+                if not file.source.startswith("file://"):
+                    continue
+                local = os.path.join(stage, "files", service_name, name)
+                os.makedirs(os.path.dirname(local), mode=0o700, exist_ok=True)
+                shutil.copyfile(file.source[len("file://"):], local)
+                os.chmod(local, 0o600)
+                moved.append((file, f"hdfs://{directory.rstrip('/')}/files/{service_name}/{name}"))
+    finally:
+        discard_job_file(spec)  # the temporary job file, while the spec still names it
+    for file, source in moved:
+        file.source = source
+    return spec

@@ -17,8 +17,8 @@ __all__ = ["runtime_zip", "deps_zip", "PACKAGE", "SHIPPED"]
 PACKAGE = "skein_jupyter_runtime"
 _SOURCE = Path(__file__).resolve().parent / "runtime"
 #: Pure-Python packages the runtime imports that an environment need not have
-#: (see ``runtime/webhdfs.py``), shipped in a second archive kept off ``PYTHONPATH``.
-SHIPPED = ("fsspec",)
+#: (``runtime/webhdfs.py``, the scheduler's ``runtime/cron.py``), shipped in a second archive kept off ``PYTHONPATH``.
+SHIPPED = ("fsspec", "cronsim")
 
 
 def _sources() -> list[Path]:

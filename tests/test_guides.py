@@ -35,6 +35,7 @@ PAGES = sorted(str(path.relative_to(ROOT)) for path in [ROOT / "README.rst", *(R
 
 #: Pages with shell examples, in the order they run: the admin's guide uploads a new "analytics" last.
 RUN_ORDER = ["docs/quickstart.rst", "docs/guides/notebook-users.rst", "docs/guides/batch-users.rst",
+             "docs/guides/schedules.rst",
              "README.rst", "docs/guides/admins.rst"]
 
 #: Lines that do not run here, and why (each must still be in the docs).

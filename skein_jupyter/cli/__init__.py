@@ -13,7 +13,7 @@ import subprocess
 import click
 
 from ..exceptions import EXIT_CODES, InfrastructureError, SkeinJupyterError
-from . import env, notebook, recipes, run, sandbox, workspace
+from . import env, notebook, recipes, run, sandbox, schedule, workspace
 
 __all__ = ["cli", "main", "infrastructure_error", "EXIT_CODES"]
 
@@ -94,7 +94,7 @@ def cli():
 
 for _command in (recipes.spec_command, recipes.config, notebook.notebook, run.run_command, run.status_command,
                  run.logs_command, run.kill_command, run.fetch_command, env.env, workspace.workspace,
-                 sandbox.sandbox):
+                 sandbox.sandbox, schedule.schedule, schedule.scheduler):
     cli.add_command(_command)
 
 

@@ -1,5 +1,8 @@
 """``skein-jupyter run`` and the commands that follow a run: status, logs, kill, fetch."""
-from typing import Any
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -8,7 +11,10 @@ from .options import json_option, progress, quiet_option, recipe_flags, recipe_o
 from .recipes import print_spec
 from .render import echo_json, show_outcome
 
-__all__ = ["run_command", "status_command", "logs_command", "kill_command", "fetch_command", "sweep_settings"]
+if TYPE_CHECKING:
+    from ..recipe import Recipe
+
+__all__ = ["run_command", "run_recipe", "status_command", "logs_command", "kill_command", "fetch_command", "sweep_settings"]
 
 
 def sweep_settings(path: str) -> dict[str, Any]:
@@ -87,6 +93,34 @@ def run_command(target, typed, raw, yamls, files, kernel, engine, cell_timeout, 
       skein-jupyter run report.ipynb --env analytics --sweep sets.yaml --parallel 4
       skein-jupyter run report.ipynb --env analytics --html --webhook team --email me@example.com
     """
+    model = run_recipe(target, typed, raw, yamls, files, kernel, engine, cell_timeout, start_timeout, timeout,
+                       output, html, retries, retry_failed_cells, sweep_file, parallel, **options)
+    if dry_run:
+        print_spec(model)
+        return
+    from ..launch import skein_client
+    from ..runs import Preflight, raise_for_outcome, start_and_follow
+
+    preflight = Preflight(model)  # its checks run while the Skein driver starts
+    with skein_client(model) as client:
+        submission, outcome = start_and_follow(model, client, progress(quiet), detach=detach, preflight=preflight)
+    if outcome is None:
+        if as_json:
+            echo_json({"app_id": submission.app_id})
+        else:
+            click.echo(submission.app_id)
+        return
+    show_outcome(outcome, as_json)
+    raise_for_outcome(outcome)
+
+
+def run_recipe(target: str, typed: Sequence[tuple[str, str]] = (), raw: Sequence[tuple[str, str]] = (),
+               yamls: Sequence[str] = (), files: Sequence[str] = (), kernel: str | None = None,
+               engine: str | None = None, cell_timeout: str | None = None, start_timeout: str | None = None,
+               timeout: str | None = None, output: str | None = None, html: bool | None = None,
+               retries: int | None = None, retry_failed_cells: bool | None = None, sweep_file: str | None = None,
+               parallel: int | None = None, **options: Any) -> Recipe:
+    """The recipe ``run TARGET [flags]`` runs (also what ``schedule create`` schedules)."""
     import os
 
     from ..config import load_recipe
@@ -114,23 +148,7 @@ def run_command(target, typed, raw, yamls, files, kernel, engine, cell_timeout, 
     model, _ = load_recipe(target if is_recipe else None, kind=kind, flags=flags)
     if model.kind == "notebook":
         raise UsageError(f"{target} is a notebook-server recipe; start it with `skein-jupyter notebook start {target}`")
-    if dry_run:
-        print_spec(model)
-        return
-    from ..launch import skein_client
-    from ..runs import Preflight, raise_for_outcome, start_and_follow
-
-    preflight = Preflight(model)  # its checks run while the Skein driver starts
-    with skein_client(model) as client:
-        submission, outcome = start_and_follow(model, client, progress(quiet), detach=detach, preflight=preflight)
-    if outcome is None:
-        if as_json:
-            echo_json({"app_id": submission.app_id})
-        else:
-            click.echo(submission.app_id)
-        return
-    show_outcome(outcome, as_json)
-    raise_for_outcome(outcome)
+    return model
 
 
 @click.command("status")
