@@ -94,7 +94,8 @@ def run_command(target, typed, raw, yamls, files, kernel, engine, cell_timeout, 
       skein-jupyter run report.ipynb --env analytics --html --webhook team --email me@example.com
     """
     model = run_recipe(target, typed, raw, yamls, files, kernel, engine, cell_timeout, start_timeout, timeout,
-                       output, html, retries, retry_failed_cells, sweep_file, parallel, **options)
+                       output, html, retries, retry_failed_cells, sweep_file, parallel, notify_on, webhooks, emails,
+                       **options)
     if dry_run:
         print_spec(model)
         return
@@ -119,7 +120,8 @@ def run_recipe(target: str, typed: Sequence[tuple[str, str]] = (), raw: Sequence
                engine: str | None = None, cell_timeout: str | None = None, start_timeout: str | None = None,
                timeout: str | None = None, output: str | None = None, html: bool | None = None,
                retries: int | None = None, retry_failed_cells: bool | None = None, sweep_file: str | None = None,
-               parallel: int | None = None, **options: Any) -> Recipe:
+               parallel: int | None = None, notify_on: str | None = None, webhooks: Sequence[str] = (),
+               emails: Sequence[str] = (), **options: Any) -> Recipe:
     """The recipe ``run TARGET [flags]`` runs (also what ``schedule create`` schedules)."""
     import os
 

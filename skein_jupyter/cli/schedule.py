@@ -8,7 +8,8 @@ __all__ = ["schedule", "scheduler"]
 
 #: The options of ``run`` a schedule's target takes (the rest, --detach and such, are about following a run).
 RUN_OPTIONS = ("typed", "raw", "yamls", "files", "kernel", "engine", "cell_timeout", "start_timeout", "timeout",
-               "output", "html", "retries", "retry_failed_cells", "sweep_file", "parallel")
+               "output", "html", "retries", "retry_failed_cells", "sweep_file", "parallel", "notify_on", "webhooks",
+               "emails")
 
 
 def _run_options(command):

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Set
 
 from .common import log
+from .cron import SCHEDULE_TAG  # the tag of an application a schedule fired
 from .job import NOTIFY_EVENTS, Job
 
 __all__ = ["NOTIFY_FILE", "EVENT_OF_STATUS", "SCHEDULE_TAG", "events_of", "wanted", "subject", "message_text",
@@ -37,8 +38,6 @@ __all__ = ["NOTIFY_FILE", "EVENT_OF_STATUS", "SCHEDULE_TAG", "events_of", "wante
 NOTIFY_FILE = "notify.json"
 #: The event a final status is.
 EVENT_OF_STATUS = {"succeeded": "success", "failed": "failure", "timed_out": "timeout", "stopped": "stopped"}
-#: The YARN tag of an application fired by a schedule (the schedules' own, see ``runtime/cron.py``).
-SCHEDULE_TAG = "skein-jupyter-schedule:"
 #: Seconds for all notifications of one end, for one network call, and the attempts of each channel.
 DEADLINE, CALL_TIMEOUT, ATTEMPTS = 60.0, 15.0, 3
 #: At most this many HTML files, of at most this many bytes together, go with an email.
