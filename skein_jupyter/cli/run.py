@@ -66,7 +66,7 @@ def sweep_settings(path: str) -> dict[str, Any]:
 @quiet_option
 def run_command(target, typed, raw, yamls, files, kernel, engine, cell_timeout, start_timeout, timeout, output,
                 html, retries, retry_failed_cells, sweep_file, parallel, detach, dry_run, as_json, quiet, **options):
-    """Run a notebook with papermill in a YARN container, or a sweep of parameter sets.
+    """Run a notebook with papermill in a YARN container, a sweep of parameter sets, or a flow.
 
     Follows the run with a cell progress bar and ends with a summary; exits
     0 if the notebook succeeded, 1 if it failed, timed out or was stopped
@@ -78,6 +78,7 @@ def run_command(target, typed, raw, yamls, files, kernel, engine, cell_timeout, 
       skein-jupyter run report.ipynb --env analytics -p alpha 0.5 --html
       skein-jupyter run recipes/nightly-report.yaml --detach
       skein-jupyter run report.ipynb --env analytics --sweep sets.yaml --parallel 4
+      skein-jupyter run recipes/flow.yaml
     """
     import os
 
@@ -111,7 +112,7 @@ def run_command(target, typed, raw, yamls, files, kernel, engine, cell_timeout, 
     from ..launch import skein_client
     from ..runs import Preflight, raise_for_outcome, start_and_follow
 
-    preflight = Preflight(model)  # its checks run while the Skein driver starts
+    preflight = Preflight(model) if model.kind != "flow" else None  # its checks run while the driver starts
     with skein_client(model) as client:
         submission, outcome = start_and_follow(model, client, progress(quiet), detach=detach, preflight=preflight)
     if outcome is None:
