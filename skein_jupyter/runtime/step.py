@@ -13,7 +13,8 @@ Recorded values: while the notebook runs, the environment variable
 there (``json.dump(values, open(os.environ["SKEIN_JUPYTER_RECORD"], "w"))``)
 records those values for later steps (``inputs: {name: step.value}``). They
 must be JSON and at most :data:`MAX_RECORD_BYTES`; otherwise the step fails,
-saying why.
+saying why. ``SKEIN_JUPYTER_ATTEMPT`` holds the attempt's number (1, then 2 on
+the first retry, ...), for a notebook that must act differently on a retry.
 """
 from __future__ import annotations
 
@@ -32,10 +33,12 @@ from .setrun import SetRun
 if TYPE_CHECKING:
     import skein
 
-__all__ = ["StepWorker", "RECORD_ENV", "MAX_RECORD_BYTES", "read_record"]
+__all__ = ["StepWorker", "RECORD_ENV", "ATTEMPT_ENV", "MAX_RECORD_BYTES", "read_record"]
 
 #: The variable naming the file a step's notebook writes its recorded values to.
 RECORD_ENV = "SKEIN_JUPYTER_RECORD"
+#: The variable holding the number of the attempt (from 1).
+ATTEMPT_ENV = "SKEIN_JUPYTER_ATTEMPT"
 #: Recorded values travel through the key-value store: keep them small.
 MAX_RECORD_BYTES = 64 * 1024
 
@@ -102,7 +105,8 @@ class StepWorker(Worker):
             self.stop_requested.set()
         record = self.workdir / "recorded.json"
         record.unlink(missing_ok=True)
-        os.environ[RECORD_ENV] = str(record)   # papermill's process and its kernel inherit it
+        os.environ[RECORD_ENV] = str(record)   # papermill's process and its kernel inherit these
+        os.environ[ATTEMPT_ENV] = str(self.attempt)
         set_run = SetRun(self, 0, self.attempt)
         log(f"step {name} (attempt {self.attempt}): parameters {', '.join(set_run.parameters) or '(none)'}")
         result = set_run.execute()
