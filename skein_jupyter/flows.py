@@ -145,6 +145,14 @@ def start(recipe: Recipe, client: skein.Client, progress: Progress | None = None
     from .preflight import read_notebook
 
     def early_checks():
+        from .spec import check_cluster_limits
+
+        for name, step in recipe.flow.steps.items():
+            if step.resources:  # the recipe's own resources were checked already
+                try:
+                    check_cluster_limits(dataclasses.replace(recipe, resources=step_resources(recipe, step)), client)
+                except UsageError as exc:
+                    raise UsageError(f"flow.steps.{name}.{exc}") from None
         for name, step in recipe.flow.steps.items():
             if "://" in step.notebook or not (step.parameters or step.inputs):
                 continue
