@@ -153,6 +153,10 @@ def job_from_recipe(recipe: Recipe, user: str, checked_at_ms: int | None = None,
     namenodes : list of str, optional
         The NameNodes' WebHDFS URLs; from the Hadoop configuration when not given.
     """
+    if recipe.kind == "flow":
+        from .flows import flow_job
+
+        return flow_job(recipe, user)
     notebook = run = None
     if recipe.kind == "notebook":
         server = recipe.notebook
@@ -238,12 +242,7 @@ def build_spec(recipe: Recipe, context: SpecContext, job_path: str | None = None
     import skein
 
     env_url = context.environment_url(recipe)
-    if recipe.kind == "flow":
-        from .flows import flow_job
-
-        job = flow_job(recipe, context.user)
-    else:
-        job = job_from_recipe(recipe, context.user, context.workspace_checked_at, context.namenodes)
+    job = job_from_recipe(recipe, context.user, context.workspace_checked_at, context.namenodes)
     tags = {*recipe.tags, APP_TAG, KINDS[recipe.kind].tag}
 
     def make_service(resources: Resources, environment: tuple[str, bool], instances: int,

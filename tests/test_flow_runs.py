@@ -46,7 +46,7 @@ def _flow(tmp_path, env_url, steps, parallel=2, name=None):
     data = {"kind": "flow", "name": name, "environment": env_url, "resources": {"memory": "512 MiB"},
             "flow": {"parallel": parallel, "steps": steps}}
     path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(yaml.safe_dump(data, sort_keys=False))   # the steps' order is the recipe's
     recipe, _ = load_recipe(path, environ={}, config_path=tmp_path / "none.yaml")
     return path, recipe
 
