@@ -29,10 +29,10 @@ if TYPE_CHECKING:
     from .spec import SpecContext
 
 __all__ = ["check_flow", "step_resources", "service_name", "flow_job", "flow_services", "start", "follow",
-           "live_status", "progress_line", "outcome_from_saved", "COORDINATOR_MEMORY"]
+           "live_status", "progress_line", "outcome_from_saved", "COORDINATOR_MEMORY_MB"]
 
 #: The coordinator only starts and watches containers: a small one.
-COORDINATOR_MEMORY = "256 MiB"
+COORDINATOR_MEMORY_MB = 256
 POLL = 0.5
 
 
@@ -126,7 +126,7 @@ def flow_services(recipe: Recipe, context: SpecContext, make_service: Callable[.
     from .recipe import Resources
     from .spec import INPUT_NOTEBOOK
 
-    services = {"flow": make_service(Resources(memory=256, vcores=1), environment, 1, {})}
+    services = {"flow": make_service(Resources(memory=COORDINATOR_MEMORY_MB, vcores=1), environment, 1, {})}
     for name, step in recipe.flow.steps.items():
         env = environment if step.environment is None else context.step_environment(step.environment)
         service = make_service(step_resources(recipe, step), env, 0,
@@ -141,11 +141,19 @@ def flow_services(recipe: Recipe, context: SpecContext, make_service: Callable[.
 
 def start(recipe: Recipe, client: skein.Client, progress: Progress | None = None) -> Submission:
     """Check, prepare and submit a flow; returns the :class:`~skein_jupyter.launch.Submission`."""
-    from .launch import submit
-    from .preflight import read_notebook
+    from .launch import job_fs, job_user, submit
+    from .preflight import _check_output, read_notebook
 
     def early_checks():
         from .spec import check_cluster_limits
+
+        # The output location is checked as a run's is (the flow's output stands for run.output).
+        as_run = dataclasses.replace(recipe, run=dataclasses.replace(recipe.run, output=recipe.flow.output))
+        try:
+            _check_output(as_run, job_user(recipe), job_fs(recipe))
+        except UsageError as exc:
+            raise UsageError(str(exc).replace("run.output", "flow.output").replace("--output", "flow.output")) \
+                from None
 
         for name, step in recipe.flow.steps.items():
             if step.resources:  # the recipe's own resources were checked already
