@@ -10,11 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import ApplicationError, UsageError
+from .exceptions import UsageError
 from .outcome import RunOutcome
 from .progress import Progress
 from .runtime import keys
@@ -33,7 +32,6 @@ __all__ = ["check_flow", "step_resources", "service_name", "flow_job", "flow_ser
 
 #: The coordinator only starts and watches containers: a small one.
 COORDINATOR_MEMORY_MB = 256
-POLL = 0.5
 
 
 def service_name(step: str) -> str:
@@ -59,6 +57,8 @@ def check_flow(recipe: Recipe, source_of: Callable[[str], str]) -> None:
     UsageError
         Naming the step, the field and the fix.
     """
+    from .recipe import check_input_notebook
+
     steps: dict[str, FlowStep] = recipe.flow.steps
     where = f"flow.steps ({source_of('flow.steps')})"
     if not steps:
@@ -70,17 +70,7 @@ def check_flow(recipe: Recipe, source_of: Callable[[str], str]) -> None:
         raise UsageError(f"{where}: {exc}") from None
     for name, step in steps.items():
         path = f"flow.steps.{name}"
-        notebook = step.notebook
-        if not notebook:
-            raise UsageError(f"{path}.notebook: missing; give the step's input notebook (a local .ipynb or an "
-                             "hdfs:// URL)")
-        if "://" not in notebook:
-            if not os.path.exists(notebook):
-                raise UsageError(f"{path}.notebook ({source_of(path)}): {notebook} does not exist; check the path "
-                                 "(relative paths are from the recipe's directory)")
-            if not notebook.endswith(".ipynb"):
-                raise UsageError(f"{path}.notebook ({source_of(path)}): {notebook} is not a notebook; give an "
-                                 ".ipynb file")
+        check_input_notebook(f"{path}.notebook", step.notebook, source_of(path))
         above = upstream(graph, name)
         for parameter, source in step.inputs.items():
             origin = source.split(".", 1)[0]
@@ -222,42 +212,24 @@ def outcome_from_saved(report: Any, saved: dict | None) -> RunOutcome:
 def follow(client: skein.Client, app_id: str, progress: Progress | None = None,
            timeout: float | None = None) -> RunOutcome:
     """Wait for a flow to end, showing each step's progress; return its :class:`RunOutcome`."""
-    from .applications import FINAL_STATES
-    from .runs import _saved_summary
+    from .runs import _saved_summary, watch
 
     progress = progress or Progress.quiet()
-    deadline = time.monotonic() + timeout if timeout else None
-    app_client, last_state = None, None
     last_steps: dict[str, str] = {}
     state: dict = {"steps": {}, "progress": {}, "summary": None, "output": None, "error": None}
-    while True:
-        report = client.application_report(app_id)
-        if str(report.state) != last_state:
-            last_state = str(report.state)
-            progress.step(f"{app_id} is {last_state}"
-                          + (" (waiting for YARN to allocate)" if last_state == "ACCEPTED" else ""))
-        if last_state in FINAL_STATES:
-            break
-        if last_state == "RUNNING":
-            try:
-                app_client = app_client or client.connect(app_id, wait=False)
-                current = _live(app_client)
-                for key in ("steps", "progress", "summary", "output", "error"):
-                    state[key] = current[key] or state[key]
-                for name, row in state["steps"].items():  # each change of a step's status is a line of its own
-                    if last_steps.get(name) != row["status"] and row["status"] != "pending":
-                        progress.step(f"step {name}: {row['status']}"
-                                      + (f" (attempt {row['attempts']})" if row["attempts"] > 1 else ""))
-                    last_steps[name] = row["status"]
-                progress.status(progress_line(state))
-            except Exception:  # the master is starting or has just shut down
-                pass
-        if deadline and time.monotonic() > deadline:
-            progress.done()
-            raise ApplicationError(f"{app_id} is still {last_state} after {timeout:g}s; it goes on: follow it "
-                                   f"with `skein-jupyter status {app_id}`, stop it with `skein-jupyter kill {app_id}`")
-        time.sleep(POLL)
-    progress.done()
+
+    def poll(app_client):
+        current = _live(app_client)
+        for key in ("steps", "progress", "summary", "output", "error"):
+            state[key] = current[key] or state[key]
+        for name, row in state["steps"].items():  # each change of a step's status is a line of its own
+            if last_steps.get(name) != row["status"] and row["status"] != "pending":
+                progress.step(f"step {name}: {row['status']}"
+                              + (f" (attempt {row['attempts']})" if row["attempts"] > 1 else ""))
+            last_steps[name] = row["status"]
+        progress.status(progress_line(state))
+
+    report = watch(client, app_id, progress, poll, timeout)
     _, saved = _saved_summary(app_id, report.user)
     if saved is None and state["summary"] is not None:
         saved = {"summary": state["summary"], "steps": _rows(state["steps"])}

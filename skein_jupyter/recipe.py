@@ -321,6 +321,18 @@ def build(raw: dict, source_of: Callable[[str], str] = lambda path: "recipe", ba
     return recipe
 
 
+def check_input_notebook(field: str, notebook: str | None, source: str) -> None:
+    """Refuse a missing input notebook, and a local one that does not exist or is not an ``.ipynb``."""
+    if not notebook:
+        raise UsageError(f"{field}: missing; give the input notebook (a local .ipynb or an hdfs:// URL)")
+    if "://" not in notebook:
+        if not os.path.exists(notebook):
+            raise UsageError(f"{field} ({source}): {notebook} does not exist; "
+                             "check the path (relative paths are from the recipe's directory)")
+        if not notebook.endswith(".ipynb"):
+            raise UsageError(f"{field} ({source}): {notebook} is not a notebook; give an .ipynb file")
+
+
 def _check(recipe, source_of):
     """Rules that involve more than one field."""
     kerberos = recipe.kerberos
@@ -331,16 +343,7 @@ def _check(recipe, source_of):
         raise UsageError(f"kerberos.principal ({source_of('kerberos.principal')}): a principal needs a "
                          "keytab; set kerberos.keytab, or drop the principal to use your ticket cache")
     if recipe.kind in ("run", "sweep"):
-        notebook = recipe.run.notebook
-        if not notebook:
-            raise UsageError("run.notebook: missing; give the input notebook (a local .ipynb or an hdfs:// URL)")
-        if "://" not in notebook:
-            if not os.path.exists(notebook):
-                raise UsageError(f"run.notebook ({source_of('run.notebook')}): {notebook} does not exist; "
-                                 "check the path (relative paths are from the recipe's directory)")
-            if not notebook.endswith(".ipynb"):
-                raise UsageError(f"run.notebook ({source_of('run.notebook')}): {notebook} is not a "
-                                 "notebook; give an .ipynb file")
+        check_input_notebook("run.notebook", recipe.run.notebook, source_of("run.notebook"))
     for name, path in recipe.files.items():
         if "://" not in path and not os.path.exists(path):
             raise UsageError(f"files.{name} ({source_of('files.' + name)}): {path} does not exist; "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .applications import FINAL_STATES, get_report
@@ -155,44 +156,25 @@ def follow(client: skein.Client, app_id: str, progress: Progress | None = None,
         Give up waiting (the run goes on) after this many seconds.
     """
     progress = progress or Progress.quiet()
-    deadline = time.monotonic() + timeout if timeout else None
     report = _report(client, app_id)
     kind = _kind(report)
     if kind == "flow":
         from . import flows
 
         return flows.follow(client, app_id, progress, timeout)
-    n_sets = None
-    app_client = None
-    state: dict = {"progress": {}, "results": {}, "summary": None, "output": None, "error": None}
-    last_state = None
-    while True:
-        report = client.application_report(app_id)
-        if str(report.state) != last_state:
-            last_state = str(report.state)
-            progress.step(f"{app_id} is {last_state}"
-                          + (" (waiting for YARN to allocate)" if last_state == "ACCEPTED" else ""))
-        if last_state in FINAL_STATES:
-            break
-        if last_state == "RUNNING":
-            try:
-                app_client = app_client or client.connect(app_id, wait=False)
-                if n_sets is None:
-                    n_sets = _n_sets(app_client)
-                current = _live_state(app_client)
-                state["progress"] = current["progress"]
-                state["results"].update(current["results"])
-                for key in ("summary", "output", "error"):
-                    state[key] = current[key] or state[key]
-                progress.status(progress_line(kind, n_sets, state))
-            except Exception:  # the master is starting or has just shut down
-                pass
-        if deadline and time.monotonic() > deadline:
-            progress.done()
-            raise ApplicationError(f"{app_id} is still {last_state} after {timeout:g}s; it goes on: follow it "
-                                   f"with `skein-jupyter status {app_id}`, stop it with `skein-jupyter kill {app_id}`")
-        time.sleep(POLL)
-    progress.done()
+    state: dict = {"progress": {}, "results": {}, "summary": None, "output": None, "error": None, "sets": None}
+
+    def poll(app_client):
+        if state["sets"] is None:
+            state["sets"] = _n_sets(app_client)
+        current = _live_state(app_client)
+        state["progress"] = current["progress"]
+        state["results"].update(current["results"])
+        for key in ("summary", "output", "error"):
+            state[key] = current[key] or state[key]
+        progress.status(progress_line(kind, state["sets"], state))
+
+    report = watch(client, app_id, progress, poll, timeout)
     if state["summary"] is not None:
         return RunOutcome(app_id, kind, str(report.state), str(report.final_status), state["summary"],
                           _in_order(state["results"]), report.diagnostics)
@@ -203,6 +185,38 @@ def follow(client: skein.Client, app_id: str, progress: Progress | None = None,
         if state["error"]:
             outcome.diagnostics = state["error"]
     return outcome
+
+
+def watch(client: skein.Client, app_id: str, progress: Progress,
+          poll: Callable[[skein.ApplicationClient], None], timeout: float | None = None
+          ) -> skein.model.ApplicationReport:
+    """Wait for an application to end, saying when its state changes; ``poll(app_client)`` while it runs.
+
+    ``poll`` may raise while the master starts or shuts down: it is called again at the next round.
+    Returns the final report; ApplicationError after ``timeout`` seconds, the application going on.
+    """
+    deadline = time.monotonic() + timeout if timeout else None
+    app_client, last_state = None, None
+    while True:
+        report = client.application_report(app_id)
+        if str(report.state) != last_state:
+            last_state = str(report.state)
+            progress.step(f"{app_id} is {last_state}"
+                          + (" (waiting for YARN to allocate)" if last_state == "ACCEPTED" else ""))
+        if last_state in FINAL_STATES:
+            progress.done()
+            return report
+        if last_state == "RUNNING":
+            try:
+                app_client = app_client or client.connect(app_id, wait=False)
+                poll(app_client)
+            except Exception:  # the master is starting or has just shut down
+                pass
+        if deadline and time.monotonic() > deadline:
+            progress.done()
+            raise ApplicationError(f"{app_id} is still {last_state} after {timeout:g}s; it goes on: follow it "
+                                   f"with `skein-jupyter status {app_id}`, stop it with `skein-jupyter kill {app_id}`")
+        time.sleep(POLL)
 
 
 def _n_sets(app_client):
