@@ -71,7 +71,9 @@ def run_command(target, typed, raw, yamls, files, kernel, engine, cell_timeout, 
     Follows the run with a cell progress bar and ends with a summary; exits
     0 if the notebook succeeded, 1 if it failed, timed out or was stopped
     (its output notebook, with what ran, is saved all the same), and 3 if
-    the cluster failed it.
+    the cluster failed it. A flow recipe (kind: flow) runs its steps in one
+    application, shows each step as it starts and ends, and ends with a
+    table of steps; it exits 0 only if every step succeeded.
 
     \b
     Example:
