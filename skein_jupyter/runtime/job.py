@@ -149,7 +149,7 @@ def _check_run(run: RunJob, prefix: str) -> None:
 
 
 def _check_flow(flow: FlowJob) -> None:
-    from .dag import check_graph, check_step_name
+    from .dag import check_graph, check_step_name, upstream
 
     if not flow.steps:
         raise JobError("flow.steps: no steps")
@@ -180,14 +180,8 @@ def _check_flow(flow: FlowJob) -> None:
                 check_parameter_name(parameter)
             except ValueError as exc:
                 raise JobError(f"{prefix}.inputs: {exc}") from None
-            if source.partition(".")[0] not in _upstream(flow, step.name):
+            if source.partition(".")[0] not in upstream(flow.graph(), step.name):
                 raise JobError(f"{prefix}.inputs.{parameter}: {source!r} is not a value of an upstream step")
-
-
-def _upstream(flow: FlowJob, name: str) -> set:
-    from .dag import upstream
-
-    return upstream(flow.graph(), name)
 
 
 @dataclasses.dataclass(frozen=True)
