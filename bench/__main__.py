@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 
-from . import scenarios
+from . import flows, scenarios
 from .harness import table, to_json
 
 GROUPS = {
@@ -17,6 +17,7 @@ GROUPS = {
     "workspace": scenarios.workspace,
     "batch": scenarios.batch_overhead,
     "sweep": scenarios.sweep_speedup,
+    "flow": flows.flow_speedup,
     "packing": scenarios.packing,
     "caching": scenarios.environment_caching,
     "cli": scenarios.cli_startup,

@@ -19,7 +19,20 @@ def _recipe_schema():
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
         lines += [f"``{path}``", f"   {field.metadata['doc']}", "",
                   f"   Default: ``{default!r}``. Environment variable: ``{env_var_name(path)}``.", ""]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _step_schema()) + "\n"
+
+
+def _step_schema():
+    """The fields of one step of a flow (``flow.steps.<name>``): a mapping, so no environment variables."""
+    from skein_jupyter.recipe import FlowStep
+
+    title = "``flow.steps.<name>:``"
+    lines = ["", title, "~" * len(title), "", (FlowStep.__doc__ or "").strip(), ""]
+    for field in dataclasses.fields(FlowStep):
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        lines += [f"``flow.steps.<name>.{field.name}``", f"   {field.metadata['doc']}", "",
+                  f"   Default: ``{default!r}``.", ""]
+    return lines
 
 
 def _keys():

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from .exceptions import UsageError
-from .recipe import _section_kinds, build, field_paths
+from .recipe import KIND_SECTIONS, _section_kinds, build, field_paths
 
 if TYPE_CHECKING:
     from .recipe import Recipe
@@ -133,7 +133,7 @@ class Layers:
         for source, flat, filter_kinds in self.layers:
             for path, value in flat.items():
                 section = path.split(".", 1)[0]
-                if filter_kinds and section in ("notebook", "run", "sweep", "notify") and kind not in _section_kinds(section):
+                if filter_kinds and section in KIND_SECTIONS and kind not in _section_kinds(section):
                     continue
                 if path in _MERGED_MAPPINGS and isinstance(value, dict) and isinstance(values.get(path), dict):
                     value = {**values[path], **value}

@@ -66,7 +66,8 @@ def check_environment_packages(recipe: Recipe, metadata: Mapping[str, Any]) -> N
     if recipe.kind == "notebook":
         needed = [FRONTENDS["server"].package, "ipykernel", FRONTENDS[recipe.notebook.frontend].package]
     else:
-        needed = ["papermill", "ipykernel", *(["nbconvert"] if recipe.run.html else [])]
+        html = any(s.html for s in recipe.flow.steps.values()) if recipe.kind == "flow" else recipe.run.html
+        needed = ["papermill", "ipykernel", *(["nbconvert"] if html else [])]
     missing = [name for name in dict.fromkeys(["skein", *needed]) if name not in packages]
     if missing:
         raise UsageError(f"environment {metadata.get('name', '')} ({metadata.get('url', 'local')}) lacks "
@@ -96,9 +97,24 @@ def prepare(recipe: Recipe, progress: Progress | None = None,
     # A proxy user's job reads the environment from that user's cache, written as that user.
     prepared = prepare_environment(recipe.environment, fs=job_fs(recipe), progress=progress, user=job_user(recipe))
     check_environment_packages(recipe, prepared.metadata)
+    environments = {}
+    for ref in _step_environments(recipe):  # a flow's steps may have environments of their own
+        progress.step(f"preparing environment {ref}")
+        step_env = prepare_environment(ref, fs=job_fs(recipe), progress=progress, user=job_user(recipe))
+        check_environment_packages(recipe, step_env.metadata)
+        environments[ref.value] = (step_env.url, step_env.public)
     spec_context = SpecContext.for_user(job_user(recipe), environment=prepared.url,
-                                        environment_public=prepared.public, **(context or {}))
+                                        environment_public=prepared.public, environments=environments or None,
+                                        **(context or {}))
     return build_spec(recipe, spec_context), prepared
+
+
+def _step_environments(recipe: Recipe) -> list:
+    """The environments of a flow's steps other than the recipe's own (none for other kinds)."""
+    if recipe.kind != "flow":
+        return []
+    refs = {s.environment.value: s.environment for s in recipe.flow.steps.values() if s.environment is not None}
+    return [ref for value, ref in refs.items() if recipe.environment is None or value != recipe.environment.value]
 
 
 def render_spec(recipe: Recipe) -> skein.ApplicationSpec:
@@ -111,12 +127,19 @@ def render_spec(recipe: Recipe) -> skein.ApplicationSpec:
     from .envstore import PUBLISHED_DIR, default_upload_dir, resolve_name
     from .spec import SpecContext, build_spec
 
-    changes = {}
+    changes: dict[str, Any] = {}
+    where = [default_upload_dir(job_user(recipe)), PUBLISHED_DIR]
     if recipe.environment is not None and recipe.environment.kind is EnvironmentKind.NAME:
         # Resolved as a launch resolves it: in the cache of the user the job runs as, then published.
-        record = resolve_name(recipe.environment.value, [default_upload_dir(job_user(recipe)), PUBLISHED_DIR],
-                              job_fs(recipe))
+        record = resolve_name(recipe.environment.value, where, job_fs(recipe))
         changes = {"environment": record["url"], "environment_public": bool(record.get("public"))}
+    environments = {}
+    for ref in _step_environments(recipe):
+        if ref.kind is EnvironmentKind.NAME:
+            record = resolve_name(ref.value, where, job_fs(recipe))
+            environments[ref.value] = (record["url"], bool(record.get("public")))
+    if environments:
+        changes["environments"] = environments
     return build_spec(recipe, SpecContext.for_user(job_user(recipe), **changes), write_job=False)
 
 

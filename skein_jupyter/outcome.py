@@ -1,4 +1,4 @@
-"""How a run or sweep ended, and what that means for its caller: the exit-code decision, in the library.
+"""How a run, sweep or flow ended, and what that means for its caller: the exit-code decision, in the library.
 
 A notebook that failed, timed out or was stopped is :class:`NotebookFailed`
 (exit 1: a retry repeats it); an application that ended without a result
@@ -16,7 +16,7 @@ _FINAL_STATES = frozenset({"FINISHED", "FAILED", "KILLED"})
 
 @dataclasses.dataclass
 class RunOutcome:
-    """How a run or sweep ended (or stands): the application's state and the runtime's results."""
+    """How a run, sweep or flow ended (or stands): the application's state and the runtime's results."""
 
     app_id: str
     kind: str
@@ -51,6 +51,13 @@ def outcome_error(outcome: RunOutcome) -> SkeinJupyterError | None:
     if outcome.succeeded or not outcome.ended:
         return None
     logs = f"logs: skein-jupyter logs {outcome.app_id}"
+    if outcome.summary and outcome.kind == "flow":
+        bad = [r for r in outcome.results if r["status"] not in ("succeeded", "skipped", "cancelled")]
+        shown = ", ".join(f"{r['step']} {r['status'].replace('_', ' ')}" for r in bad) or outcome.status
+        where = f"outputs of every step are in {outcome.summary['output']}; {logs}"
+        if bad and all(r.get("ename") == "ContainerLost" for r in bad):
+            return ApplicationError(f"flow {outcome.app_id} {outcome.status}: {shown} (containers lost); {where}")
+        return NotebookFailed(f"flow {outcome.app_id} {outcome.status} ({shown}); {where}")
     if outcome.summary and outcome.kind == "sweep":
         counts = ", ".join(f"{n} {s}" for s, n in sorted(outcome.summary["counts"].items()))
         return NotebookFailed(f"sweep {outcome.app_id} {outcome.status} ({counts}); outputs of every set are "

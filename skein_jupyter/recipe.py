@@ -16,12 +16,16 @@ from .exceptions import UsageError
 from .kinds import FRONTENDS, KINDS
 from .runtime.workspace import DEFAULT_EXCLUDE
 from .recipe_values import (_app_name, _bool, _choice, _did_you_mean, _duration, _duration_or_zero, _emails, _env,
-                            _environment, _events, _field, _files, _grid, _int, _interval, _kernel, _mapping,
-                            _memory, _notebook, _optional_text, _output, _param_sets, _parameters, _text,
+                            _environment, _events, _field, _files, _grid, _inputs, _int, _kernel, _mapping, _memory, _notebook,
+                            _optional_text, _interval, _output, _param_sets, _parameters, _step_map, _text,
                             _text_list, _webhook_names, _workspace)
+from .runtime.job import ON_FAILURE
 
 __all__ = ["Recipe", "Resources", "ACLs", "Kerberos", "NotebookOptions", "RunOptions", "SweepOptions",
-           "NotifyOptions", "KINDS", "FRONTENDS", "build", "field_paths"]
+           "FlowOptions", "FlowStep", "NotifyOptions", "KINDS", "FRONTENDS", "KIND_SECTIONS", "build", "field_paths"]
+
+#: The sections that belong to some kinds of job only.
+KIND_SECTIONS = ("notebook", "run", "sweep", "flow", "notify")
 
 
 # ----------------------------------------------------------------- the schema
@@ -127,7 +131,7 @@ class SweepOptions:
 
 @dataclasses.dataclass(frozen=True)
 class NotifyOptions:
-    """Notifications when a run or sweep ends: the channels are named here, their secrets are in your
+    """Notifications when a run, sweep or flow ends: the channels are named here, their secrets are in your
     private notifications file (see the batch users' guide, Notifications)."""
 
     when: tuple = _field(("failure", "timeout"), _events,
@@ -139,10 +143,53 @@ class NotifyOptions:
 
 
 @dataclasses.dataclass(frozen=True)
+class FlowStep:
+    """One step of a flow (``flow.steps.<name>:``): a papermill run of one notebook, in a container of its own.
+
+    The recipe's top-level fields (environment, resources, queue, env, files, tags) hold for every step;
+    a step may set its own ``environment`` and ``resources``.
+    """
+
+    notebook: str = _field(None, _notebook, "Input notebook: a local path or an ``hdfs://`` URL.", path=True)
+    parameters: dict = _field(dict, _parameters, "Parameters injected into the notebook (papermill ``-p``).")
+    inputs: dict = _field(dict, _inputs,
+                          "Parameters taken from values an upstream step recorded: ``name: step.value`` "
+                          "(see *Recorded values* in the batch users' guide).")
+    depends_on: tuple = _field(tuple, _text_list, "Steps that must succeed before this one starts.")
+    environment: EnvironmentRef = _field(None, _environment, "This step's packed environment; the recipe's "
+                                         "``environment`` when not given.")
+    resources: dict = _field(dict, _mapping, "This step's ``memory``, ``vcores`` and ``gpus``; the recipe's "
+                             "``resources`` for any not given.")
+    kernel: str = _field(None, _kernel, "Kernel name; the notebook's own when not given.")
+    timeout: int = _field(None, _duration, "Whole-run timeout; the kernel is stopped and the output saved.")
+    cell_timeout: int = _field(None, _duration, "Per-cell execution timeout.")
+    html: bool = _field(False, _bool, "Also export the output notebook as HTML (nbconvert).")
+    retries: int = _field(0, _int(0), "Re-runs after any failure: a failed cell, a timeout, a lost container.")
+    retry_interval: int = _field(30, _duration_or_zero, "Wait this long before a retry.")
+    on_failure: str = _field("stop", _choice(ON_FAILURE),
+                             "When the step fails for good: ``stop`` (no new step starts, running steps are "
+                             "stopped and keep their partial output, the flow fails) or ``continue`` (steps "
+                             "that do not depend on it still run; those that do are skipped).")
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowOptions:
+    """A flow of notebook steps with dependencies, in one application (``kind: flow``)."""
+
+    parallel: int = _field(2, _int(1), "At most this many steps run at a time.")
+    output: str = _field(None, _output,
+                         "Directory for the outputs; each step writes under ``<output>/<step>/``, the summary is "
+                         "``<output>/flow.json``. ``{app_id}``, ``{user}``, ``{name}`` and ``{date}`` are filled "
+                         "in; ``/user/{user}/skein-jupyter/runs/{app_id}`` by default.")
+    steps: dict = _field(dict, _step_map, "The steps: a mapping of step names (letters, digits, ``_``, ``-``) "
+                         "to steps; see the fields of a step below.")
+
+
+@dataclasses.dataclass(frozen=True)
 class Recipe:
     """One job: a Jupyter server, a papermill run, or a sweep of runs."""
 
-    kind: str = _field(None, _choice(KINDS), "``notebook``, ``run`` or ``sweep``.", layered=False)
+    kind: str = _field(None, _choice(KINDS), "``notebook``, ``run``, ``sweep`` or ``flow``.", layered=False)
     name: str = _field(None, _app_name, "Application name; ``skein-jupyter-<kind>`` by default. Letters, "
                        "digits, '.', '_' and '-': it may name the output directory (``{name}``).")
     environment: EnvironmentRef = _field(None, _environment,
@@ -163,7 +210,8 @@ class Recipe:
     notebook: NotebookOptions = dataclasses.field(default_factory=NotebookOptions, metadata={"kinds": ("notebook",)})
     run: RunOptions = dataclasses.field(default_factory=RunOptions, metadata={"kinds": ("run", "sweep")})
     sweep: SweepOptions = dataclasses.field(default_factory=SweepOptions, metadata={"kinds": ("sweep",)})
-    notify: NotifyOptions = dataclasses.field(default_factory=NotifyOptions, metadata={"kinds": ("run", "sweep")})
+    flow: FlowOptions = dataclasses.field(default_factory=FlowOptions, metadata={"kinds": ("flow",)})
+    notify: NotifyOptions = dataclasses.field(default_factory=NotifyOptions, metadata={"kinds": ("run", "sweep", "flow")})
 
     @property
     def app_name(self) -> str:
@@ -182,7 +230,7 @@ class Recipe:
                 return {k: plain(v) for k, v in value.items()}
             return value
         data = plain(self)
-        for section in ("notebook", "run", "sweep", "notify"):
+        for section in KIND_SECTIONS:
             if self.kind not in _section_kinds(section):
                 data.pop(section)
         return data
@@ -193,7 +241,7 @@ def _section_kinds(name):
 
 
 _SECTIONS = {"resources": Resources, "acls": ACLs, "kerberos": Kerberos,
-             "notebook": NotebookOptions, "run": RunOptions, "sweep": SweepOptions, "notify": NotifyOptions}
+             "notebook": NotebookOptions, "run": RunOptions, "sweep": SweepOptions, "notify": NotifyOptions, "flow": FlowOptions}
 
 
 def _section_type(cls, field):
@@ -271,13 +319,32 @@ def build(raw: dict, source_of: Callable[[str], str] = lambda path: "recipe", ba
     if kind not in KINDS:
         raise UsageError(f"kind ({source_of('kind')}): {kind!r} is not one of {', '.join(KINDS)}"
                          f"{_did_you_mean(kind, KINDS)}")
-    for section in ("notebook", "run", "sweep", "notify"):
+    for section in KIND_SECTIONS:
         if raw.get(section) and kind not in _section_kinds(section):
             raise UsageError(f"{section} ({source_of(section)}): a {kind} recipe has no {section}: section; "
                              f"remove it, or set kind: {_section_kinds(section)[0]}")
     recipe = _build_section(Recipe, raw, "", source_of, base_dir)
+    if kind == "flow":
+        from .flows import check_flow
+
+        steps = {name: _build_section(FlowStep, value, f"flow.steps.{name}.", source_of, base_dir)
+                 for name, value in recipe.flow.steps.items()}
+        recipe = dataclasses.replace(recipe, flow=dataclasses.replace(recipe.flow, steps=steps))
+        check_flow(recipe, source_of)
     _check(recipe, source_of)
     return recipe
+
+
+def check_input_notebook(field: str, notebook: str | None, source: str) -> None:
+    """Refuse a missing input notebook, and a local one that does not exist or is not an ``.ipynb``."""
+    if not notebook:
+        raise UsageError(f"{field}: missing; give the input notebook (a local .ipynb or an hdfs:// URL)")
+    if "://" not in notebook:
+        if not os.path.exists(notebook):
+            raise UsageError(f"{field} ({source}): {notebook} does not exist; "
+                             "check the path (relative paths are from the recipe's directory)")
+        if not notebook.endswith(".ipynb"):
+            raise UsageError(f"{field} ({source}): {notebook} is not a notebook; give an .ipynb file")
 
 
 def _check(recipe, source_of):
@@ -290,16 +357,7 @@ def _check(recipe, source_of):
         raise UsageError(f"kerberos.principal ({source_of('kerberos.principal')}): a principal needs a "
                          "keytab; set kerberos.keytab, or drop the principal to use your ticket cache")
     if recipe.kind in ("run", "sweep"):
-        notebook = recipe.run.notebook
-        if not notebook:
-            raise UsageError("run.notebook: missing; give the input notebook (a local .ipynb or an hdfs:// URL)")
-        if "://" not in notebook:
-            if not os.path.exists(notebook):
-                raise UsageError(f"run.notebook ({source_of('run.notebook')}): {notebook} does not exist; "
-                                 "check the path (relative paths are from the recipe's directory)")
-            if not notebook.endswith(".ipynb"):
-                raise UsageError(f"run.notebook ({source_of('run.notebook')}): {notebook} is not a "
-                                 "notebook; give an .ipynb file")
+        check_input_notebook("run.notebook", recipe.run.notebook, source_of("run.notebook"))
     for name, path in recipe.files.items():
         if "://" not in path and not os.path.exists(path):
             raise UsageError(f"files.{name} ({source_of('files.' + name)}): {path} does not exist; "

@@ -221,6 +221,31 @@ def _webhook_names(value):
     from .notifications import check_channel_name
 
     return _checked_list(check_channel_name)(value)
+def _step_map(value):
+    """``flow.steps``: a mapping of step names to mappings (each built into a step by the recipe)."""
+    from .runtime.dag import check_step_name
+
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError("is not a mapping of step names to steps; write one `name:` block per step")
+    for name, step in value.items():
+        check_step_name(name)
+        if not isinstance(step, dict):
+            raise ValueError(f"step {name}: {step!r} is not a mapping; give the step's notebook: and other fields")
+    return dict(value)
+
+
+def _inputs(value):
+    """A step's ``inputs``: parameter names to ``step.value`` (a value an upstream step records)."""
+    value = _mapping(value)
+    check_parameter_names(value)
+    for name, source in value.items():
+        step, dot, key = source.partition(".") if isinstance(source, str) else ("", "", "")
+        if not dot or not step or not key:
+            raise ValueError(f"{name}: {source!r} is not STEP.VALUE; write the upstream step's name, a dot and "
+                             "the name of the value it records (e.g. prepare.rows)")
+    return value
 
 
 def _did_you_mean(word, options):

@@ -1,4 +1,4 @@
-"""Papermill runs and sweeps on YARN: submit, follow, inspect, stop and fetch them.
+"""Papermill runs, sweeps and flows on YARN: submit, follow, inspect, stop and fetch them.
 
 What can be checked before submitting is checked before submitting (see
 :mod:`skein_jupyter.preflight`). After that, results come from the Skein
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .applications import FINAL_STATES, get_report
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["RunOutcome", "raise_for_outcome", "Preflight", "read_notebook", "check_notebook", "check_kernel",
            "output_base", "start", "follow", "status", "kill", "fetch", "RUN_TAGS"]
 
-RUN_TAGS = (KINDS["run"].tag, KINDS["sweep"].tag)
+RUN_TAGS = (KINDS["run"].tag, KINDS["sweep"].tag, KINDS["flow"].tag)
 POLL = 0.5
 
 
@@ -45,6 +46,10 @@ def start(recipe: Recipe, client: skein.Client, progress: Progress | None = None
     :class:`Preflight` of ``recipe`` started earlier (one is started here if not).
     """
     progress = progress or Progress.quiet()
+    if recipe.kind == "flow":
+        from . import flows
+
+        return flows.start(recipe, client, progress)
     preflight = preflight or Preflight(recipe)
     return submit(recipe, client, progress, checks=preflight.check, early_checks=preflight.check_early)
 
@@ -91,9 +96,9 @@ def progress_line(kind, n_sets, state):
 
 def _kind(report):
     kind = kind_of_tags(report.tags)
-    if kind in ("run", "sweep"):
+    if kind in ("run", "sweep", "flow"):
         return kind
-    raise UsageError(f"{report.id} ({report.name}) is not a skein-jupyter run or sweep; "
+    raise UsageError(f"{report.id} ({report.name}) is not a skein-jupyter run, sweep or flow; "
                      "see `yarn application -list`")
 
 
@@ -126,6 +131,10 @@ def _saved_summary(app_id, user, fs=None):
 
 
 def _outcome_from_saved(report, kind, saved):
+    if kind == "flow":
+        from .flows import outcome_from_saved
+
+        return outcome_from_saved(report, saved)
     if not saved:
         return RunOutcome(report.id, kind, str(report.state), str(report.final_status),
                           diagnostics=report.diagnostics)
@@ -147,40 +156,25 @@ def follow(client: skein.Client, app_id: str, progress: Progress | None = None,
         Give up waiting (the run goes on) after this many seconds.
     """
     progress = progress or Progress.quiet()
-    deadline = time.monotonic() + timeout if timeout else None
     report = _report(client, app_id)
     kind = _kind(report)
-    n_sets = None
-    app_client = None
-    state: dict = {"progress": {}, "results": {}, "summary": None, "output": None, "error": None}
-    last_state = None
-    while True:
-        report = client.application_report(app_id)
-        if str(report.state) != last_state:
-            last_state = str(report.state)
-            progress.step(f"{app_id} is {last_state}"
-                          + (" (waiting for YARN to allocate)" if last_state == "ACCEPTED" else ""))
-        if last_state in FINAL_STATES:
-            break
-        if last_state == "RUNNING":
-            try:
-                app_client = app_client or client.connect(app_id, wait=False)
-                if n_sets is None:
-                    n_sets = _n_sets(app_client)
-                current = _live_state(app_client)
-                state["progress"] = current["progress"]
-                state["results"].update(current["results"])
-                for key in ("summary", "output", "error"):
-                    state[key] = current[key] or state[key]
-                progress.status(progress_line(kind, n_sets, state))
-            except Exception:  # the master is starting or has just shut down
-                pass
-        if deadline and time.monotonic() > deadline:
-            progress.done()
-            raise ApplicationError(f"{app_id} is still {last_state} after {timeout:g}s; it goes on: follow it "
-                                   f"with `skein-jupyter status {app_id}`, stop it with `skein-jupyter kill {app_id}`")
-        time.sleep(POLL)
-    progress.done()
+    if kind == "flow":
+        from . import flows
+
+        return flows.follow(client, app_id, progress, timeout)
+    state: dict = {"progress": {}, "results": {}, "summary": None, "output": None, "error": None, "sets": None}
+
+    def poll(app_client):
+        if state["sets"] is None:
+            state["sets"] = _n_sets(app_client)
+        current = _live_state(app_client)
+        state["progress"] = current["progress"]
+        state["results"].update(current["results"])
+        for key in ("summary", "output", "error"):
+            state[key] = current[key] or state[key]
+        progress.status(progress_line(kind, state["sets"], state))
+
+    report = watch(client, app_id, progress, poll, timeout)
     if state["summary"] is not None:
         return RunOutcome(app_id, kind, str(report.state), str(report.final_status), state["summary"],
                           _in_order(state["results"]), report.diagnostics)
@@ -191,6 +185,38 @@ def follow(client: skein.Client, app_id: str, progress: Progress | None = None,
         if state["error"]:
             outcome.diagnostics = state["error"]
     return outcome
+
+
+def watch(client: skein.Client, app_id: str, progress: Progress,
+          poll: Callable[[skein.ApplicationClient], None], timeout: float | None = None
+          ) -> skein.model.ApplicationReport:
+    """Wait for an application to end, saying when its state changes; ``poll(app_client)`` while it runs.
+
+    ``poll`` may raise while the master starts or shuts down: it is called again at the next round.
+    Returns the final report; ApplicationError after ``timeout`` seconds, the application going on.
+    """
+    deadline = time.monotonic() + timeout if timeout else None
+    app_client, last_state = None, None
+    while True:
+        report = client.application_report(app_id)
+        if str(report.state) != last_state:
+            last_state = str(report.state)
+            progress.step(f"{app_id} is {last_state}"
+                          + (" (waiting for YARN to allocate)" if last_state == "ACCEPTED" else ""))
+        if last_state in FINAL_STATES:
+            progress.done()
+            return report
+        if last_state == "RUNNING":
+            try:
+                app_client = app_client or client.connect(app_id, wait=False)
+                poll(app_client)
+            except Exception:  # the master is starting or has just shut down
+                pass
+        if deadline and time.monotonic() > deadline:
+            progress.done()
+            raise ApplicationError(f"{app_id} is still {last_state} after {timeout:g}s; it goes on: follow it "
+                                   f"with `skein-jupyter status {app_id}`, stop it with `skein-jupyter kill {app_id}`")
+        time.sleep(POLL)
 
 
 def _n_sets(app_client):
@@ -226,7 +252,14 @@ def status(client: skein.Client, app_id: str) -> tuple[RunOutcome, dict]:
     report = _report(client, app_id)
     kind = _kind(report)
     state = str(report.state)
-    if state == "RUNNING":
+    if state == "RUNNING" and kind == "flow":
+        from .flows import live_status
+
+        try:
+            return live_status(client, app_id, report)
+        except Exception:  # shutting down right now: fall through to what it saved
+            report = client.application_report(app_id)
+    elif state == "RUNNING":
         try:
             app_client = client.connect(app_id, wait=False)
             current = _live_state(app_client)
@@ -246,7 +279,7 @@ def status(client: skein.Client, app_id: str) -> tuple[RunOutcome, dict]:
 
 
 def kill(client: skein.Client, app_id: str, timeout: float = 120) -> skein.model.ApplicationReport:
-    """Stop a run or sweep: running sets stop and save their output; the application ends KILLED.
+    """Stop a run, sweep or flow: running sets (steps) stop and save their output; the application ends KILLED.
 
     Any other skein-jupyter application is killed outright.
     """
@@ -289,7 +322,9 @@ def fetch(client: skein.Client, app_id: str, directory: str | os.PathLike[str] |
                                f"see `skein-jupyter logs {app_id}`")
     outcome = _outcome_from_saved(report, kind, saved)
     remote = [record["summary"]] if saved else []
-    if outcome.results:
+    if kind == "flow":  # each step's outputs are a directory of their own
+        remote = [record["output"].rstrip("/") + "/*"]
+    elif outcome.results:
         remote += [r[k] for r in outcome.results for k in ("output", "html") if r.get(k)]
         if kind == "sweep":
             remote.append(record["summary"][: -len(".json")] + ".csv")

@@ -18,7 +18,7 @@ import shlex
 import tempfile
 from typing import TYPE_CHECKING, Any
 
-from .environment import EnvironmentKind
+from .environment import EnvironmentKind, EnvironmentRef
 from .exceptions import UsageError
 from .kinds import APP_TAG, KINDS
 from .runtime.job import JOB_FILE, Job, NotebookJob, NotifyJob, RunJob, to_json
@@ -82,6 +82,8 @@ class SpecContext:
     workspace_checked_at: int | None = None
     namenodes: list[str] | None = None
     notify_secrets: dict | None = dataclasses.field(default=None, repr=False)
+    #: Flows: the archives of steps' own environments, ``{recipe value: (location, public)}``.
+    environments: dict[str, tuple[str, bool]] | None = None
 
     @classmethod
     def for_user(cls, user: str | None = None, **changes: Any) -> SpecContext:
@@ -118,6 +120,16 @@ class SpecContext:
                        environment_public=True, **example)
         return cls(user="alice", runtime=runtime, **example)
 
+    def step_environment(self, ref: EnvironmentRef) -> tuple[str, bool]:
+        """A flow step's own environment as ``(location, public)``; a name must have been resolved."""
+        if self.environments and ref.value in self.environments:
+            return self.environments[ref.value]
+        if ref.kind is EnvironmentKind.NAME:
+            raise UsageError(f"environment: {ref.value!r} (a flow step's) is a name, not yet resolved to an "
+                             "archive; a launch resolves it, or give an archive path or hdfs:// URL")
+        return (os.path.abspath(os.path.expanduser(ref.value)) if ref.kind is EnvironmentKind.LOCAL else ref.value,
+                False)
+
     def environment_url(self, recipe: Recipe) -> str:
         if self.environment:
             return self.environment
@@ -148,6 +160,10 @@ def job_from_recipe(recipe: Recipe, user: str, checked_at_ms: int | None = None,
     namenodes : list of str, optional
         The NameNodes' WebHDFS URLs; from the Hadoop configuration when not given.
     """
+    if recipe.kind == "flow":
+        from .flows import flow_job
+
+        return dataclasses.replace(flow_job(recipe, user), notify=_notify_job(recipe))
     notebook = run = None
     if recipe.kind == "notebook":
         server = recipe.notebook
@@ -172,12 +188,16 @@ def job_from_recipe(recipe: Recipe, user: str, checked_at_ms: int | None = None,
             checkpoint_interval=options.checkpoint_interval or 0,
             papermill_options=dict(options.papermill_options), retries=options.retries,
             retry_failed_cells=options.retry_failed_cells, share=options.share)
-    notify = None
-    if recipe.kind != "notebook" and (recipe.notify.webhooks or recipe.notify.emails):
-        notify = NotifyJob(when=list(recipe.notify.when), webhooks=list(recipe.notify.webhooks),
-                           emails=list(recipe.notify.emails), attach_html=recipe.notify.attach_html)
     return Job(kind=recipe.kind, name=recipe.app_name, user=user, env=dict(recipe.env), notebook=notebook,
-               run=run, notify=notify)
+               run=run, notify=_notify_job(recipe))
+
+
+def _notify_job(recipe: Recipe) -> NotifyJob | None:
+    """Whom a run, sweep or flow tells when it ends (names and addresses; the secrets go apart)."""
+    if recipe.kind == "notebook" or not (recipe.notify.webhooks or recipe.notify.emails):
+        return None
+    return NotifyJob(when=list(recipe.notify.when), webhooks=list(recipe.notify.webhooks),
+                     emails=list(recipe.notify.emails), attach_html=recipe.notify.attach_html)
 
 
 def write_job_file(job: Job, path: str | None = None) -> str:
@@ -249,39 +269,48 @@ def build_spec(recipe: Recipe, context: SpecContext, job_path: str | None = None
     # The channels' secrets, checked (and read) before any file is written; shipped as the job is.
     secrets = resolve(recipe, context.user) if job.notify is not None and context.notify_secrets is None \
         else context.notify_secrets
-    # Uploaded archives never change (content-addressed, or timestamped by
-    # YARN), so YARN may keep them unpacked in its per-user (or public) cache
-    # and later launches skip localization; a local file is staged per app.
-    visibility = "public" if context.environment_public else "private" if "://" in env_url else "application"
-    files = {ENV_DIR: skein.File(env_url, type="archive", visibility=visibility),
-             RUNTIME_FILE: skein.File(context.runtime, type="file")}
     tags = {*recipe.tags, APP_TAG, KINDS[recipe.kind].tag}
-    if job.notebook is not None and job.notebook.workspace is not None:
-        from .runtime_zip import deps_zip
-        from .workspaces import tags as workspace_tags
 
-        files[DEPS_FILE] = skein.File(context.deps or str(deps_zip()), type="file")
-        tags |= workspace_tags(job.notebook.workspace.path)
-    for name, source in recipe.files.items():
-        files[name] = skein.File(source)
-    instances = 1
-    max_restarts = 0
-    if recipe.kind in ("run", "sweep"):
-        files[INPUT_NOTEBOOK] = skein.File(recipe.run.notebook, type="file")
-        max_restarts = recipe.run.retries
-    if recipe.kind == "sweep":
-        # Workers take parameter sets from a queue in the key-value store.
-        instances = min(recipe.sweep.parallel, len(recipe.sweep.sets()))
-    resources = recipe.resources
-    service = skein.Service(
-        resources=skein.Resources(memory=f"{resources.memory} MiB", vcores=resources.vcores,
-                                  gpus=resources.gpus),
-        files=files,
-        env={"PYTHONPATH": RUNTIME_FILE},
-        script=_script(recipe.kind),
-        instances=instances,
-        max_restarts=max_restarts,
-    )
+    def make_service(resources: Resources, environment: tuple[str, bool], instances: int,
+                     extra_files: dict[str, skein.File], max_restarts: int = 0) -> skein.Service:
+        url, public = environment
+        # Uploaded archives never change (content-addressed, or timestamped by
+        # YARN), so YARN may keep them unpacked in its per-user (or public) cache
+        # and later launches skip localization; a local file is staged per app.
+        visibility = "public" if public else "private" if "://" in url else "application"
+        files = {ENV_DIR: skein.File(url, type="archive", visibility=visibility),
+                 RUNTIME_FILE: skein.File(context.runtime, type="file"), **extra_files}
+        for name, source in recipe.files.items():
+            files[name] = skein.File(source)
+        return skein.Service(
+            resources=skein.Resources(memory=f"{resources.memory} MiB", vcores=resources.vcores,
+                                      gpus=resources.gpus),
+            files=files, env={"PYTHONPATH": RUNTIME_FILE}, script=_script(recipe.kind),
+            instances=instances, max_restarts=max_restarts)
+
+    environment = (env_url, context.environment_public)
+    if recipe.kind == "flow":
+        from .flows import flow_services
+
+        services = flow_services(recipe, context, make_service, environment)
+    else:
+        extra: dict[str, skein.File] = {}
+        if job.notebook is not None and job.notebook.workspace is not None:
+            from .runtime_zip import deps_zip
+            from .workspaces import tags as workspace_tags
+
+            extra[DEPS_FILE] = skein.File(context.deps or str(deps_zip()), type="file")
+            tags |= workspace_tags(job.notebook.workspace.path)
+        instances = 1
+        max_restarts = 0
+        if recipe.kind in ("run", "sweep"):
+            extra[INPUT_NOTEBOOK] = skein.File(recipe.run.notebook, type="file")
+            max_restarts = recipe.run.retries
+        if recipe.kind == "sweep":
+            # Workers take parameter sets from a queue in the key-value store.
+            instances = min(recipe.sweep.parallel, len(recipe.sweep.sets()))
+        services = {KINDS[recipe.kind].service: make_service(recipe.resources, environment, instances, extra,
+                                                             max_restarts)}
     acls = recipe.acls
     spec = skein.ApplicationSpec(
         name=recipe.app_name,
@@ -294,14 +323,17 @@ def build_spec(recipe: Recipe, context: SpecContext, job_path: str | None = None
                         modify_groups=list(acls.modify_groups)),
         max_attempts=recipe.max_attempts,
         master=skein.Master(resources=skein.Resources(memory=MASTER_MEMORY, vcores=1)),
-        services={KINDS[recipe.kind].service: service},
+        services=services,
     )
     # Written last, once nothing else can fail, so that a refused recipe leaves no file behind.
+    # Every service of a flow reads the same job (a step finds its own by its service's name).
     source = write_job_file(job, job_path) if write_job else JOB_FILE
-    service.files[JOB_FILE] = skein.File(source, type="file", visibility="application")
-    if job.notify is not None:
+    for service in services.values():
+        service.files[JOB_FILE] = skein.File(source, type="file", visibility="application")
+    if job.notify is not None:  # only to the container that tells how the job ended
         source = write_secrets_file(secrets or {}) if write_job else NOTIFY_FILE
-        service.files[NOTIFY_FILE] = skein.File(source, type="file", visibility="application")
+        services[KINDS[recipe.kind].service].files[NOTIFY_FILE] = skein.File(source, type="file",
+                                                                             visibility="application")
     return spec
 
 

@@ -44,7 +44,7 @@ def test_only_allow_listed_fields_ship():
     job = job_from_recipe(recipe(kind="notebook", queue="q", tags=["t"], acls={"view_users": ["eve"]},
                                  kerberos={"keytab": "/k", "principal": "p@R"}), "alice")
     data = json.loads(to_json(job))
-    assert set(data) == {"kind", "name", "user", "env", "notebook", "run", "notify", "format"}
+    assert set(data) == {"kind", "name", "user", "env", "notebook", "run", "notify", "flow", "format"}
     assert set(data["notebook"]) == {f.name for f in dataclasses.fields(NotebookJob)}
     text = to_json(job)
     for leaked in ("eve", "/k", "p@R", '"q"'):
@@ -58,7 +58,7 @@ def test_env_values_ship_exactly_as_written():
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda d: d.update(kind="flow"), "kind: 'flow' is not one of"),
+    (lambda d: d.update(kind="dag"), "kind: 'dag' is not one of"),
     (lambda d: d.update(format=2), "format: 2 is not 1"),
     (lambda d: d.update(surprise=1), "surprise: not a field"),
     (lambda d: d["run"].update(timeout="1h"), "run.timeout: str is not int"),

@@ -184,7 +184,7 @@ BAD_RECIPES = [
     ("kind: notebook\nnotebook: {frontend: jupyterlab}\n",
      "notebook.frontend (from {f}): 'jupyterlab' is not one of lab, notebook, server"),
     ("kind: notebook\nnotebook: {frontend: labb}\n", "is not one of lab, notebook, server (did you mean 'lab'?)"),
-    ("kind: notbook\n", "kind (from {f}): 'notbook' is not one of notebook, run, sweep (did you mean 'notebook'?)"),
+    ("kind: notbook\n", "kind (from {f}): 'notbook' is not one of notebook, run, sweep, flow (did you mean 'notebook'?)"),
     ("queue: x\n", "kind: missing; set kind: in the recipe to one of notebook, run, sweep"),
     ("kind: run\nrun: {notebook: missing.ipynb}\n",
      "run.notebook (from {f}): {d}/missing.ipynb does not exist; check the path"),

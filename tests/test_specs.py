@@ -21,16 +21,16 @@ def render(recipe_path, tmp_path):
     recipe, _ = load_recipe(recipe_path, environ={}, config_path=tmp_path / "none.yaml")
     job_path = tmp_path / JOB_FILE
     spec = build_spec(recipe, SpecContext.example(recipe), job_path=str(job_path))
-    (service,) = spec.services.values()
-    service.files[JOB_FILE] = skein.File(str(SPECS / f"{recipe_path.stem}.job.json"), type="file",
-                                         visibility="application")
+    for service in spec.services.values():  # a flow's services all read the one job
+        service.files[JOB_FILE] = skein.File(str(SPECS / f"{recipe_path.stem}.job.json"), type="file",
+                                             visibility="application")
     job = json.dumps(json.loads(job_path.read_text()), indent=2, sort_keys=True) + "\n"
     return spec_to_yaml(spec, relative_to=SPECS), job
 
 
 def test_there_are_example_recipes_of_every_kind():
     kinds = {load_recipe(path, environ={})[0].kind for path in RECIPES}
-    assert kinds == {"notebook", "run", "sweep"}
+    assert kinds == {"notebook", "run", "sweep", "flow"}
 
 
 @pytest.mark.parametrize("recipe_path", RECIPES, ids=[p.stem for p in RECIPES])
@@ -64,11 +64,11 @@ def test_every_spec_has_a_recipe():
 @pytest.mark.parametrize("recipe_path", RECIPES, ids=[p.stem for p in RECIPES])
 def test_checked_in_spec_loads_in_skein_with_local_files_found(recipe_path):
     spec = skein.ApplicationSpec.from_file(str(SPECS / f"{recipe_path.stem}.yaml"))
-    (service,) = spec.services.values()
-    for name, file in service.files.items():
-        if file.source.startswith("file://"):
-            assert Path(file.source[len("file://"):]).is_file(), f"{name}: {file.source} is missing"
-    job = from_json(Path(service.files[JOB_FILE].source[len("file://"):]).read_text())
-    assert job.kind in ("notebook", "run", "sweep") and job.user == "alice"
-    assert set(service.env) == {"PYTHONPATH"}  # the job, parameters and env values travel in job.json only
+    for service in spec.services.values():
+        for name, file in service.files.items():
+            if file.source.startswith("file://"):
+                assert Path(file.source[len("file://"):]).is_file(), f"{name}: {file.source} is missing"
+        job = from_json(Path(service.files[JOB_FILE].source[len("file://"):]).read_text())
+        assert job.kind in ("notebook", "run", "sweep", "flow") and job.user == "alice"
+        assert set(service.env) == {"PYTHONPATH"}  # the job, parameters and env values travel in job.json only
     assert "token" not in json.dumps(spec.to_dict()).lower()

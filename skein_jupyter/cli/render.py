@@ -100,7 +100,7 @@ WORKSPACE_HEADER = f"{'NAME':24} {'SIZE':>10} {'LAST USED':16} {'SERVER':32} PAT
 
 
 def show_outcome(outcome: RunOutcome, as_json: bool, info: Mapping[str, Any] | None = None) -> None:
-    """Where a run or sweep stands or how it ended: one line, then its sets or its cell error and outputs."""
+    """Where a run, sweep or flow stands or how it ended: one line, then its sets or its cell error and outputs."""
     from ..units import format_duration
 
     if as_json:
@@ -112,6 +112,14 @@ def show_outcome(outcome: RunOutcome, as_json: bool, info: Mapping[str, Any] | N
                f"(YARN: {outcome.state}, {outcome.final_status})")
     if info and info.get("line") and not summary:
         click.echo(f"  {info['line']}")
+    if outcome.kind == "flow" and outcome.results:
+        click.echo(f"  {'STEP':16} {'STATUS':10} {'ATTEMPTS':>8} {'DURATION':>9}  OUTPUT")
+        for r in outcome.results:
+            click.echo(f"  {r['step'][:16]:16} {r['status']:10} {r['attempts']:>8} "
+                       f"{format_duration(r['duration']) if r['duration'] else '-':>9}  {r['output'] or '-'}")
+            if r["status"] in ("failed", "timed_out") and r.get("ename"):
+                where = f" in cell {r['cell'] + 1}" if r.get("cell") is not None else ""
+                click.echo(f"  {'':16} {r['ename']}{where}: {str(r.get('evalue') or '')[:200]}")
     if outcome.kind == "sweep" and outcome.results:
         click.echo(f"  {'SET':>4}  {'STATUS':10} {'DURATION':>9}  OUTPUT")
         for r in outcome.results:
@@ -124,8 +132,8 @@ def show_outcome(outcome: RunOutcome, as_json: bool, info: Mapping[str, Any] | N
             click.echo(f"  output notebook: {r['output']}")
         if r.get("html"):
             click.echo(f"  HTML:            {r['html']}")
-    if summary.get("table") and outcome.kind == "sweep":
-        click.echo(f"  table: {summary['table']} (and .csv)")
+    if summary.get("table") and outcome.kind in ("sweep", "flow"):
+        click.echo(f"  table: {summary['table']}" + (" (and .csv)" if outcome.kind == "sweep" else ""))
     elif not summary and outcome.ended:
         last = outcome.diagnostics.strip().splitlines()[-1] if outcome.diagnostics.strip() else "-"
         click.echo(f"  no result recorded: {last}")

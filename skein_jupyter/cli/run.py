@@ -79,12 +79,14 @@ def sweep_settings(path: str) -> dict[str, Any]:
 def run_command(target, typed, raw, yamls, files, kernel, engine, cell_timeout, start_timeout, timeout, output,
                 html, retries, retry_failed_cells, sweep_file, parallel, notify_on, webhooks, emails, detach, dry_run,
                 as_json, quiet, **options):
-    """Run a notebook with papermill in a YARN container, or a sweep of parameter sets.
+    """Run a notebook with papermill in a YARN container, a sweep of parameter sets, or a flow.
 
     Follows the run with a cell progress bar and ends with a summary; exits
     0 if the notebook succeeded, 1 if it failed, timed out or was stopped
     (its output notebook, with what ran, is saved all the same), and 3 if
-    the cluster failed it.
+    the cluster failed it. A flow recipe (kind: flow) runs its steps in one
+    application, shows each step as it starts and ends, and ends with a
+    table of steps; it exits 0 only if every step succeeded.
 
     \b
     Example:
@@ -92,6 +94,7 @@ def run_command(target, typed, raw, yamls, files, kernel, engine, cell_timeout, 
       skein-jupyter run recipes/nightly-report.yaml --detach
       skein-jupyter run report.ipynb --env analytics --sweep sets.yaml --parallel 4
       skein-jupyter run report.ipynb --env analytics --html --webhook team --email me@example.com
+      skein-jupyter run recipes/flow.yaml
     """
     model = run_recipe(target, typed, raw, yamls, files, kernel, engine, cell_timeout, start_timeout, timeout,
                        output, html, retries, retry_failed_cells, sweep_file, parallel, notify_on, webhooks, emails,
@@ -102,7 +105,7 @@ def run_command(target, typed, raw, yamls, files, kernel, engine, cell_timeout, 
     from ..launch import skein_client
     from ..runs import Preflight, raise_for_outcome, start_and_follow
 
-    preflight = Preflight(model)  # its checks run while the Skein driver starts
+    preflight = Preflight(model) if model.kind != "flow" else None  # its checks run while the driver starts
     with skein_client(model) as client:
         submission, outcome = start_and_follow(model, client, progress(quiet), detach=detach, preflight=preflight)
     if outcome is None:

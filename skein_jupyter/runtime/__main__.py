@@ -46,6 +46,10 @@ def main(argv=None):
         from . import notebook
 
         return notebook.main(job)
+    if job.kind == "flow":
+        from . import flow
+
+        return flow.main(job)
     from . import batch
 
     return batch.main(job)

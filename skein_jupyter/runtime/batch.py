@@ -155,6 +155,10 @@ class Worker:
         log("stop requested")
         self.stop_requested.set()
 
+    def progress_key(self, index: int) -> str:
+        """The key of the key-value store where set ``index`` publishes its progress."""
+        return keys.RUN_PROGRESS + str(index)
+
     def _set_parameters(self, index):
         return self.job.run.sets[index]
 

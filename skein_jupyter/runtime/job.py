@@ -23,10 +23,10 @@ from typing import Any, Dict, List, Optional
 
 from .kinds import FRONTENDS, KINDS
 
-__all__ = ["OUTPUT_PLACEHOLDERS", "check_output_template", "expand_output", "Job", "NotebookJob", "WorkspaceJob", "RunJob",
-           "NotifyJob", "NOTIFY_EVENTS",
-           "JobError", "JOB_FILE", "KINDS", "SHARES", "to_json", "from_json", "read_job", "check_parameter_name",
-           "check_env_name", "RESERVED_ENV", "RESERVED_ENV_PREFIXES"]
+__all__ = ["OUTPUT_PLACEHOLDERS", "check_output_template", "expand_output", "Job", "NotebookJob", "WorkspaceJob",
+           "RunJob", "StepJob", "FlowJob", "ON_FAILURE", "NotifyJob", "NOTIFY_EVENTS",
+           "JobError", "JOB_FILE", "KINDS", "SHARES", "to_json",
+           "from_json", "read_job", "check_parameter_name", "check_env_name", "RESERVED_ENV", "RESERVED_ENV_PREFIXES"]
 
 #: The name of the job's file in the container's working directory.
 JOB_FILE = "job.json"
@@ -38,6 +38,8 @@ SHARES = ("private", "group")
 OUTPUT_PLACEHOLDERS = ("user", "app_id", "name", "date")
 #: When a notification may be sent: how a run, sweep or flow ended.
 NOTIFY_EVENTS = ("success", "failure", "timeout", "stopped")
+#: What a failed step does to the rest of its flow.
+ON_FAILURE = ("stop", "continue")
 
 
 class JobError(ValueError):
@@ -110,6 +112,96 @@ class NotifyJob:
 
 
 @dataclasses.dataclass(frozen=True)
+class StepJob:
+    """One step of a flow: its run (one parameter set), and how it fits in the flow.
+
+    ``inputs`` maps a parameter name to ``"step.value"``: a value the named upstream step recorded,
+    passed to this step as that parameter. ``service`` is the Skein service whose containers run it.
+    """
+
+    name: str
+    service: str
+    run: RunJob
+    depends_on: List[str] = dataclasses.field(default_factory=list)
+    inputs: Dict[str, str] = dataclasses.field(default_factory=dict)
+    retries: int = 0
+    retry_interval: int = 0
+    on_failure: str = "stop"
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowJob:
+    """A flow of notebook steps in one application.
+
+    Every container of the application reads the same job: the coordinator runs the flow, a step's
+    container finds its step by its Skein service (``SKEIN_CONTAINER_ID`` is ``<service>_<n>``).
+    """
+
+    steps: List[StepJob]
+    parallel: int = 2
+    output: Optional[str] = None          # template; see OUTPUT_PLACEHOLDERS
+    share: str = "private"
+
+    def graph(self) -> Dict[str, List[str]]:
+        """``{step: [steps it depends on]}``, in the order of the recipe."""
+        return {step.name: list(step.depends_on) for step in self.steps}
+
+
+def _check_run(run: RunJob, prefix: str) -> None:
+    if not run.sets:
+        raise JobError(f"{prefix}.sets: no parameter sets")
+    if run.share not in SHARES:
+        raise JobError(f"{prefix}.share: {run.share!r} is not one of {', '.join(SHARES)}")
+    if run.checkpoint_interval < 0:
+        raise JobError(f"{prefix}.checkpoint_interval: below 0")
+    # The client validated these; the job checks again, so no caller that builds a job by
+    # hand (or edits a job file) can put code into the notebook or reset the runtime's variables.
+    try:
+        for name in {name for values in (run.parameters, *run.sets) for name in values}:
+            check_parameter_name(name)
+        if run.output:
+            check_output_template(run.output)
+    except ValueError as exc:
+        raise JobError(f"{prefix}: {exc}") from None
+
+
+def _check_flow(flow: FlowJob) -> None:
+    from .dag import check_graph, check_step_name, upstream
+
+    if not flow.steps:
+        raise JobError("flow.steps: no steps")
+    if flow.parallel < 1:
+        raise JobError("flow.parallel: below 1")
+    if flow.share not in SHARES:
+        raise JobError(f"flow.share: {flow.share!r} is not one of {', '.join(SHARES)}")
+    try:
+        if flow.output:
+            check_output_template(flow.output)
+        for step in flow.steps:
+            check_step_name(step.name)
+        names = [s.name for s in flow.steps]
+        if len(set(names)) != len(names) or len({s.service for s in flow.steps}) != len(names):
+            raise ValueError("two steps have the same name or service")
+        check_graph(flow.graph())
+    except ValueError as exc:
+        raise JobError(f"flow: {exc}") from None
+    for step in flow.steps:
+        prefix = f"flow.steps.{step.name}"
+        _check_run(step.run, prefix + ".run")
+        if step.on_failure not in ON_FAILURE:
+            raise JobError(f"{prefix}.on_failure: {step.on_failure!r} is not one of {', '.join(ON_FAILURE)}")
+        if step.retries < 0 or step.retry_interval < 0:
+            raise JobError(f"{prefix}: retries and retry_interval may not be negative")
+        for parameter, source in step.inputs.items():
+            try:
+                check_parameter_name(parameter)
+            except ValueError as exc:
+                raise JobError(f"{prefix}.inputs: {exc}") from None
+            if source.partition(".")[0] not in upstream(flow.graph(), step.name):
+                raise JobError(f"{prefix}.inputs.{parameter}: {source!r} is not a value of an upstream step")
+
+
+@dataclasses.dataclass(frozen=True)
 class Job:
     """What the container runs.
 
@@ -125,12 +217,13 @@ class Job:
     notebook: Optional[NotebookJob] = None
     run: Optional[RunJob] = None
     notify: Optional[NotifyJob] = None
+    flow: Optional[FlowJob] = None
     format: int = FORMAT
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise JobError(f"kind: {self.kind!r} is not one of {', '.join(KINDS)}")
-        section = "notebook" if self.kind == "notebook" else "run"
+        section = {"notebook": "notebook", "flow": "flow"}.get(self.kind, "run")
         if getattr(self, section) is None:
             raise JobError(f"{section}: missing for a {self.kind} job")
         if self.notebook is not None and self.notebook.frontend not in FRONTENDS:
@@ -165,11 +258,22 @@ class Job:
                 raise JobError(f"notify.when: not a list of {', '.join(NOTIFY_EVENTS)}")
             if not all(re.fullmatch(r"[^@\s,;<>]+@[^@\s,;<>]+", address) for address in self.notify.emails):
                 raise JobError("notify.emails: not a list of email addresses")  # no header can be injected
+            _check_run(self.run, "run")
+        if self.flow is not None:
+            _check_flow(self.flow)
         try:
             for name in self.env:
                 check_env_name(name)
         except ValueError as exc:
             raise JobError(f"env: {exc}") from None
+
+    def step(self, name: str) -> StepJob:
+        """The flow's step ``name``; KeyError if there is none."""
+        assert self.flow is not None, "only a flow has steps"
+        for step in self.flow.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
 
     @property
     def n_sets(self) -> int:

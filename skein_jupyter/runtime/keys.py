@@ -70,6 +70,33 @@ Papermill runs and sweeps (a run is a sweep of one set, set 0):
     Set by ``skein-jupyter kill``: running sets stop and save their output,
     pending sets are cancelled, and the application ends KILLED.
 
+Flows (one coordinator container, ``flow``, and one service per step, ``step-<name>``;
+the flow's output directory is ``run.output``, its summary ``run.summary``, and ``run.stop``
+stops the whole flow, as for runs):
+
+``skein-jupyter.flow.state``
+    JSON ``{step: {"status", "attempts", "started", "finished", "duration", "output",
+    "html", "cell", "ename", "evalue", "retry_at"}}``, every step in the recipe's order,
+    rewritten by the coordinator whenever a step changes. ``status`` is ``pending``,
+    ``running``, ``retrying`` (waiting for its retry interval), ``succeeded``, ``failed``,
+    ``timed_out``, ``stopped`` (stopped while it ran: by ``kill``, or because another step
+    failed with ``on_failure: stop``), ``skipped`` (a step it depends on failed) or
+    ``cancelled`` (never started: the flow stopped first).
+``skein-jupyter.flow.attempt.<step>``
+    The attempt the step's container runs (a decimal number from 1), set by the
+    coordinator before it starts the container.
+``skein-jupyter.flow.inputs.<step>``
+    JSON ``{parameter: value}``: the values of the step's ``inputs``, taken from what
+    upstream steps recorded, set by the coordinator before it starts the container.
+``skein-jupyter.flow.progress.<step>``
+    JSON as ``run.progress.<set>``, for the step's running attempt.
+``skein-jupyter.flow.result.<step>``
+    JSON as ``run.result.<set>`` plus ``"step"`` and ``"values"`` (what the notebook
+    recorded, a JSON object), set by the step's container when its attempt ends.
+``skein-jupyter.flow.stop.<step>``
+    Set by the coordinator to stop one running step (another step failed with
+    ``on_failure: stop``); the step saves its partial output.
+
 Both:
 
 ``skein-jupyter.error``
@@ -97,3 +124,11 @@ RUN_ATTEMPTS = RUN_PREFIX + "attempts."
 RUN_SUMMARY = RUN_PREFIX + "summary"
 RUN_FINALIZE = RUN_PREFIX + "finalize"
 RUN_STOP = RUN_PREFIX + "stop"
+
+FLOW_PREFIX = "skein-jupyter.flow."
+FLOW_STATE = FLOW_PREFIX + "state"
+FLOW_ATTEMPT = FLOW_PREFIX + "attempt."
+FLOW_INPUTS = FLOW_PREFIX + "inputs."
+FLOW_PROGRESS = FLOW_PREFIX + "progress."
+FLOW_RESULT = FLOW_PREFIX + "result."
+FLOW_STOP = FLOW_PREFIX + "stop."

@@ -50,6 +50,7 @@ KINDS = {kind.name: kind for kind in (
     Kind("notebook", service="jupyter"),
     Kind("run", service="papermill"),
     Kind("sweep", service="papermill"),
+    Kind("flow", service="flow"),       # the coordinator; each step is a service of its own (``step-<name>``)
 )}
 
 FRONTENDS = {frontend.name: frontend for frontend in (

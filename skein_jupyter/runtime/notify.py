@@ -25,7 +25,7 @@ import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, Optional, Set
 
 from .common import log
 from .cron import SCHEDULE_TAG  # the tag of an application a schedule fired
@@ -299,12 +299,16 @@ def schedule_of(tags: Iterable[str]) -> Optional[str]:
     return next((tag[len(SCHEDULE_TAG):] for tag in tags if tag.startswith(SCHEDULE_TAG)), None)
 
 
-def notify_end(worker: Any, summary: Mapping[str, Any], rows: List[Mapping[str, Any]]) -> Dict[str, bool]:
-    """What :class:`~.batch.Worker` calls where a run or sweep ends: the summary completed, HTML found, sent."""
+def notify_end(worker: Any, summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> Dict[str, bool]:
+    """Where a run or sweep (:class:`~.batch.Worker`) or a flow (:class:`~.flow.Coordinator`) ends: the summary
+    completed, HTML found, sent. ``rows``: the sets', or the steps' (with ``step``, their name)."""
     job = worker.job
     full = dict(summary, kind=job.kind, name=job.name, app_id=worker.app_id, user=job.user)
     if job.kind == "run" and rows and rows[0].get("status") != "succeeded":
         full.update(cell=rows[0].get("cell"), ename=rows[0].get("ename"))
+    if job.kind == "flow":
+        full["steps"] = [{"name": r.get("step"), "status": r.get("status"), "attempts": r.get("attempts"),
+                          "duration": r.get("duration"), "output": r.get("output")} for r in rows]
     if not wanted(job, full):
         return {}
     try:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import clusterfs, keys
+from . import clusterfs
 from .common import log
 from .outputs import annotate, export_html, output_names
 
@@ -48,7 +48,7 @@ class SetRun:
 
     def _publish_progress(self):
         try:
-            self.worker.kv[keys.RUN_PROGRESS + str(self.index)] = json.dumps(self.progress).encode()
+            self.worker.kv[self.worker.progress_key(self.index)] = json.dumps(self.progress).encode()
         except Exception as exc:  # progress is best effort; the result is not
             log(f"set {self.index}: progress not published: {exc}")
 
