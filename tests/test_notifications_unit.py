@@ -246,3 +246,47 @@ def test_a_sweeps_email_carries_the_html_of_sets_that_did_not_succeed_first(tmp_
                                        "report-02.html"]  # at most 5; no HTML for set 4
     assert notify.schedule_of(["skein-jupyter", "skein-jupyter-schedule:nightly"]) == "nightly"
     assert notify.schedule_of(["skein-jupyter-run"]) is None
+
+
+def test_a_flow_notifies_from_its_coordinator_with_a_table_of_steps(secrets_file, notebook, tmp_path):
+    import yaml
+
+    import skein_jupyter.spec as spec
+
+    secrets_file()
+    path = tmp_path / "flow.yaml"
+    path.write_text(yaml.safe_dump({
+        "kind": "flow", "environment": "hdfs:///envs/analytics.tar.gz",
+        "notify": {"webhooks": ["team"], "when": ["failure"]},
+        "flow": {"steps": {"a": {"notebook": str(notebook)},
+                           "b": {"notebook": str(notebook), "depends_on": ["a"]}}}}))
+    recipe, _ = load_recipe(str(path), environ={}, config_path=tmp_path / "none.yaml")
+    assert job_from_recipe(recipe, "alice").notify == NotifyJob(when=["failure"], webhooks=["team"])
+    built = spec.build_spec(recipe, SpecContext(user="alice", runtime=str(tmp_path / "runtime.zip")))
+    try:  # the secrets go to the coordinator, which tells how the flow ended, and to no step
+        assert [name for name, service in built.services.items() if notify.NOTIFY_FILE in service.files] == ["flow"]
+    finally:
+        spec.discard_job_file(built)
+
+    class Coordinator:  # what notify_end reads of the flow's coordinator
+        job = from_json(to_json(job_from_recipe(recipe, "alice")))
+        app_id, workdir = "application_1_0007", tmp_path
+
+        class app_client:
+            @staticmethod
+            def get_specification():
+                raise ConnectionError("the master is ending")
+
+    sent = []
+    rows = [{"step": "a", "status": "succeeded", "attempts": 1, "duration": 3.0, "output": "/o/a/nb.ipynb"},
+            {"step": "b", "status": "failed", "attempts": 2, "duration": 4.0, "output": "/o/b/nb.ipynb"}]
+    original = notify.send
+    notify.send = lambda job, summary, attachments: sent.append(summary) or {}
+    try:
+        notify.notify_end(Coordinator, {"status": "failed", "duration": 9.0, "output": "/o"}, rows)
+        notify.notify_end(Coordinator, {"status": "succeeded", "duration": 9.0, "output": "/o"}, rows)
+    finally:
+        notify.send = original
+    (summary,) = sent  # a success was not asked for
+    assert summary["kind"] == "flow" and [s["name"] for s in summary["steps"]] == ["a", "b"]
+    assert "  b     failed     2" in notify.message_text(summary)

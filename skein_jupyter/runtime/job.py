@@ -238,27 +238,12 @@ class Job:
             if workspace.sync_interval < 1:
                 raise JobError("notebook.workspace.sync_interval: below 1 second")
         if self.run is not None:
-            if not self.run.sets:
-                raise JobError("run.sets: no parameter sets")
-            if self.run.share not in SHARES:
-                raise JobError(f"run.share: {self.run.share!r} is not one of {', '.join(SHARES)}")
-            if self.run.checkpoint_interval < 0:
-                raise JobError("run.checkpoint_interval: below 0")
-            # The client validated these; the job checks again, so no caller that builds a job by
-            # hand (or edits a job file) can put code into the notebook or reset the runtime's variables.
-            try:
-                for name in {name for values in (self.run.parameters, *self.run.sets) for name in values}:
-                    check_parameter_name(name)
-                if self.run.output:
-                    check_output_template(self.run.output)
-            except ValueError as exc:
-                raise JobError(f"run: {exc}") from None
+            _check_run(self.run, "run")
         if self.notify is not None:
             if not set(self.notify.when) <= set(NOTIFY_EVENTS):
                 raise JobError(f"notify.when: not a list of {', '.join(NOTIFY_EVENTS)}")
             if not all(re.fullmatch(r"[^@\s,;<>]+@[^@\s,;<>]+", address) for address in self.notify.emails):
                 raise JobError("notify.emails: not a list of email addresses")  # no header can be injected
-            _check_run(self.run, "run")
         if self.flow is not None:
             _check_flow(self.flow)
         try:
