@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ACTIVE_STATES
+from conftest import ACTIVE_STATES, submitted_here
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -181,9 +181,12 @@ def inputs(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def uploads_restored(published, uploaded_venv, sandbox):
+def uploads_restored(cluster_alone, published, uploaded_venv, sandbox):
     """The pages upload environments named "analytics" (to the published directory and the
-    user's cache); afterwards they are removed, so the name means the session's again."""
+    user's cache); afterwards they are removed, so the name means the session's again.
+
+    Meanwhile "analytics" is not the session's environment: no other worker's test runs
+    (``cluster_alone``)."""
     from skein_jupyter.envstore import PUBLISHED_DIR, default_upload_dir
 
     directories = [default_upload_dir(), PUBLISHED_DIR]
@@ -200,10 +203,6 @@ def uploads_restored(published, uploaded_venv, sandbox):
         subprocess.run(["hdfs", "dfs", "-rm", "-skipTrash", *added], check=True, capture_output=True,
                        timeout=120)
     assert listing() == before
-
-
-def _active(client):
-    return {report.id for report in client.get_applications(states=ACTIVE_STATES)}
 
 
 @pytest.mark.yarn
@@ -223,7 +222,7 @@ def test_the_shell_examples_of_the_page_run(page, inputs, test_venv, conda_envs,
         "${system.biz.date}": "2026-11-22",              # DolphinScheduler fills it in
     }
     stage = Stage(stage_dir, env, places)
-    before = _active(skein_client)
+    before = submitted_here()
     previous = None
     try:
         for block in blocks:
@@ -243,8 +242,9 @@ def test_the_shell_examples_of_the_page_run(page, inputs, test_venv, conda_envs,
                     f"{block.where}: the docs show\n{block.text}\nbut the command printed\n{stage.last_output}"
             previous = block
     finally:
-        for app_id in _active(skein_client) - before:  # servers the page started and left running
-            skein_client.kill_application(app_id)
+        for app_id in submitted_here() - before:  # servers the page started and left running
+            if str(skein_client.application_report(app_id).state) in ACTIVE_STATES:
+                skein_client.kill_application(app_id)
     shown = [command for block in blocks if block.language == "bash"
              and block.options.get("name") not in RUN_ELSEWHERE for command in commands(block)]
     airflow = sum(block.language == "python" and "BashOperator" in block.text for block in blocks)

@@ -14,7 +14,7 @@ import pytest
 import skein
 from click.testing import CliRunner
 
-from conftest import kernel_socket, send_code, wait_until
+from conftest import kernel_socket, send_code, submitted_here, wait_until
 from skein_jupyter.applications import application_logs, wait_for_final_state
 from skein_jupyter.cli import cli
 from skein_jupyter.config import load_recipe
@@ -235,14 +235,11 @@ def _pack_without_jupyter(test_venv, tmp_path, name):
 
 def test_env_without_jupyter_server_is_refused_before_submitting(test_venv, tmp_path, skein_client):
     archive = _pack_without_jupyter(test_venv, tmp_path, "runonly")
-    before = {r.id for r in skein_client.get_applications(states=["ACCEPTED", "RUNNING", "FINISHED", "FAILED",
-                                                                  "KILLED"])}
+    before = submitted_here()
     result = CliRunner().invoke(cli, ["notebook", "start", "--env", str(archive), "--memory", "1GiB"])
     assert result.exit_code == 2, result.output
     assert "lacks jupyter-server, jupyterlab for this notebook job" in result.output
-    after = {r.id for r in skein_client.get_applications(states=["ACCEPTED", "RUNNING", "FINISHED", "FAILED",
-                                                                 "KILLED"])}
-    assert after == before  # nothing was submitted
+    assert submitted_here() == before  # nothing was submitted
 
 
 def test_server_that_cannot_start_fails_fast_and_leaves_no_app(test_venv, tmp_path, skein_client):
