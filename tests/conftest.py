@@ -16,9 +16,9 @@ only those at the end, never another worker's. Applications submitted
 through the ``submit`` fixture are killed if still running when their test
 ends, and their logs are printed when the test failed.
 
-Tests that change what every test sees (the published "analytics"
-environment, for instance) take the ``cluster_alone`` fixture: no other
-``yarn`` test runs while they do.
+A test that must change what every test sees (the cluster's configuration,
+say) takes the ``cluster_alone`` fixture: no other ``yarn`` test runs while it
+does. No test needs it today: unique names do.
 """
 import contextlib
 import fcntl
@@ -110,30 +110,24 @@ def wait_until(predicate, timeout, what, poll=0.25):
 YARN_ONLY_FIXTURES = ("sandbox", "test_venv")
 
 
-#: Files that run alone on the cluster (``cluster_alone``): first, while the other worker runs the
-#: files without ``yarn`` tests.
-ALONE_FILES = ("test_guides.py",)
-#: The slower files with ``yarn`` tests, slowest first (from ``--durations``), so that no long file is
-#: left to run by itself at the end; the others follow in their usual order.
-SLOW_FILES = ("test_runs.py", "test_workspace.py", "test_notebook.py", "test_browser.py", "test_culling.py",
-              "test_privacy.py", "test_environments.py", "test_tls.py", "test_gpus.py", "test_sandbox.py")
+#: The slower files, slowest first (from ``--durations``), so that no long file is left to run by
+#: itself at the end; then the other files with ``yarn`` tests; the short files without any last.
+SLOW_FILES = ("test_guides.py", "test_runs.py", "test_workspace.py", "test_notebook.py", "test_browser.py",
+              "test_culling.py", "test_privacy.py", "test_environments.py", "test_tls.py", "test_gpus.py",
+              "test_sandbox.py")
 
 
 def _file_rank(items):
-    """Where each test file runs in the suite: ALONE_FILES, the files without ``yarn`` tests, SLOW_FILES, the rest.
+    """Where each test file runs in the suite: SLOW_FILES, the other files with ``yarn`` tests, the rest.
 
     pytest-xdist (``--dist loadfile --no-loadscope-reorder``) hands whole files to the workers in this order."""
     yarn_files = {item.path.name for item in items if item.get_closest_marker("yarn") is not None}
 
     def rank(item):
         name = item.path.name
-        if name in ALONE_FILES:
-            return (0, ALONE_FILES.index(name))
-        if name not in yarn_files:
-            return (1, 0)
         if name in SLOW_FILES:
-            return (2, SLOW_FILES.index(name))
-        return (3, 0)
+            return (0, SLOW_FILES.index(name))
+        return (1 if name in yarn_files else 2, 0)
 
     return rank
 

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,13 +182,16 @@ def inputs(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def uploads_restored(cluster_alone, published, uploaded_venv, sandbox):
+def uploads_restored(published, uploaded_venv, sandbox):
     """The pages upload environments named "analytics" (to the published directory and the
     user's cache); afterwards they are removed, so the name means the session's again.
 
-    Meanwhile "analytics" is not the session's environment: no other worker's test runs
-    (``cluster_alone``)."""
-    from skein_jupyter.envstore import PUBLISHED_DIR, default_upload_dir
+    Only what the pages packed is removed (the names of the archives in their stages, see
+    :data:`STAGES`): other workers' tests upload to the same directories meanwhile. While the pages
+    run, "analytics" is not the session's environment: tests that resolve that name, or use the
+    workspaces the pages use ("default", "lab"), belong in this module, not beside it."""
+    from skein_jupyter.envstore import PUBLISHED_DIR, default_upload_dir, read_local_metadata, remote_name
+    from skein_jupyter.exceptions import UsageError
 
     directories = [default_upload_dir(), PUBLISHED_DIR]
 
@@ -198,11 +202,57 @@ def uploads_restored(cluster_alone, published, uploaded_venv, sandbox):
 
     before = listing()
     yield
-    added = sorted(listing() - before)
-    if added:
-        subprocess.run(["hdfs", "dfs", "-rm", "-skipTrash", *added], check=True, capture_output=True,
+    names = set()
+    for stage in STAGES:
+        for record in stage.glob("*.json"):
+            try:
+                name = remote_name(read_local_metadata(record.with_suffix("")))
+            except UsageError:
+                continue  # not a packed environment's record
+            names |= {name, f"{name}.json"}
+    ours = sorted(path for path in listing() - before if path.rsplit("/", 1)[-1] in names)
+    if ours:
+        subprocess.run(["hdfs", "dfs", "-rm", "-skipTrash", *ours], check=True, capture_output=True,
                        timeout=120)
-    assert listing() == before
+    assert not {path for path in listing() - before if path.rsplit("/", 1)[-1] in names}
+
+
+#: The stage directories of the pages run so far (their packed archives are removed from HDFS at the end).
+STAGES = []
+
+
+@pytest.mark.yarn
+@pytest.mark.parametrize("name, frontend, page", [("notebook-server", "lab", "lab"),
+                                                  ("team-notebook", "notebook", "tree")])
+def test_example_notebook_recipes_run(name, frontend, page, published, skein_client):
+    """The repository's example server recipes name the published "analytics" and the workspaces
+    "lab" and "default", as the pages do: so they run here, before the pages (one worker runs a module)."""
+    import yaml
+    from click.testing import CliRunner
+
+    from skein_jupyter.cli import cli
+    from skein_jupyter.config import load_recipe
+    from skein_jupyter.notebook import start, stop
+
+    def status(path):
+        url = f"{server.protocol}://{server.host}:{server.port}{server.base_url}{path}"
+        request = urllib.request.Request(url, headers={"Authorization": f"token {server.token}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+
+    recipe_path = ROOT / "recipes" / f"{name}.yaml"
+    printed = CliRunner().invoke(cli, ["spec", str(recipe_path)])
+    assert printed.exit_code == 0, printed.output
+    env_file = yaml.safe_load(printed.output)["services"]["jupyter"]["files"]["environment"]
+    assert (env_file["source"], env_file["visibility"]) == (published.url, "PUBLIC")
+    recipe, _ = load_recipe(recipe_path, environ={})
+    server = start(recipe, skein_client, timeout=600)
+    try:
+        assert server.frontend == frontend
+        assert status(page) == 200
+    finally:
+        report = stop(skein_client, server.app_id)
+    assert (str(report.state), str(report.final_status)) == ("FINISHED", "SUCCEEDED")
 
 
 @pytest.mark.yarn
@@ -212,6 +262,7 @@ def test_the_shell_examples_of_the_page_run(page, inputs, test_venv, conda_envs,
     blocks = code_blocks(page)
     stage_dir = tmp_path / "stage"
     shutil.copytree(inputs, stage_dir)
+    STAGES.append(stage_dir)
     (stage_dir / "log").mkdir()
     env = dict(os.environ, CONDA_ENVS_PATH=str(conda_envs), USER=os.environ.get("USER") or getpass.getuser())
     places = {

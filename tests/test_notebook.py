@@ -302,29 +302,6 @@ def test_unknown_and_foreign_application_ids(skein_client, submit):
                                       "server; see `skein-jupyter notebook list`")
 
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.mark.parametrize("name, frontend, page", [("notebook-server", "lab", "lab"),
-                                                  ("team-notebook", "notebook", "tree")])
-def test_example_notebook_recipes_run(name, frontend, page, published, skein_client):
-    import yaml
-
-    recipe_path = ROOT / "recipes" / f"{name}.yaml"
-    printed = CliRunner().invoke(cli, ["spec", str(recipe_path)])
-    assert printed.exit_code == 0, printed.output
-    env_file = yaml.safe_load(printed.output)["services"]["jupyter"]["files"]["environment"]
-    assert (env_file["source"], env_file["visibility"]) == (published.url, "PUBLIC")
-    recipe, _ = load_recipe(recipe_path, environ={})
-    server = start(recipe, skein_client, timeout=600)
-    try:
-        assert server.frontend == frontend
-        assert _get(server, page)[0] == 200
-    finally:
-        report = stop(skein_client, server.app_id)
-    assert (str(report.state), str(report.final_status)) == ("FINISHED", "SUCCEEDED")
-
-
 def test_the_tunnel_command_is_the_same_at_start_and_at_every_info():
     """With the server's own port taken here, start and later info calls still print one local port."""
     import socket as socket_module
