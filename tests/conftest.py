@@ -235,8 +235,9 @@ def _yarn_tests_share_the_cluster(request):
 
 @pytest.fixture(scope="module")
 def cluster_alone():
-    """For a module whose tests change what every test sees (e.g. the published "analytics"
-    environment): no other ``yarn`` test, in any worker, runs while the module's tests do.
+    """For a module whose tests change what every test sees (the cluster's configuration, say):
+    no other ``yarn`` test, in any worker, runs while the module's tests do (other
+    files' module-scoped fixtures, a server say, may still be up).
 
     Costs the other workers' time: use it only where unique names cannot do."""
     global _ALONE_HERE
