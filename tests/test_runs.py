@@ -143,7 +143,9 @@ def test_failing_cell_fails_the_run_and_keeps_what_ran(uploaded_venv, notebooks,
 
 
 def test_whole_run_timeout_stops_the_kernel_and_saves(uploaded_venv, notebooks, skein_client):
-    recipe = _recipe(uploaded_venv.url, notebooks["sleepy"], **{"run.timeout": "10s"})
+    # The clock starts with papermill, before the kernel: 60 s leaves its start (over 10 s on a loaded
+    # machine, with another worker's applications beside it) time to reach the 600 s sleep of cell 2.
+    recipe = _recipe(uploaded_venv.url, notebooks["sleepy"], **{"run.timeout": "60s"})
     _, outcome = start_and_follow(recipe, skein_client)
     assert outcome.status == "timed_out" and outcome.final_status == "FAILED"
     result = outcome.results[0]
