@@ -20,6 +20,7 @@ A test that must change what every test sees (the cluster's configuration,
 say) takes the ``cluster_alone`` fixture: no other ``yarn`` test runs while it
 does. No test needs it today: unique names do.
 """
+import atexit
 import contextlib
 import fcntl
 import json
@@ -30,9 +31,11 @@ import tempfile
 import time
 from pathlib import Path
 
-# Before anything imports skein, which reads SKEIN_CONFIG once.
+# Before anything imports skein, which reads SKEIN_CONFIG once. Private to this process (each
+# xdist worker, and the controller, imports this file): removed when it exits.
 SKEIN_CONFIG = tempfile.mkdtemp(prefix="skein-jupyter-tests-skein-")
 os.environ["SKEIN_CONFIG"] = SKEIN_CONFIG
+atexit.register(shutil.rmtree, SKEIN_CONFIG, ignore_errors=True)
 
 import pytest  # noqa: E402  (after SKEIN_CONFIG is set)
 
