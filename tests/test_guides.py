@@ -256,6 +256,48 @@ def test_example_notebook_recipes_run(name, frontend, page, published, skein_cli
 
 
 @pytest.mark.yarn
+@pytest.mark.parametrize("name", ["nightly-report", "sweep"])
+def test_example_run_recipes_run(name, published, skein_client):
+    """The example run recipes name the published "analytics", as the pages do: here, before the pages."""
+    import json
+
+    from skein_jupyter.config import load_recipe
+    from skein_jupyter.hdfs import HadoopFS
+    from skein_jupyter.runs import start_and_follow
+
+    recipe, _ = load_recipe(ROOT / "recipes" / f"{name}.yaml", environ={})
+    submission, outcome = start_and_follow(recipe, skein_client)
+    assert outcome.status == "succeeded", outcome
+    assert outcome.summary["output"] == recipe.run.output
+    expected = 6 if name == "sweep" else 1
+    assert len(outcome.results) == expected
+    for r in outcome.results:
+        assert "total=" in json.dumps(json.loads(HadoopFS().cat(r["output"])))
+    if name == "nightly-report":
+        assert outcome.results[0]["html"] and HadoopFS().exists(outcome.results[0]["html"])
+
+
+@pytest.mark.yarn
+def test_dry_run_prints_the_spec_and_submits_nothing(uploaded_venv, published, skein_client):
+    """The example sweep recipe names the published "analytics": here, before the pages upload another."""
+    import yaml
+    from click.testing import CliRunner
+
+    from skein_jupyter.cli import cli
+
+    before = submitted_here()
+    recipe = ROOT / "recipes" / "sweep.yaml"
+    printed = CliRunner().invoke(cli, ["run", str(recipe), "--dry-run", "--parallel", "2"])
+    assert printed.exit_code == 0, printed.output
+    spec = yaml.safe_load(printed.output)
+    service = spec["services"]["papermill"]
+    assert service["instances"] == 2 and service["files"]["environment"]["source"] == published.url
+    assert service["files"]["input.ipynb"]["source"].endswith("recipes/notebooks/report.ipynb")
+    assert "skein-jupyter-sweep" in spec["tags"]
+    assert submitted_here() == before
+
+
+@pytest.mark.yarn
 @pytest.mark.parametrize("page", RUN_ORDER)
 def test_the_shell_examples_of_the_page_run(page, inputs, test_venv, conda_envs, uploads_restored,
                                             skein_client, tmp_path):
