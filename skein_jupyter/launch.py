@@ -40,6 +40,12 @@ def skein_client(recipe: Recipe | None = None, log: bool | str = False) -> skein
     kerberos = recipe.kerberos if recipe is not None else None
     if kerberos is not None and kerberos.keytab:
         return skein.Client(keytab=kerberos.keytab, principal=kerberos.principal, log=log)
+    if global_driver:
+        # skein.Client() would start a driver JVM of its own (seconds) even with a global one running.
+        try:
+            return skein.Client.from_global_driver()
+        except skein.exceptions.ConnectionError:  # DriverNotRunningError is one too
+            pass  # a stale driver file: start one of our own
     return skein.Client(log=log)
 
 

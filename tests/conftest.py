@@ -1,21 +1,41 @@
-"""Session fixtures: one real sandbox cluster, one Skein driver, and app bookkeeping.
+"""Session fixtures: one real sandbox cluster, one Skein driver per process, and app bookkeeping.
 
-The sandbox is brought up once per session (or reused when `.ci/run` or the
-developer already started it) and stopped at the end only if this session
-started it. One Skein driver serves the session: a global driver in a private
-Skein config directory, so the commands the tests run (in-process or as
-subprocesses) reuse it instead of starting their own. Applications submitted
+The suite runs its files side by side in pytest-xdist workers (``-n 2`` in
+setup.cfg; ``-n 0`` runs it in one process). What the workers share is made
+once, under an fcntl lock: the sandbox is brought up (or restarted with the
+session's GPUs and node size) by the first worker only, when no other test
+process uses it, and stopped at the end by the last one, only if the session
+started it; the Jupyter test virtualenv, its packed archive and its uploads are
+made once too.
+
+Each process has its own Skein driver: a global driver in a private Skein
+config directory, so the commands the tests run (in-process or as
+subprocesses) reuse it instead of starting their own. Its log names every
+application the process submitted (:func:`submitted_here`): a worker kills
+only those at the end, never another worker's. Applications submitted
 through the ``submit`` fixture are killed if still running when their test
 ends, and their logs are printed when the test failed.
+
+A test that must change what every test sees (the cluster's configuration,
+say) takes the ``cluster_alone`` fixture: no other ``yarn`` test runs while it
+does. No test needs it today: unique names do.
 """
+import atexit
+import contextlib
+import fcntl
+import json
 import os
+import re
 import shutil
 import tempfile
 import time
+from pathlib import Path
 
-# Before anything imports skein, which reads SKEIN_CONFIG once.
+# Before anything imports skein, which reads SKEIN_CONFIG once. Private to this process (each
+# xdist worker, and the controller, imports this file): removed when it exits.
 SKEIN_CONFIG = tempfile.mkdtemp(prefix="skein-jupyter-tests-skein-")
 os.environ["SKEIN_CONFIG"] = SKEIN_CONFIG
+atexit.register(shutil.rmtree, SKEIN_CONFIG, ignore_errors=True)
 
 import pytest  # noqa: E402  (after SKEIN_CONFIG is set)
 
@@ -23,6 +43,57 @@ from skein_jupyter.progress import Progress  # noqa: E402
 from skein_jupyter.sandbox import Sandbox  # noqa: E402
 
 ACTIVE_STATES = ["NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING"]
+
+#: This process's pytest-xdist worker ("gw0", "gw1", ...), or "main" when the suite runs in one process.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+#: The log of this process's Skein driver: it names every application the process submitted.
+DRIVER_LOG = Path(SKEIN_CONFIG) / "driver.log"
+
+
+@contextlib.contextmanager
+def file_lock(path, shared=False):
+    """Hold an fcntl lock on ``path`` (made if missing) for the ``with`` block; exclusive unless ``shared``.
+
+    What the test processes of a session (and sessions sharing a sandbox) serialize on."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def session_dir(tmp_path_factory):
+    """A directory all the xdist workers of this session share (the base temporary directory without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if WORKER != "main" else base
+
+
+def once(tmp_path_factory, name, make):
+    """``make(directory)`` run by one process of the session; the others wait and get its (JSON) result."""
+    directory = session_dir(tmp_path_factory) / f"once-{name}"
+    result = directory / "result.json"
+    with file_lock(session_dir(tmp_path_factory) / f"once-{name}.lock"):
+        if not result.exists():
+            directory.mkdir(exist_ok=True)
+            result.write_text(json.dumps(make(directory)))
+    return json.loads(result.read_text())
+
+
+def submitted_here():
+    """Ids of the applications this process submitted so far, in-process or from a CLI subprocess.
+
+    Both go through this process's global Skein driver, whose log says ``Submitted application
+    <id>`` for each. Compare before and after to check that a command submitted nothing: other
+    workers submit at the same time, so the cluster's list of applications cannot tell."""
+    try:
+        text = DRIVER_LOG.read_text(errors="replace")
+    except FileNotFoundError:
+        return set()
+    return set(re.findall(r"Submitted application (application_\d+_\d+)", text))
 
 
 def wait_until(predicate, timeout, what, poll=0.25):
@@ -42,15 +113,39 @@ def wait_until(predicate, timeout, what, poll=0.25):
 YARN_ONLY_FIXTURES = ("sandbox", "test_venv")
 
 
+#: The slower files, slowest first (from ``--durations``), so that no long file is left to run by
+#: itself at the end; then the other files with ``yarn`` tests; the short files without any last.
+SLOW_FILES = ("test_guides.py", "test_runs.py", "test_workspace.py", "test_notebook.py", "test_browser.py",
+              "test_culling.py", "test_privacy.py", "test_environments.py", "test_tls.py", "test_gpus.py",
+              "test_sandbox.py")
+
+
+def _file_rank(items):
+    """Where each test file runs in the suite: SLOW_FILES, the other files with ``yarn`` tests, the rest.
+
+    pytest-xdist (``--dist loadfile --no-loadscope-reorder``) hands whole files to the workers in this order."""
+    yarn_files = {item.path.name for item in items if item.get_closest_marker("yarn") is not None}
+
+    def rank(item):
+        name = item.path.name
+        if name in SLOW_FILES:
+            return (0, SLOW_FILES.index(name))
+        return (1 if name in yarn_files else 2, 0)
+
+    return rank
+
+
 def pytest_collection_modifyitems(config, items):
     """A test that uses the sandbox or the Jupyter test virtualenv must be marked ``yarn``, so
-    `-m "not yarn"` is the fast tier: no cluster, no package index, under a minute."""
+    `-m "not yarn"` is the fast tier: no cluster, no package index, under a minute. Files run in
+    the order of :func:`_file_rank` (a stable sort: tests keep their order within a file)."""
     unmarked = [item.nodeid for item in items
                 if set(YARN_ONLY_FIXTURES) & set(getattr(item, "fixturenames", ()))
                 and item.get_closest_marker("yarn") is None]
     if unmarked:
         raise pytest.UsageError(f"tests that use {' or '.join(YARN_ONLY_FIXTURES)} but are not marked "
                                 "@pytest.mark.yarn (the fast tier packs small_venv instead): " + ", ".join(unmarked))
+    items.sort(key=_file_rank(items))
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -62,42 +157,119 @@ def pytest_runtest_makereport(item, call):
 
 #: GPUs (countable ``yarn.io/gpu``) the session sandbox declares, so GPU requests are tested.
 SESSION_GPUS = 2
+#: What the session sandbox's one node offers: twice a user's sandbox, so two workers'
+#: applications (each an ApplicationMaster of 1 vcore, 512 MiB, plus containers) run at once
+#: instead of queueing; the scheduler admits ApplicationMasters up to half of it (8 at once).
+SESSION_VCORES = 16
+SESSION_MEMORY_MB = 16384
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 @pytest.fixture(scope="session")
 def sandbox():
-    """The sandbox cluster, up with :data:`SESSION_GPUS` GPUs, with this process's environment pointing at it.
+    """The sandbox cluster, up with :data:`SESSION_GPUS` GPUs and the session's node size, with
+    this process's environment pointing at it.
 
-    A sandbox already running with another number of GPUs (e.g. started by
-    the README's command) is restarted with these, and left running at the end.
+    The test processes using a sandbox are recorded (pids) in ``test-users.json`` in its
+    directory, under a lock. The first brings it up: a sandbox already running with other GPUs or
+    node size (e.g. started by the README's command) is restarted with these and left running at
+    the end. The others never restart it; the last one out stops it if the first started it.
     """
     from skein_jupyter.sandbox import SandboxConfig
 
-    box = Sandbox(SandboxConfig.load(gpus=SESSION_GPUS))
-    was_running = box.running
-    box.up(progress=Progress(enabled=True), restart=True)
+    box = Sandbox(SandboxConfig.load(gpus=SESSION_GPUS, nodemanager_vcores=SESSION_VCORES,
+                                     nodemanager_memory_mb=SESSION_MEMORY_MB))
+    users_file = box.config.root / "test-users.json"
+    with file_lock(box.config.root / "test-users.lock"):
+        state = json.loads(users_file.read_text()) if users_file.exists() else {}
+        users = [pid for pid in state.get("pids", []) if _alive(pid)]
+        if not users:
+            state = {"stop_at_end": not box.running}
+            box.up(progress=Progress(enabled=True), restart=True)
+        else:  # in use by another test process: start what is missing, never restart
+            box.up(progress=Progress(enabled=True))
+        state["pids"] = [*users, os.getpid()]
+        users_file.write_text(json.dumps(state))
     os.environ.update(box.env())
     yield box
-    if not was_running:
-        box.down()
+    with file_lock(box.config.root / "test-users.lock"):
+        state = json.loads(users_file.read_text()) if users_file.exists() else {}
+        state["pids"] = [pid for pid in state.get("pids", []) if pid != os.getpid() and _alive(pid)]
+        if state["pids"]:
+            users_file.write_text(json.dumps(state))
+        else:
+            users_file.unlink(missing_ok=True)
+            if state.get("stop_at_end"):
+                box.down()
+
+
+_ALONE_HERE = False  # this process holds the exclusive cluster lock (``cluster_alone``)
+
+
+#: Taken shared by every ``yarn`` test, exclusively by ``cluster_alone``; a test waiting for the
+#: exclusive lock holds the turnstile, so the shared takers queue behind it instead of starving it.
+def _alone_locks():
+    from skein_jupyter.sandbox.config import default_root
+
+    return default_root() / "test-alone.lock", default_root() / "test-alone.turnstile"
+
+
+@pytest.fixture(autouse=True)
+def _yarn_tests_share_the_cluster(request):
+    """Every ``yarn`` test holds the cluster lock shared, so ``cluster_alone`` waits for them."""
+    if request.node.get_closest_marker("yarn") is None or _ALONE_HERE:
+        yield  # (a flock of our own beside this process's exclusive one would wait for ever)
+        return
+    lock, turnstile = _alone_locks()
+    with file_lock(turnstile):
+        pass
+    with file_lock(lock, shared=True):
+        yield
+
+
+@pytest.fixture(scope="module")
+def cluster_alone():
+    """For a module whose tests change what every test sees (the cluster's configuration, say):
+    no other ``yarn`` test, in any worker, runs while the module's tests do (other
+    files' module-scoped fixtures, a server say, may still be up).
+
+    Costs the other workers' time: use it only where unique names cannot do."""
+    global _ALONE_HERE
+    lock, turnstile = _alone_locks()
+    with file_lock(turnstile), file_lock(lock):
+        _ALONE_HERE = True
+        try:
+            yield
+        finally:
+            _ALONE_HERE = False
 
 
 @pytest.fixture(scope="session")
 def skein_client(sandbox, tmp_path_factory):
-    """The session's Skein driver (global, private to the session); kills leftover applications at the end."""
+    """This process's Skein driver (global, private to the process); at the end kills what the process
+    submitted and left running (:func:`submitted_here`), never another worker's or a developer's applications."""
     import skein
 
-    log = tmp_path_factory.mktemp("skein") / "driver.log"
+    from skein_jupyter.applications import FINAL_STATES
+
     skein.Security.new_credentials().to_directory(SKEIN_CONFIG)
-    skein.Client.start_global_driver(log=str(log))
+    skein.Client.start_global_driver(log=str(DRIVER_LOG))
     client = skein.Client.from_global_driver()
-    # Leave alone what ran before the session (a developer's own server).
-    before = {report.id for report in client.get_applications(states=ACTIVE_STATES)}
     yield client
-    for report in client.get_applications(states=ACTIVE_STATES):
-        if report.id not in before:
-            client.kill_application(report.id)
+    for app_id in sorted(submitted_here()):
+        if str(client.application_report(app_id).state) not in FINAL_STATES:
+            client.kill_application(app_id)
     client.close()
+    shutil.copy(DRIVER_LOG, tmp_path_factory.mktemp("skein") / "driver.log")  # kept with the session's files
     skein.Client.stop_global_driver(force=True)
     shutil.rmtree(SKEIN_CONFIG, ignore_errors=True)
 
@@ -236,14 +408,16 @@ def cached_test_venv():
     complete = path.parent / f"{path.name}.complete"
     if complete.exists():
         return path
-    shutil.rmtree(path, ignore_errors=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    make_venv(path)
-    for name in ("python3", "analytics"):
-        subprocess.run([str(path / "bin" / "python"), "-m", "ipykernel", "install", "--sys-prefix",
-                        "--name", name, "--display-name", name.title()],
-                       check=True, capture_output=True, timeout=300)
-    complete.write_text("")
+    with file_lock(path.parent / f"{path.name}.lock"):  # one process builds it; the others wait
+        if complete.exists():
+            return path
+        shutil.rmtree(path, ignore_errors=True)
+        make_venv(path)
+        for name in ("python3", "analytics"):
+            subprocess.run([str(path / "bin" / "python"), "-m", "ipykernel", "install", "--sys-prefix",
+                            "--name", name, "--display-name", name.title()],
+                           check=True, capture_output=True, timeout=300)
+        complete.write_text("")
     return path
 
 
@@ -373,26 +547,33 @@ def packed_small_venv(small_venv, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def packed_venv(test_venv, tmp_path_factory):
-    """``test_venv`` packed by ``skein-jupyter env pack``: the archive's path."""
+    """``test_venv`` packed by ``skein-jupyter env pack`` (once per session, shared by the workers):
+    the archive's path."""
     from skein_jupyter.packing import pack
 
-    return pack(tmp_path_factory.mktemp("packed") / "analytics.tar.gz", prefix=str(test_venv)).archive
+    def make(directory):
+        return str(pack(directory / "analytics.tar.gz", prefix=str(test_venv)).archive)
+
+    return Path(once(tmp_path_factory, "packed-venv", make))
 
 
 @pytest.fixture(scope="session")
-def uploaded_venv(packed_venv, sandbox):
-    """``packed_venv`` uploaded to the sandbox's HDFS: its upload result."""
+def uploaded_venv(packed_venv, sandbox, tmp_path_factory):
+    """``packed_venv`` uploaded to the sandbox's HDFS: its upload result (the first worker uploads;
+    the others, under the lock, find the same content there)."""
     from skein_jupyter.envstore import upload
 
-    return upload(packed_venv)
+    with file_lock(session_dir(tmp_path_factory) / "upload.lock"):
+        return upload(packed_venv)
 
 
 @pytest.fixture(scope="session")
-def published(packed_venv, sandbox):
+def published(packed_venv, sandbox, tmp_path_factory):
     """The test environment published by an admin as "analytics", for everyone (public)."""
     from skein_jupyter.envstore import PUBLISHED_DIR, upload
 
-    return upload(packed_venv, to=PUBLISHED_DIR, public=True)
+    with file_lock(session_dir(tmp_path_factory) / "upload.lock"):
+        return upload(packed_venv, to=PUBLISHED_DIR, public=True)
 
 
 def write_notebook(path, cells, kernel="python3"):

@@ -24,7 +24,8 @@ def test_memory_above_the_cluster_maximum_names_the_maximum(sandbox, skein_clien
 
 
 def test_vcores_above_the_cluster_maximum(sandbox, skein_client):
-    with pytest.raises(UsageError, match=r"resources.vcores: 64 is above the cluster maximum of 8 per container"):
+    maximum = sandbox.config.nodemanager_vcores
+    with pytest.raises(UsageError, match=rf"resources.vcores: 64 is above the cluster maximum of {maximum} per container"):
         check_cluster_limits(_recipe(**{"resources.vcores": 64}), skein_client)
 
 
@@ -40,7 +41,8 @@ def test_the_limit_is_the_schedulers_maximum_allocation(sandbox):
 
     assert rm_web_url() == sandbox.config.web_url("resourcemanager.http").rstrip("/")
     allocation = maximum_allocation("default")
-    assert (allocation.memory_mb, allocation.vcores, allocation.gpus) == (sandbox.config.nodemanager_memory_mb, 8,
+    assert (allocation.memory_mb, allocation.vcores, allocation.gpus) == (sandbox.config.nodemanager_memory_mb,
+                                                                      sandbox.config.nodemanager_vcores,
                                                                       sandbox.config.gpus or None)
 
 

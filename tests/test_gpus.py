@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import SESSION_GPUS
+from conftest import SESSION_GPUS, submitted_here
 from skein_jupyter.cli import cli
 from skein_jupyter.config import load_recipe
 from skein_jupyter.exceptions import UsageError
@@ -27,8 +27,6 @@ from skein_jupyter.scheduler import GPU, allocation_from_scheduler, maximum_allo
 from skein_jupyter.spec import check_allocation
 
 RM_ANSWERS = Path(__file__).resolve().parent / "data" / "rm"
-ACTIVE = ["NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING"]
-EVERY_STATE = [*ACTIVE, "FINISHED", "FAILED", "KILLED"]
 
 
 def _recipe(**flags):
@@ -121,19 +119,15 @@ def test_changing_the_gpus_of_a_running_sandbox_is_refused(sandbox):
     assert sandbox.running and sandbox.running_gpus() == SESSION_GPUS
 
 
-def _apps(client):
-    return {report.id for report in client.get_applications(states=EVERY_STATE)}
-
-
 @pytest.mark.yarn
 def test_more_gpus_than_the_cluster_has_are_refused_before_submitting(uploaded_venv, skein_client):
-    before = _apps(skein_client)
+    before = submitted_here()
     result = CliRunner().invoke(cli, ["notebook", "start", "--env", uploaded_venv.url, "--memory", "1GiB",
                                       "--workspace", f"t-{uuid.uuid4().hex[:10]}", "--gpus", str(SESSION_GPUS + 1)])
     assert result.exit_code == 2, result.output
     assert (f"Error: resources.gpus: {SESSION_GPUS + 1} is above the cluster maximum of {SESSION_GPUS} "
             "per container") in result.output
-    assert _apps(skein_client) == before  # nothing was submitted
+    assert submitted_here() == before  # nothing was submitted
 
 
 def _gpus_used(sandbox, app_id):

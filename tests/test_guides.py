@@ -20,12 +20,13 @@ import os
 import re
 import shutil
 import subprocess
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from conftest import ACTIVE_STATES
+from conftest import ACTIVE_STATES, submitted_here
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -184,8 +185,14 @@ def inputs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def uploads_restored(published, uploaded_venv, sandbox):
     """The pages upload environments named "analytics" (to the published directory and the
-    user's cache); afterwards they are removed, so the name means the session's again."""
-    from skein_jupyter.envstore import PUBLISHED_DIR, default_upload_dir
+    user's cache); afterwards they are removed, so the name means the session's again.
+
+    Only what the pages packed is removed (the names of the archives in their stages, see
+    :data:`STAGES`): other workers' tests upload to the same directories meanwhile. While the pages
+    run, "analytics" is not the session's environment: tests that resolve that name, or use the
+    workspaces the pages use ("default", "lab"), belong in this module, not beside it."""
+    from skein_jupyter.envstore import PUBLISHED_DIR, default_upload_dir, read_local_metadata, remote_name
+    from skein_jupyter.exceptions import UsageError
 
     directories = [default_upload_dir(), PUBLISHED_DIR]
 
@@ -196,15 +203,99 @@ def uploads_restored(published, uploaded_venv, sandbox):
 
     before = listing()
     yield
-    added = sorted(listing() - before)
-    if added:
-        subprocess.run(["hdfs", "dfs", "-rm", "-skipTrash", *added], check=True, capture_output=True,
+    names = set()
+    for stage in STAGES:
+        for record in stage.glob("*.json"):
+            try:
+                name = remote_name(read_local_metadata(record.with_suffix("")))
+            except UsageError:
+                continue  # not a packed environment's record
+            names |= {name, f"{name}.json"}
+    ours = sorted(path for path in listing() - before if path.rsplit("/", 1)[-1] in names)
+    if ours:
+        subprocess.run(["hdfs", "dfs", "-rm", "-skipTrash", *ours], check=True, capture_output=True,
                        timeout=120)
-    assert listing() == before
+    assert not {path for path in listing() - before if path.rsplit("/", 1)[-1] in names}
 
 
-def _active(client):
-    return {report.id for report in client.get_applications(states=ACTIVE_STATES)}
+#: The stage directories of the pages run so far (their packed archives are removed from HDFS at the end).
+STAGES = []
+
+
+@pytest.mark.yarn
+@pytest.mark.parametrize("name, frontend, page", [("notebook-server", "lab", "lab"),
+                                                  ("team-notebook", "notebook", "tree")])
+def test_example_notebook_recipes_run(name, frontend, page, published, skein_client):
+    """The repository's example server recipes name the published "analytics" and the workspaces
+    "lab" and "default", as the pages do: so they run here, before the pages (one worker runs a module)."""
+    import yaml
+    from click.testing import CliRunner
+
+    from skein_jupyter.cli import cli
+    from skein_jupyter.config import load_recipe
+    from skein_jupyter.notebook import start, stop
+
+    def status(path):
+        url = f"{server.protocol}://{server.host}:{server.port}{server.base_url}{path}"
+        request = urllib.request.Request(url, headers={"Authorization": f"token {server.token}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+
+    recipe_path = ROOT / "recipes" / f"{name}.yaml"
+    printed = CliRunner().invoke(cli, ["spec", str(recipe_path)])
+    assert printed.exit_code == 0, printed.output
+    env_file = yaml.safe_load(printed.output)["services"]["jupyter"]["files"]["environment"]
+    assert (env_file["source"], env_file["visibility"]) == (published.url, "PUBLIC")
+    recipe, _ = load_recipe(recipe_path, environ={})
+    server = start(recipe, skein_client, timeout=600)
+    try:
+        assert server.frontend == frontend
+        assert status(page) == 200
+    finally:
+        report = stop(skein_client, server.app_id)
+    assert (str(report.state), str(report.final_status)) == ("FINISHED", "SUCCEEDED")
+
+
+@pytest.mark.yarn
+@pytest.mark.parametrize("name", ["nightly-report", "sweep"])
+def test_example_run_recipes_run(name, published, skein_client):
+    """The example run recipes name the published "analytics", as the pages do: here, before the pages."""
+    import json
+
+    from skein_jupyter.config import load_recipe
+    from skein_jupyter.hdfs import HadoopFS
+    from skein_jupyter.runs import start_and_follow
+
+    recipe, _ = load_recipe(ROOT / "recipes" / f"{name}.yaml", environ={})
+    submission, outcome = start_and_follow(recipe, skein_client)
+    assert outcome.status == "succeeded", outcome
+    assert outcome.summary["output"] == recipe.run.output
+    expected = 6 if name == "sweep" else 1
+    assert len(outcome.results) == expected
+    for r in outcome.results:
+        assert "total=" in json.dumps(json.loads(HadoopFS().cat(r["output"])))
+    if name == "nightly-report":
+        assert outcome.results[0]["html"] and HadoopFS().exists(outcome.results[0]["html"])
+
+
+@pytest.mark.yarn
+def test_dry_run_prints_the_spec_and_submits_nothing(uploaded_venv, published, skein_client):
+    """The example sweep recipe names the published "analytics": here, before the pages upload another."""
+    import yaml
+    from click.testing import CliRunner
+
+    from skein_jupyter.cli import cli
+
+    before = submitted_here()
+    recipe = ROOT / "recipes" / "sweep.yaml"
+    printed = CliRunner().invoke(cli, ["run", str(recipe), "--dry-run", "--parallel", "2"])
+    assert printed.exit_code == 0, printed.output
+    spec = yaml.safe_load(printed.output)
+    service = spec["services"]["papermill"]
+    assert service["instances"] == 2 and service["files"]["environment"]["source"] == published.url
+    assert service["files"]["input.ipynb"]["source"].endswith("recipes/notebooks/report.ipynb")
+    assert "skein-jupyter-sweep" in spec["tags"]
+    assert submitted_here() == before
 
 
 @pytest.mark.yarn
@@ -214,6 +305,7 @@ def test_the_shell_examples_of_the_page_run(page, inputs, test_venv, conda_envs,
     blocks = code_blocks(page)
     stage_dir = tmp_path / "stage"
     shutil.copytree(inputs, stage_dir)
+    STAGES.append(stage_dir)
     (stage_dir / "log").mkdir()
     env = dict(os.environ, CONDA_ENVS_PATH=str(conda_envs), USER=os.environ.get("USER") or getpass.getuser())
     places = {
@@ -224,7 +316,7 @@ def test_the_shell_examples_of_the_page_run(page, inputs, test_venv, conda_envs,
         "${system.biz.date}": "2026-11-22",              # DolphinScheduler fills it in
     }
     stage = Stage(stage_dir, env, places)
-    before = _active(skein_client)
+    before = submitted_here()
     previous = None
     try:
         for block in blocks:
@@ -244,8 +336,9 @@ def test_the_shell_examples_of_the_page_run(page, inputs, test_venv, conda_envs,
                     f"{block.where}: the docs show\n{block.text}\nbut the command printed\n{stage.last_output}"
             previous = block
     finally:
-        for app_id in _active(skein_client) - before:  # servers the page started and left running
-            skein_client.kill_application(app_id)
+        for app_id in submitted_here() - before:  # servers the page started and left running
+            if str(skein_client.application_report(app_id).state) in ACTIVE_STATES:
+                skein_client.kill_application(app_id)
     shown = [command for block in blocks if block.language == "bash"
              and block.options.get("name") not in RUN_ELSEWHERE for command in commands(block)]
     airflow = sum(block.language == "python" and "BashOperator" in block.text for block in blocks)

@@ -14,7 +14,7 @@ import pytest
 import skein
 from click.testing import CliRunner
 
-from conftest import kernel_socket, send_code, wait_until
+from conftest import kernel_socket, send_code, submitted_here, wait_until
 from skein_jupyter.applications import application_logs, wait_for_final_state
 from skein_jupyter.cli import cli
 from skein_jupyter.config import load_recipe
@@ -235,14 +235,11 @@ def _pack_without_jupyter(test_venv, tmp_path, name):
 
 def test_env_without_jupyter_server_is_refused_before_submitting(test_venv, tmp_path, skein_client):
     archive = _pack_without_jupyter(test_venv, tmp_path, "runonly")
-    before = {r.id for r in skein_client.get_applications(states=["ACCEPTED", "RUNNING", "FINISHED", "FAILED",
-                                                                  "KILLED"])}
+    before = submitted_here()
     result = CliRunner().invoke(cli, ["notebook", "start", "--env", str(archive), "--memory", "1GiB"])
     assert result.exit_code == 2, result.output
     assert "lacks jupyter-server, jupyterlab for this notebook job" in result.output
-    after = {r.id for r in skein_client.get_applications(states=["ACCEPTED", "RUNNING", "FINISHED", "FAILED",
-                                                                 "KILLED"])}
-    assert after == before  # nothing was submitted
+    assert submitted_here() == before  # nothing was submitted
 
 
 def test_server_that_cannot_start_fails_fast_and_leaves_no_app(test_venv, tmp_path, skein_client):
@@ -303,29 +300,6 @@ def test_unknown_and_foreign_application_ids(skein_client, submit):
     assert foreign.exit_code == 2
     assert foreign.output.strip() == (f"Error: {app_id} (not-a-notebook) is not a skein-jupyter notebook "
                                       "server; see `skein-jupyter notebook list`")
-
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.mark.parametrize("name, frontend, page", [("notebook-server", "lab", "lab"),
-                                                  ("team-notebook", "notebook", "tree")])
-def test_example_notebook_recipes_run(name, frontend, page, published, skein_client):
-    import yaml
-
-    recipe_path = ROOT / "recipes" / f"{name}.yaml"
-    printed = CliRunner().invoke(cli, ["spec", str(recipe_path)])
-    assert printed.exit_code == 0, printed.output
-    env_file = yaml.safe_load(printed.output)["services"]["jupyter"]["files"]["environment"]
-    assert (env_file["source"], env_file["visibility"]) == (published.url, "PUBLIC")
-    recipe, _ = load_recipe(recipe_path, environ={})
-    server = start(recipe, skein_client, timeout=600)
-    try:
-        assert server.frontend == frontend
-        assert _get(server, page)[0] == 200
-    finally:
-        report = stop(skein_client, server.app_id)
-    assert (str(report.state), str(report.final_status)) == ("FINISHED", "SUCCEEDED")
 
 
 def test_the_tunnel_command_is_the_same_at_start_and_at_every_info():

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import wait_until, write_notebook
+from conftest import submitted_here, wait_until, write_notebook
 from skein_jupyter.applications import wait_for_final_state
 from skein_jupyter.cli import cli
 from skein_jupyter.config import load_recipe
@@ -143,7 +143,9 @@ def test_failing_cell_fails_the_run_and_keeps_what_ran(uploaded_venv, notebooks,
 
 
 def test_whole_run_timeout_stops_the_kernel_and_saves(uploaded_venv, notebooks, skein_client):
-    recipe = _recipe(uploaded_venv.url, notebooks["sleepy"], **{"run.timeout": "10s"})
+    # The clock starts with papermill, before the kernel: 60 s leaves its start (over 10 s on a loaded
+    # machine, with another worker's applications beside it) time to reach the 600 s sleep of cell 2.
+    recipe = _recipe(uploaded_venv.url, notebooks["sleepy"], **{"run.timeout": "60s"})
     _, outcome = start_and_follow(recipe, skein_client)
     assert outcome.status == "timed_out" and outcome.final_status == "FAILED"
     result = outcome.results[0]
@@ -266,25 +268,11 @@ def test_sweep_of_8_sets_runs_them_all_3_at_a_time(uploaded_venv, notebooks, ske
     assert json.loads((tmp_path / "sweep.json").read_text())["summary"]["sets"] == 8
 
 
-@pytest.mark.parametrize("name", ["nightly-report", "sweep"])
-def test_example_run_recipes_run(name, published, skein_client):
-    recipe, _ = load_recipe(ROOT / "recipes" / f"{name}.yaml", environ={})
-    submission, outcome = start_and_follow(recipe, skein_client)
-    assert outcome.status == "succeeded", outcome
-    assert outcome.summary["output"] == recipe.run.output
-    expected = 6 if name == "sweep" else 1
-    assert len(outcome.results) == expected
-    for r in outcome.results:
-        assert "total=" in json.dumps(_notebook_on_cluster(r["output"]))
-    if name == "nightly-report":
-        assert outcome.results[0]["html"] and HadoopFS().exists(outcome.results[0]["html"])
-
-
 # ----------------------------------------------------------------- bad input: refused before submitting
 
 def _apps(skein_client):
-    return {r.id for r in skein_client.get_applications(states=["NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED",
-                                                                  "RUNNING", "FINISHED", "FAILED", "KILLED"])}
+    """What this worker submitted (others submit meanwhile: the cluster's list cannot tell)."""
+    return submitted_here()
 
 
 def test_bad_runs_are_refused_before_submitting(uploaded_venv, notebooks, skein_client, tmp_path):
@@ -471,18 +459,3 @@ def test_annotate_marks_the_interrupted_cell(tmp_path):
     assert nb["cells"][2]["outputs"][-1]["ename"] == "RunTimeout"
     assert nb["cells"][3]["metadata"]["papermill"]["status"] == "pending"
     assert nb["metadata"]["papermill"]["exception"] is True
-
-
-def test_dry_run_prints_the_spec_and_submits_nothing(uploaded_venv, published, skein_client):
-    import yaml
-
-    before = _apps(skein_client)
-    recipe = ROOT / "recipes" / "sweep.yaml"
-    printed = CliRunner().invoke(cli, ["run", str(recipe), "--dry-run", "--parallel", "2"])
-    assert printed.exit_code == 0, printed.output
-    spec = yaml.safe_load(printed.output)
-    service = spec["services"]["papermill"]
-    assert service["instances"] == 2 and service["files"]["environment"]["source"] == published.url
-    assert service["files"]["input.ipynb"]["source"].endswith("recipes/notebooks/report.ipynb")
-    assert "skein-jupyter-sweep" in spec["tags"]
-    assert _apps(skein_client) == before

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import SESSION_GPUS
+from conftest import SESSION_GPUS, SESSION_VCORES, submitted_here
 from click.testing import CliRunner
 
 from skein_jupyter.cli import cli
@@ -318,24 +318,20 @@ def test_the_exit_codes_are_in_the_help():
 
 # ----- against the sandbox: the cluster's own limits and answers
 
-def _active_apps(client):
-    return {r.id for r in client.get_applications(states=["SUBMITTED", "ACCEPTED", "RUNNING"])}
-
-
 @pytest.mark.yarn
 @pytest.mark.parametrize("args, error", [
     (["--memory", "100GiB"], "Error: resources.memory: 102400 MiB is above the cluster maximum of"),
-    (["--vcores", "64"], "Error: resources.vcores: 64 is above the cluster maximum of 8 per container"),
+    (["--vcores", "64"], f"Error: resources.vcores: 64 is above the cluster maximum of {SESSION_VCORES} per container"),
     # The session's sandbox declares SESSION_GPUS GPUs; a cluster without any: tests/test_gpus.py.
     (["--gpus", str(SESSION_GPUS + 1)],
      f"Error: resources.gpus: {SESSION_GPUS + 1} is above the cluster maximum of {SESSION_GPUS} per container"),
 ])
 def test_requests_above_what_the_scheduler_allows_submit_nothing(sandbox, skein_client, args, error):
-    before = _active_apps(skein_client)
+    before = submitted_here()
     result = CliRunner().invoke(cli, ["notebook", "start", "--env", "hdfs:///nowhere/e.tar.gz", *args])
     assert result.exit_code == 2, result.output
     assert result.output.startswith(error) and len(result.output.strip().splitlines()) == 1, result.output
-    assert _active_apps(skein_client) == before
+    assert submitted_here() == before
 
 
 @pytest.mark.yarn

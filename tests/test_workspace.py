@@ -12,7 +12,7 @@ import uuid
 import pytest
 from click.testing import CliRunner
 
-from conftest import kernel_socket, processes_under, send_code, wait_until
+from conftest import kernel_socket, processes_under, send_code, submitted_here, wait_until
 from skein_jupyter.applications import wait_for_final_state
 from skein_jupyter.cli import cli
 from skein_jupyter.config import load_recipe
@@ -147,12 +147,11 @@ def test_files_written_by_kernels_reach_hdfs_at_the_sync_interval(server, seeded
 
 def test_a_second_server_on_the_workspace_is_refused_naming_the_first(server, seeded, uploaded_venv,
                                                                       skein_client):
-    before = {r.id for r in skein_client.get_applications(states=["SUBMITTED", "ACCEPTED", "RUNNING"])}
+    before = submitted_here()
     with pytest.raises(UsageError) as info:
         start(_recipe(uploaded_venv.url, seeded[0]), skein_client, timeout=600)
     assert server.app_id in str(info.value) and seeded[1] in str(info.value)
-    after = {r.id for r in skein_client.get_applications(states=["SUBMITTED", "ACCEPTED", "RUNNING"])}
-    assert after == before  # nothing submitted
+    assert submitted_here() == before  # nothing submitted
     result = CliRunner().invoke(cli, ["notebook", "list", "--json"])
     assert result.exit_code == 0, result.output
     row = next(r for r in json.loads(result.output) if r["app_id"] == server.app_id)

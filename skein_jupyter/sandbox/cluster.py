@@ -183,7 +183,7 @@ class Sandbox:
         ----------
         restart : bool
             When the running sandbox declares another number of GPUs than
-            ``config.gpus``, stop it and start it again with the new number
+            ``config.gpus`` (or another node memory or vcores), stop it and start it again with the new number
             (its applications are killed); without it, such a change is refused.
 
         Returns
@@ -193,10 +193,13 @@ class Sandbox:
         Raises
         ------
         UsageError
-            When the sandbox runs with another number of GPUs and ``restart`` is false.
+            When the sandbox runs with another number of GPUs (or node size) and ``restart`` is false.
         """
         progress = progress or Progress.quiet()
         running_gpus = self.running_gpus()
+        node = (self.config.nodemanager_memory_mb, self.config.nodemanager_vcores)
+        saved = SandboxConfig.saved(self.config.root)
+        running_node = (saved.get("nodemanager_memory_mb", node[0]), saved.get("nodemanager_vcores", node[1]))
         if running_gpus is not None and running_gpus != self.config.gpus:
             if not restart:
                 raise UsageError(
@@ -204,6 +207,16 @@ class Sandbox:
                     f"{self.config.gpus}; add --restart to restart it with {self.config.gpus} "
                     "(its applications are killed), or drop --gpus to keep it as it is")
             progress.step(f"restarting the sandbox: {running_gpus} -> {self.config.gpus} GPU(s)")
+            self.down(progress)
+            self._wait_for_ports_free(30)
+        elif running_gpus is not None and running_node != node:
+            # Only the library asks for another node size (the test session does); the CLI keeps the saved one.
+            if not restart:
+                raise UsageError(
+                    f"the sandbox in {self.config.root} is running with a node of {running_node[0]} MiB and "
+                    f"{running_node[1]} vcores, not {node[0]} MiB and {node[1]} vcores; restart it to change that")
+            progress.step(f"restarting the sandbox: node of {running_node[0]} MiB, {running_node[1]} vcores -> "
+                          f"{node[0]} MiB, {node[1]} vcores")
             self.down(progress)
             self._wait_for_ports_free(30)
         start = time.monotonic()
