@@ -73,8 +73,9 @@ def _status_phrase(summary):
 
 def subject(summary: Mapping[str, Any]) -> str:
     """``[skein-jupyter] run nightly failed (application_…)``."""
-    return (f"[skein-jupyter] {summary.get('kind', 'job')} {summary.get('name', '')} {_status_phrase(summary)}"
-            f" ({summary.get('app_id', '')})")
+    notebook = f" ({summary['notebook']})" if summary.get("notebook") else ""
+    return (f"[skein-jupyter] {summary.get('kind', 'job')} {summary.get('name', '')}{notebook} "
+            f"{_status_phrase(summary)} ({summary.get('app_id', '')})")
 
 
 def _duration(seconds):
@@ -92,7 +93,7 @@ def message_text(summary: Mapping[str, Any]) -> str:
         where = f" in cell {int(summary['cell']) + 1}"
     if summary.get("ename"):
         where += f" ({summary['ename']})"
-    rows = [("application", summary.get("app_id")), ("user", summary.get("user")),
+    rows = [("notebook", summary.get("notebook")), ("application", summary.get("app_id")), ("user", summary.get("user")),
             ("status", f"{summary.get('status', '')}{where}"),
             ("schedule", summary.get("schedule"))]
     counts = summary.get("counts") or {}
@@ -114,7 +115,7 @@ def message_text(summary: Mapping[str, Any]) -> str:
 
 
 #: The summary's fields a JSON webhook receives (no parameter values, no exception messages).
-_BODY_FIELDS = ("kind", "name", "app_id", "user", "status", "duration", "output", "sets", "counts", "cell",
+_BODY_FIELDS = ("kind", "name", "notebook", "app_id", "user", "status", "duration", "output", "sets", "counts", "cell",
                 "ename", "schedule", "steps")
 
 
@@ -304,6 +305,8 @@ def notify_end(worker: Any, summary: Mapping[str, Any], rows: Sequence[Mapping[s
     completed, HTML found, sent. ``rows``: the sets', or the steps' (with ``step``, their name)."""
     job = worker.job
     full = dict(summary, kind=job.kind, name=job.name, app_id=worker.app_id, user=job.user)
+    if job.run is not None:  # the application's name is often the default one: the notebook says which run
+        full["notebook"] = job.run.notebook
     if job.kind == "run" and rows and rows[0].get("status") != "succeeded":
         full.update(cell=rows[0].get("cell"), ename=rows[0].get("ename"))
     if job.kind == "flow":
