@@ -19,7 +19,6 @@ application's delegation tokens cannot submit new applications for long.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import tempfile
@@ -42,8 +41,7 @@ MEMORY = "768 MiB"
 ACTIVE = ["NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING"]
 
 
-def directory_tag(directory: str) -> str:
-    return "skein-jupyter-schedules:" + hashlib.sha256(directory.encode()).hexdigest()[:16]
+directory_tag = cron.directory_tag
 
 
 def find_scheduler(client: skein.Client) -> Any:
