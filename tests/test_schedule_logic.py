@@ -118,3 +118,21 @@ def test_bad_schedule_input_exits_2_before_anything(tmp_path):
         result = CliRunner().invoke(cli, ["schedule", "create", *args, str(notebook)])
         assert result.exit_code == 2, result.output
         assert message in result.output and result.output.startswith("Error:")
+
+
+def test_due_after_a_long_outage_fires_once():
+    # Every minute, three weeks down: more missed times than the limit; run-once fires the latest once.
+    d = definition(cron="* * * * *")
+    now = at("2026-12-22T00:00:30")
+    decision = cron.due(d, None, now, GRACE, limit=1000)
+    assert decision is not None and decision.fire and decision.scheduled == at("2026-12-22T00:00:00")
+    assert cron.due(d, decision.scheduled, now, GRACE, limit=1000) is None
+    late = cron.due(d, None, at("2026-12-22T00:05:30"), timedelta(seconds=10), limit=1000)
+    assert late is not None and late.how == "misfire" and late.scheduled == at("2026-12-22T00:05:00")
+    assert cron.due(d, late.scheduled, at("2026-12-22T00:05:30"), GRACE, limit=1000) is None
+
+
+def test_directory_tag_names_the_directory():
+    assert cron.directory_tag("/user/a/s") == cron.directory_tag("/user/a/s/")
+    assert cron.directory_tag("/user/a/s") != cron.directory_tag("/user/b/s")
+    assert len(cron.directory_tag("/x")) <= 100
