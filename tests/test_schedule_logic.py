@@ -136,3 +136,23 @@ def test_directory_tag_names_the_directory():
     assert cron.directory_tag("/user/a/s") == cron.directory_tag("/user/a/s/")
     assert cron.directory_tag("/user/a/s") != cron.directory_tag("/user/b/s")
     assert len(cron.directory_tag("/x")) <= 100
+
+
+@pytest.mark.parametrize("value", ["hdfs://nn:8020/user/a/s", "relative/dir", "/"])
+def test_schedules_dir_must_be_an_absolute_hdfs_path(monkeypatch, value):
+    from skein_jupyter import schedules
+    from skein_jupyter.exceptions import UsageError
+
+    monkeypatch.setenv(schedules.DIR_VARIABLE, value)
+    with pytest.raises(UsageError, match="absolute HDFS path"):
+        schedules.schedules_dir()
+    monkeypatch.setenv(schedules.DIR_VARIABLE, "/user/a/s/")
+    assert schedules.schedules_dir() == "/user/a/s"
+
+
+def test_a_damaged_definition_is_a_clear_error():
+    from skein_jupyter import schedules
+    from skein_jupyter.exceptions import UsageError
+
+    with pytest.raises(UsageError, match="schedule nightly is damaged .*schedule delete nightly"):
+        schedules._definition('{"name": "nightly", "cron": ', "nightly")
