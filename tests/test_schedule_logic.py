@@ -156,3 +156,16 @@ def test_a_damaged_definition_is_a_clear_error():
 
     with pytest.raises(UsageError, match="schedule nightly is damaged .*schedule delete nightly"):
         schedules._definition('{"name": "nightly", "cron": ', "nightly")
+
+
+def test_scheduler_environment_checks():
+    from skein_jupyter.exceptions import UsageError
+    from skein_jupyter.scheduler_app import check_environment
+
+    check_environment({})  # an hdfs:// archive without metadata: nothing known, nothing refused
+    check_environment({"python": "3.11.4", "packages": {"skein": "0.8.2"}})
+    with pytest.raises(UsageError, match="lacks skein"):
+        check_environment({"python": "3.11.4", "packages": {"papermill": "2"}})
+    with pytest.raises(UsageError, match="Python 3.9 or later"):
+        check_environment({"python": "3.8.10", "packages": {"skein": "0.8.2"}})
+    assert cron.check_timezone("UTC") == UTC

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import types
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from skein_jupyter.runtime import cron, webhdfs
 from skein_jupyter.runtime.scheduler import KEEP, Scheduler, prunable

@@ -75,6 +75,8 @@ def check_timezone(name: str) -> Any:
     """The :class:`zoneinfo.ZoneInfo` of an IANA name (``Europe/Paris``, ``UTC``); else ScheduleError."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+    if name == "UTC":  # needs no time-zone data (a container may have none)
+        return UTC
     try:
         if not name or name.startswith(("/", ".")) or ".." in name:
             raise ValueError(name)
@@ -229,3 +231,12 @@ def fire_tag(name: str, key: str) -> str:
 def directory_tag(directory: str) -> str:
     """The tag naming a schedules directory: on the scheduler and on every application it fires."""
     return "skein-jupyter-schedules:" + hashlib.sha256(directory.rstrip("/").encode()).hexdigest()[:16]
+
+
+def has_zone_data() -> bool:
+    """Whether IANA time-zone data is here (the system's, or the ``tzdata`` package): zones other than UTC."""
+    try:
+        check_timezone("Europe/London")
+        return True
+    except ScheduleError:
+        return False

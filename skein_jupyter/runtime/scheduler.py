@@ -33,10 +33,11 @@ from typing import Any
 
 from . import cron
 
-__all__ = ["DEFINITION", "SPEC", "HISTORY", "TRIGGERS", "FILES", "CONFIG", "record_name", "Scheduler", "main"]
+__all__ = ["DEFINITION", "SPEC", "HISTORY", "TRIGGERS", "FILES", "CONFIG", "HEARTBEAT", "record_name", "Scheduler", "main"]
 
 DEFINITION, SPEC, HISTORY, TRIGGERS, FILES = "schedule.json", "spec.yaml", "history", "triggers", "files"
 CONFIG = "scheduler.json"
+HEARTBEAT = ".heartbeat.json"  # a dot name: never taken for a schedule
 FINAL = ("FINISHED", "FAILED", "KILLED")
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
 #: Records kept per schedule (older finished ones are removed by the scheduler).
@@ -92,6 +93,16 @@ class Scheduler:
         # createparent=false: a schedule deleted meanwhile is not brought back by a late write
         self.hdfs.write(temporary, (json.dumps(data, sort_keys=True) + "\n").encode(), createparent=False)
         self.hdfs.rename(temporary, path, overwrite=True)
+
+    def heartbeat(self, done: int, failed: int) -> None:
+        """Write when this pass ended (``scheduler status`` shows it); a failure is only logged."""
+        try:
+            self._write(f"{self.root}/{HEARTBEAT}", {"last_pass": datetime.now(UTC).strftime(STAMP),
+                                                     "schedules": done, "failed": failed})
+        except FileNotFoundError:
+            pass  # no schedules directory yet
+        except Exception as exc:
+            log(f"heartbeat not written: {describe(exc)}")
 
     def _names(self, directory: str) -> list[str]:
         try:
@@ -354,6 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     config = read_config(argv[0] if argv else CONFIG)
     log(f"watching {config['directory']} every {config['poll']:g}s as {config['user']}")
+    if not cron.has_zone_data():
+        log("no IANA time-zone data in this container (no /usr/share/zoneinfo, no tzdata package): only UTC "
+            "schedules fire; install tzdata in the environment, pack it again and restart the scheduler")
     hdfs = webhdfs.HDFS(lambda: webhdfs.connect(config["namenodes"], config["user"]))
     client = _skein_client(config)
     scheduler = Scheduler(config, hdfs, client)
@@ -363,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             done, failed = scheduler.tick()
             failures = failures + 1 if failed and not done else 0
+            scheduler.heartbeat(done, failed)
         except Exception as exc:  # HDFS or YARN away for a moment: try again next time
             log(f"pass failed: {describe(exc)}")  # never a traceback: its messages may hold URLs with tokens
             if is_driver_error(exc):
