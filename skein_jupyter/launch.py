@@ -230,9 +230,13 @@ def render_on_cluster(recipe: Recipe, client: skein.Client, directory: str, stag
             for name, file in service.files.items():
                 if not file.source.startswith("file://"):
                     continue
+                source = file.source[len("file://"):]
+                if not os.path.isfile(source):
+                    raise UsageError(f"{name}: {source} is missing or not a regular file; a scheduled job's files "
+                                     "must be files (pack a directory as an archive, or put it on HDFS)")
                 local = os.path.join(stage, "files", service_name, name)
                 os.makedirs(os.path.dirname(local), mode=0o700, exist_ok=True)
-                shutil.copyfile(file.source[len("file://"):], local)
+                shutil.copyfile(source, local)
                 os.chmod(local, 0o600)
                 moved.append((file, f"hdfs://{directory.rstrip('/')}/files/{service_name}/{name}"))
     finally:

@@ -19,7 +19,6 @@ application's delegation tokens cannot submit new applications for long.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import tempfile
@@ -29,7 +28,7 @@ from .exceptions import UsageError
 from .kinds import APP_TAG
 from .progress import Progress
 from .runtime import cron
-from .runtime.scheduler import CONFIG
+from .runtime.scheduler import CONFIG, HEARTBEAT
 
 if TYPE_CHECKING:
     import skein
@@ -42,8 +41,7 @@ MEMORY = "768 MiB"
 ACTIVE = ["NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING"]
 
 
-def directory_tag(directory: str) -> str:
-    return "skein-jupyter-schedules:" + hashlib.sha256(directory.encode()).hexdigest()[:16]
+directory_tag = cron.directory_tag
 
 
 def find_scheduler(client: skein.Client) -> Any:
@@ -108,6 +106,7 @@ def start(client: skein.Client, environment: str | None = None, queue: str | Non
                          "`skein-jupyter scheduler status`, or stop it first with `skein-jupyter scheduler stop`")
     assert recipe.environment is not None
     prepared = prepare(recipe.environment, progress=progress)
+    check_environment(prepared.metadata)
     directory = schedules_dir()
     user = hadoop_user()
     config: dict[str, Any] = {"user": user, "directory": directory, "namenodes": namenode_urls(), "poll": poll,
@@ -127,12 +126,30 @@ def start(client: skein.Client, environment: str | None = None, queue: str | Non
     return str(app_id)
 
 
+def check_environment(metadata: dict) -> None:
+    """Refuse an environment the scheduler cannot run in (when its metadata says): skein, Python 3.9+."""
+    name = f"environment {metadata.get('name', '')} ({metadata.get('url', 'local')})"
+    packages = metadata.get("packages") or {}
+    if packages and "skein" not in packages:
+        raise UsageError(f"{name} lacks skein, which the scheduler submits with; install it in the environment "
+                         "and pack it again")
+    version = str(metadata.get("python") or "")
+    try:
+        major_minor = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return
+    if len(major_minor) == 2 and major_minor < (3, 9):
+        raise UsageError(f"{name} has Python {version}; the scheduler needs Python 3.9 or later (zoneinfo)")
+
+
 @dataclasses.dataclass
 class SchedulerStatus:
     app_id: str | None
     state: str | None
     directory: str
     schedules: list[dict]
+    #: When the scheduler last ended a pass over the schedules (UTC), from its heartbeat file; None if unknown.
+    last_pass: str | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -149,8 +166,16 @@ def status(client: skein.Client, fs: Any = None) -> SchedulerStatus:
         rows.append({"name": definition.name, "cron": definition.cron, "timezone": definition.timezone,
                      "paused": definition.paused,
                      "next": upcoming[0].strftime("%Y-%m-%dT%H:%M:%SZ") if upcoming else None})
+    last_pass = None
+    try:
+        from .hdfs import HadoopFS
+
+        beat = json.loads((fs or HadoopFS()).cat(f"{schedules_dir()}/{HEARTBEAT}") or "{}")
+        last_pass = beat.get("last_pass") if isinstance(beat, dict) else None
+    except ValueError:
+        pass
     return SchedulerStatus(str(report.id) if report else None, str(report.state) if report else None,
-                           schedules_dir(), rows)
+                           schedules_dir(), rows, last_pass)
 
 
 def stop(client: skein.Client) -> str:

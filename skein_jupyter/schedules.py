@@ -42,7 +42,11 @@ def schedules_dir(user: str | None = None) -> str:
     """Where your schedules live on HDFS (``$SKEIN_JUPYTER_SCHEDULES_DIR`` overrides the default)."""
     from .identity import hadoop_user
 
-    return (os.environ.get(DIR_VARIABLE) or f"/user/{user or hadoop_user()}/skein-jupyter/schedules").rstrip("/")
+    configured = os.environ.get(DIR_VARIABLE)
+    if configured and (not configured.startswith("/") or "://" in configured or configured.rstrip("/") == ""):
+        raise UsageError(f"{DIR_VARIABLE}={configured} is not an absolute HDFS path; give one such as "
+                         "/user/you/skein-jupyter/schedules (no hdfs:// URL, not relative)")
+    return (configured or f"/user/{user or hadoop_user()}/skein-jupyter/schedules").rstrip("/")
 
 
 def _fs(fs: HadoopFS | None) -> HadoopFS:
@@ -186,14 +190,27 @@ def load(name: str, fs: HadoopFS | None = None) -> cron.Definition:
     text = _fs(fs).cat(f"{schedules_dir()}/{name}/{DEFINITION}")
     if not text.strip():
         raise UsageError(f"no schedule {name}; list yours with `skein-jupyter schedule list`")
-    return cron.Definition.from_json(text)
+    return _definition(text, name)
+
+
+def _definition(text: str, name: str) -> cron.Definition:
+    try:
+        return cron.Definition.from_json(text)
+    except cron.ScheduleError as exc:
+        raise UsageError(f"schedule {name} is damaged ({exc}); remove it with `skein-jupyter schedule delete "
+                         f"{name}` and create it again") from None
 
 
 def list_schedules(fs: HadoopFS | None = None) -> list[cron.Definition]:
     """Your schedules, by name (one ``hdfs dfs -cat``)."""
     text = _fs(fs).cat(f"{schedules_dir()}/*/{DEFINITION}")
-    return sorted((cron.Definition.from_json(json.dumps(data)) for data in _parse_many(text)),
-                  key=lambda d: d.name)
+    try:
+        found = _parse_many(text)
+    except ValueError:
+        raise UsageError(f"a schedule.json under {schedules_dir()} is damaged (not JSON); find it with `hdfs dfs "
+                         "-cat`, then `skein-jupyter schedule delete NAME` and create it again") from None
+    return sorted((_definition(json.dumps(data), str(data.get("name") if isinstance(data, dict) else "?"))
+                   for data in found), key=lambda d: d.name)
 
 
 def next_fires(definition: cron.Definition, count: int = 1, now: datetime | None = None) -> list[datetime]:
@@ -222,15 +239,25 @@ def set_paused(name: str, paused: bool, fs: HadoopFS | None = None, now: datetim
 def delete(name: str, fs: HadoopFS | None = None) -> None:
     """Remove the schedule: definition, spec, files and history (runs it fired keep their outputs)."""
     fs = _fs(fs)
-    load(name, fs)
-    fs.run("-rm", "-r", "-f", "-skipTrash", f"{schedules_dir()}/{name}")
+    try:
+        cron.check_name(name)
+    except cron.ScheduleError as exc:
+        raise _usage(exc) from None
+    directory = f"{schedules_dir()}/{name}"
+    if not fs.exists(directory):  # a directory without schedule.json (a create cut short) is removed too
+        raise UsageError(f"no schedule {name}; list yours with `skein-jupyter schedule list`")
+    fs.run("-rm", "-r", "-f", "-skipTrash", directory)
 
 
 def history(name: str, fs: HadoopFS | None = None) -> list[dict]:
     """The schedule's fires (and skips), oldest first."""
     fs = _fs(fs)
     load(name, fs)
-    records = _parse_many(fs.cat(f"{schedules_dir()}/{name}/{HISTORY}/*.json"))
+    try:
+        records = _parse_many(fs.cat(f"{schedules_dir()}/{name}/{HISTORY}/*.json"))
+    except ValueError:  # a record being written: read again
+        time.sleep(1)
+        records = _parse_many(fs.cat(f"{schedules_dir()}/{name}/{HISTORY}/*.json"))
     return sorted(records, key=lambda r: (r.get("scheduled") or "", r.get("fired") or ""))
 
 
@@ -239,7 +266,8 @@ def trigger(name: str, client: skein.Client, fs: HadoopFS | None = None, wait: f
     """Ask the running scheduler to fire ``name`` now; returns the fire's history record.
 
     Raises UsageError if your scheduler is not running (nothing is written),
-    ApplicationError if it did not fire within ``wait`` seconds.
+    ApplicationError (exit 3) if it did not fire within ``wait`` seconds or
+    recorded the fire ``not submitted``.
     """
     from .scheduler_app import find_scheduler
 
@@ -262,6 +290,9 @@ def trigger(name: str, client: skein.Client, fs: HadoopFS | None = None, wait: f
         text = fs.cat(record_path)
         if text.strip():
             record = json.loads(text)
+            if record.get("state") == "not submitted":
+                raise ApplicationError(f"the scheduler could not submit {name}: {record.get('error')}; see "
+                                       "`skein-jupyter scheduler status` and the scheduler's log")
             if record.get("state") != "submitting":
                 return record
         time.sleep(2)

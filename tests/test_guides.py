@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -308,6 +309,9 @@ def test_the_shell_examples_of_the_page_run(page, inputs, test_venv, conda_envs,
     STAGES.append(stage_dir)
     (stage_dir / "log").mkdir()
     env = dict(os.environ, CONDA_ENVS_PATH=str(conda_envs), USER=os.environ.get("USER") or getpass.getuser())
+    # The page's schedules in a directory of its own: beside other tests and the user's own schedules.
+    schedules = f"/tmp/skein-jupyter-guide-schedules-{uuid.uuid4().hex[:8]}"
+    env["SKEIN_JUPYTER_SCHEDULES_DIR"] = schedules
     places = {
         "~/venvs/analytics": str(test_venv),             # a user's virtualenv
         "/opt/venvs/analytics": str(test_venv),          # an admin's virtualenv
@@ -336,6 +340,11 @@ def test_the_shell_examples_of_the_page_run(page, inputs, test_venv, conda_envs,
                     f"{block.where}: the docs show\n{block.text}\nbut the command printed\n{stage.last_output}"
             previous = block
     finally:
+        if "schedule" in "".join(block.text for block in blocks):  # its scheduler, then its schedules
+            subprocess.run(["skein-jupyter", "scheduler", "stop"], env=env, cwd=stage_dir, capture_output=True,
+                           timeout=300)
+            subprocess.run(["hdfs", "dfs", "-rm", "-r", "-f", "-skipTrash", schedules], env=env, capture_output=True,
+                           timeout=300)
         for app_id in submitted_here() - before:  # servers the page started and left running
             if str(skein_client.application_report(app_id).state) in ACTIVE_STATES:
                 skein_client.kill_application(app_id)

@@ -65,8 +65,14 @@ def smtp_server():
             received.append((list(envelope.rcpt_tos), envelope.original_content or envelope.content))
             return "250 OK"
 
-    controller = Controller(Handler(), hostname="127.0.0.1", port=_free_port())
-    controller.start()
+    for attempt in range(5):  # a free port can be taken by another test worker before we bind it: try another
+        controller = Controller(Handler(), hostname="127.0.0.1", port=_free_port())
+        try:
+            controller.start()
+            break
+        except (OSError, RuntimeError):
+            if attempt == 4:
+                raise
     yield controller.port, received
     controller.stop()
 

@@ -118,3 +118,54 @@ def test_bad_schedule_input_exits_2_before_anything(tmp_path):
         result = CliRunner().invoke(cli, ["schedule", "create", *args, str(notebook)])
         assert result.exit_code == 2, result.output
         assert message in result.output and result.output.startswith("Error:")
+
+
+def test_due_after_a_long_outage_fires_once():
+    # Every minute, three weeks down: more missed times than the limit; run-once fires the latest once.
+    d = definition(cron="* * * * *")
+    now = at("2026-12-22T00:00:30")
+    decision = cron.due(d, None, now, GRACE, limit=1000)
+    assert decision is not None and decision.fire and decision.scheduled == at("2026-12-22T00:00:00")
+    assert cron.due(d, decision.scheduled, now, GRACE, limit=1000) is None
+    late = cron.due(d, None, at("2026-12-22T00:05:30"), timedelta(seconds=10), limit=1000)
+    assert late is not None and late.how == "misfire" and late.scheduled == at("2026-12-22T00:05:00")
+    assert cron.due(d, late.scheduled, at("2026-12-22T00:05:30"), GRACE, limit=1000) is None
+
+
+def test_directory_tag_names_the_directory():
+    assert cron.directory_tag("/user/a/s") == cron.directory_tag("/user/a/s/")
+    assert cron.directory_tag("/user/a/s") != cron.directory_tag("/user/b/s")
+    assert len(cron.directory_tag("/x")) <= 100
+
+
+@pytest.mark.parametrize("value", ["hdfs://nn:8020/user/a/s", "relative/dir", "/"])
+def test_schedules_dir_must_be_an_absolute_hdfs_path(monkeypatch, value):
+    from skein_jupyter import schedules
+    from skein_jupyter.exceptions import UsageError
+
+    monkeypatch.setenv(schedules.DIR_VARIABLE, value)
+    with pytest.raises(UsageError, match="absolute HDFS path"):
+        schedules.schedules_dir()
+    monkeypatch.setenv(schedules.DIR_VARIABLE, "/user/a/s/")
+    assert schedules.schedules_dir() == "/user/a/s"
+
+
+def test_a_damaged_definition_is_a_clear_error():
+    from skein_jupyter import schedules
+    from skein_jupyter.exceptions import UsageError
+
+    with pytest.raises(UsageError, match="schedule nightly is damaged .*schedule delete nightly"):
+        schedules._definition('{"name": "nightly", "cron": ', "nightly")
+
+
+def test_scheduler_environment_checks():
+    from skein_jupyter.exceptions import UsageError
+    from skein_jupyter.scheduler_app import check_environment
+
+    check_environment({})  # an hdfs:// archive without metadata: nothing known, nothing refused
+    check_environment({"python": "3.11.4", "packages": {"skein": "0.8.2"}})
+    with pytest.raises(UsageError, match="lacks skein"):
+        check_environment({"python": "3.11.4", "packages": {"papermill": "2"}})
+    with pytest.raises(UsageError, match="Python 3.9 or later"):
+        check_environment({"python": "3.8.10", "packages": {"skein": "0.8.2"}})
+    assert cron.check_timezone("UTC") == UTC

@@ -17,11 +17,13 @@ from conftest import wait_until, write_notebook
 from skein_jupyter.applications import wait_for_final_state
 from skein_jupyter.cli import cli
 from skein_jupyter.hdfs import HadoopFS
+from skein_jupyter.identity import hadoop_user
 from skein_jupyter.runtime import cron
 
 pytestmark = pytest.mark.yarn
 
 PREFIX = f"t{uuid.uuid4().hex[:6]}"
+ALL_STATES = ["NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING", "FINISHED", "FAILED", "KILLED"]
 
 
 def _cli(*args):
@@ -66,7 +68,7 @@ def _create(scheduler, name, cron_expr="* * * * *", *more):
     return result
 
 
-def test_bad_input_is_refused_and_writes_nothing(scheduler):
+def test_bad_input_is_refused_and_writes_nothing(scheduler, skein_client):
     fs = HadoopFS()
     name = f"{PREFIX}-bad"
     cases = [
@@ -81,7 +83,18 @@ def test_bad_input_is_refused_and_writes_nothing(scheduler):
         assert message in result.output
     result = _cli("schedule", "create", "Upper", "--cron", "* * * * *", scheduler["notebook"])
     assert result.exit_code == 2 and "lowercase" in result.output
+    more = [
+        ([scheduler["notebook"].replace("quick.ipynb", "absent.ipynb")], "absent.ipynb"),  # does not validate
+        ([scheduler["notebook"], "--email", "not-an-address"], "not-an-address"),
+    ]
+    for args, message in more:
+        result = _cli("schedule", "create", name, "--cron", "* * * * *", *args, "--env", scheduler["env"])
+        errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+        assert result.exit_code == 2 and len(errors) == 1 and message in errors[0], result.output
     assert not fs.exists(f"{scheduler['directory']}/{name}")
+    submitted = [report.id for report in skein_client.get_applications(states=ALL_STATES, user=hadoop_user())
+                 if cron.schedule_tag(name) in set(report.tags)]
+    assert submitted == []
 
 
 def test_every_minute_fires_survives_a_failed_attempt_and_pauses(scheduler, skein_client):
@@ -129,10 +142,13 @@ def test_every_minute_fires_survives_a_failed_attempt_and_pauses(scheduler, skei
     assert scheduler_app.find_scheduler(skein_client).id == scheduler["app_id"]
 
     records = _records(name)
-    scheduled = [r["scheduled"] for r in records if r["how"] in ("cron", "misfire")]
-    assert len(scheduled) == len(set(scheduled)), records  # no double fire
     fired = [r["app_id"] for r in records if r.get("app_id")]
-    assert len(fired) == len(set(fired))
+    # No double fire, from YARN's side: each fire tag is on exactly one of this schedule's applications.
+    mine = [report for report in skein_client.get_applications(states=ALL_STATES, user=hadoop_user())
+            if cron.schedule_tag(name) in set(report.tags)]
+    fire_tags = [tag for report in mine for tag in report.tags if tag.startswith(cron.FIRE_TAG)]
+    assert len(fire_tags) == len(set(fire_tags)) == len(mine), sorted(fire_tags)
+    assert {str(report.id) for report in mine} >= set(fired), (fired, mine)
     skipped = [r for r in records if r["state"] == "skipped"]
     assert all("overlap" in r["reason"] for r in skipped), skipped
     for app_id in fired[:3]:

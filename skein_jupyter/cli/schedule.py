@@ -278,6 +278,8 @@ def status_command(as_json):
         return
     click.echo(f"Scheduler: {result.app_id} ({result.state})" if result.app_id else
                "Scheduler: not running (start it with `skein-jupyter scheduler start`)")
+    if result.last_pass:
+        click.echo(f"Last pass: {result.last_pass}")
     for row in result.schedules:
         click.echo(f"  {row['name']:<24} {'paused' if row['paused'] else 'next ' + str(row['next'])}")
 

@@ -217,7 +217,10 @@ class Worker:
         if self.job.notify is not None:  # before the application ends, which stops this container
             from .notify import notify_end
 
-            notify_end(self, summary, rows)
+            try:  # a notification never changes how the run ended
+                notify_end(self, summary, rows)
+            except Exception as exc:
+                log(f"notification: not sent ({type(exc).__name__})")
         return summary
 
     def main(self) -> int:

@@ -14,6 +14,7 @@ a schedule's time zone only decides which instants its cron expression names.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -23,7 +24,7 @@ from typing import Any, Iterator
 
 __all__ = ["Definition", "ScheduleError", "check_name", "check_cron", "check_timezone", "fire_times",
            "next_fire", "due", "Decision", "overlap_blocks", "fire_tag", "schedule_tag", "stamp", "parse_stamp",
-           "MISFIRE", "OVERLAP", "SCHEDULE_TAG", "FIRE_TAG", "SCHEDULER_TAG"]
+           "MISFIRE", "OVERLAP", "SCHEDULE_TAG", "FIRE_TAG", "SCHEDULER_TAG", "directory_tag"]
 
 #: What happens to fire times missed while the scheduler was down: fire once for all of them, or not at all.
 MISFIRE = ("run-once", "skip")
@@ -74,6 +75,8 @@ def check_timezone(name: str) -> Any:
     """The :class:`zoneinfo.ZoneInfo` of an IANA name (``Europe/Paris``, ``UTC``); else ScheduleError."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+    if name == "UTC":  # needs no time-zone data (a container may have none)
+        return UTC
     try:
         if not name or name.startswith(("/", ".")) or ".." in name:
             raise ValueError(name)
@@ -180,20 +183,35 @@ def due(definition: Definition, last: datetime | None, now: datetime, grace: tim
     if definition.paused:
         return None
     after = max(last, definition.start) if last is not None else definition.start
-    times: list[datetime] = []
+    latest: datetime | None = None
+    count = 0
     for moment in fire_times(definition.cron, definition.timezone, after):
-        if moment > now or len(times) >= limit:
+        if moment > now:
             break
-        times.append(moment)
-    if not times:
+        if count >= limit:  # a long outage: find the latest time without walking every missed one
+            latest = _latest_before(definition, now) or latest
+            count += 1  # at least this many
+            break
+        latest, count = moment, count + 1
+    if latest is None:
         return None
-    latest = times[-1]
     if now - latest <= grace:
-        if len(times) == 1:
-            return Decision(latest, "cron", True)
         # Missed times and an on-time one: the on-time one fires; the missed ones are counted.
-        return Decision(latest, "cron", True, missed=len(times) - 1)
-    return Decision(latest, "misfire", definition.misfire == "run-once", missed=len(times) - 1)
+        return Decision(latest, "cron", True, missed=count - 1)
+    return Decision(latest, "misfire", definition.misfire == "run-once", missed=count - 1)
+
+
+def _latest_before(definition: Definition, now: datetime) -> datetime | None:
+    """The last fire time at or before ``now``, looking back in growing windows (up to ten years)."""
+    for days in (1, 31, 366, 3660):
+        latest = None
+        for moment in fire_times(definition.cron, definition.timezone, now - timedelta(days=days)):
+            if moment > now:
+                break
+            latest = moment
+        if latest is not None:
+            return latest
+    return None
 
 
 def overlap_blocks(definition: Definition, previous_running: bool) -> bool:
@@ -208,3 +226,17 @@ def schedule_tag(name: str) -> str:
 def fire_tag(name: str, key: str) -> str:
     """The tag of the one application fired for ``key`` (a fire time's stamp, or ``t`` + a trigger's id)."""
     return f"{FIRE_TAG}{name}:{key}".lower()
+
+
+def directory_tag(directory: str) -> str:
+    """The tag naming a schedules directory: on the scheduler and on every application it fires."""
+    return "skein-jupyter-schedules:" + hashlib.sha256(directory.rstrip("/").encode()).hexdigest()[:16]
+
+
+def has_zone_data() -> bool:
+    """Whether IANA time-zone data is here (the system's, or the ``tzdata`` package): zones other than UTC."""
+    try:
+        check_timezone("Europe/London")
+        return True
+    except ScheduleError:
+        return False

@@ -19,6 +19,7 @@ import json
 import os
 import smtplib
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -314,12 +315,25 @@ def notify_end(worker: Any, summary: Mapping[str, Any], rows: Sequence[Mapping[s
                           "duration": r.get("duration"), "output": r.get("output")} for r in rows]
     if not wanted(job, full):
         return {}
-    try:
-        full["schedule"] = schedule_of(worker.app_client.get_specification().tags)
-    except Exception:  # the schedule is a detail of the message; the master may be busy ending
-        pass
+    full["schedule"] = _schedule(worker)
     attachments = _html_files(worker, rows) if job.notify is not None and job.notify.attach_html else []
     return send(job, full, attachments)
+
+
+def _schedule(worker: Any, wait: float = 10.0) -> Optional[str]:
+    """The schedule that fired this application, asked of the master for at most ``wait`` seconds, or None."""
+    found: list[Optional[str]] = []
+
+    def ask() -> None:
+        try:
+            found.append(schedule_of(worker.app_client.get_specification().tags))
+        except Exception:  # the schedule is a detail of the message; the master may be busy ending
+            pass
+
+    thread = threading.Thread(target=ask, name="notify-schedule", daemon=True)
+    thread.start()
+    thread.join(wait)
+    return found[0] if found else None
 
 
 def _html_files(worker, rows):

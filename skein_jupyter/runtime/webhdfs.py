@@ -16,6 +16,7 @@ user is named.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import IO, Any, Callable
 
@@ -80,10 +81,20 @@ class HDFS:
     def chmod(self, path: str, mode: str) -> None:
         self.fs._call("SETPERMISSION", method="put", path=path, permission=mode)
 
-    def write(self, path: str, source: IO[bytes] | bytes) -> None:
-        """Create or replace the file ``path`` (mode 600) with ``source``'s bytes: two requests."""
-        created = self.fs._call("CREATE", method="put", path=path, redirect=False, overwrite="true",
-                                permission="600")
+    def write(self, path: str, source: IO[bytes] | bytes, overwrite: bool = True, createparent: bool = True) -> None:
+        """Create or replace the file ``path`` (mode 600) with ``source``'s bytes: two requests.
+
+        ``overwrite=False``: FileExistsError if ``path`` exists (an exclusive
+        create). ``createparent=False``: FileNotFoundError if its directory is gone.
+        """
+        try:
+            created = self.fs._call("CREATE", method="put", path=path, redirect=False,
+                                    overwrite="true" if overwrite else "false", permission="600",
+                                    createparent="true" if createparent else "false")
+        except RuntimeError as exc:  # fsspec's answer to a RemoteException it does not map
+            if "already exists" in str(exc) or "FileAlreadyExists" in str(exc):
+                raise FileExistsError(path) from None
+            raise
         sent = self.fs.session.put(created.headers["Location"], data=source,
                                    headers={"content-type": "application/octet-stream"})
         sent.raise_for_status()
@@ -108,11 +119,28 @@ class HDFS:
                                   recursive="true" if recursive else "false").json()["boolean"])
 
 
-def connect(namenodes: list[str], user: str) -> Any:
+#: Seconds to connect, and to wait for each answer, on every WebHDFS request (not a bound on a whole transfer).
+TIMEOUT = (30, 120)
+
+
+def _with_timeout(session: Any, timeout: Any) -> None:
+    """Give every request of a ``requests`` session a default timeout (a caller's own one wins)."""
+    request = session.request
+
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", timeout)
+        return request(*args, **kwargs)
+
+    session.request = bounded
+
+
+def connect(namenodes: list[str], user: str, timeout: Any = TIMEOUT) -> Any:
     """A WebHDFS filesystem on the first of ``namenodes`` that answers as the active NameNode.
 
     ``namenodes`` are base URLs (``http://host:port``); a standby NameNode
-    refuses reads, so each is asked for the root's status first.
+    refuses reads, so each is asked for the root's status first. Every
+    request has ``timeout`` (connect, read) seconds: a NameNode or DataNode
+    that stops answering fails the call rather than hanging it.
     """
     WebHDFS = _import_webhdfs()
     errors = []
@@ -123,6 +151,7 @@ def connect(namenodes: list[str], user: str) -> Any:
         auth = {"token": token} if token else {"user": user}
         try:
             fs = WebHDFS(host, port=int(port), use_https=scheme == "https", skip_instance_cache=True, **auth)
+            _with_timeout(fs.session, timeout)
             fs.info("/")
             return fs
         except Exception as exc:  # a standby, or a NameNode that is down: try the next
@@ -130,9 +159,13 @@ def connect(namenodes: list[str], user: str) -> Any:
     raise WebHDFSError("no NameNode answered over WebHDFS (" + "; ".join(errors) + ")")
 
 
-def short(exc: BaseException) -> str:
-    """One line of an HTTP or HDFS error, without the URL's query (which may hold a token)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+_SECRET = re.compile(r"((?:delegation|token)=)[^&\s'\")]+", re.IGNORECASE)
+
+
+def short(exc: BaseException | str) -> str:
+    """One line of an HTTP or HDFS error, without a URL's query (which may hold a token), at most 300 characters."""
+    whole = _SECRET.sub(r"\1...", str(exc).strip())
+    text = whole.splitlines()[0] if whole else type(exc).__name__
     if "?" in text:
         text = text.split("?", 1)[0] + "?..."
     return text[:300]
