@@ -212,8 +212,9 @@ def logs_command(app_id, log_type, timeout):
 
 @click.command("kill")
 @click.argument("app_id")
-@click.option("--timeout", default=120, show_default=True,
-              help="Seconds to let a run save its output before it is killed outright.")
+@click.option("--timeout", type=float, default=None,
+              help="Seconds to let a run save its output before it is killed outright (default: 120; a flow: "
+                   "its steps' grace of a stop plus 90).")
 @quiet_option
 def kill_command(app_id, timeout, quiet):
     """Stop a run, sweep or server; a run saves its partial output first.
