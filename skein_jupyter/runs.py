@@ -254,7 +254,7 @@ def start_and_follow(recipe, client, progress=None, detach=False, preflight=None
 # ----------------------------------------------------------------- status, kill, fetch
 
 def status(client: skein.Client, app_id: str) -> tuple[RunOutcome, dict]:
-    """Where a run or sweep stands: while it runs, from the key-value store; after, from its summary."""
+    """Where a run, sweep or flow stands: while it runs, from the key-value store; after, from its summary."""
     report = _report(client, app_id)
     kind = _kind(report)
     state = str(report.state)
@@ -328,7 +328,8 @@ def fetch(client: skein.Client, app_id: str, directory: str | os.PathLike[str] |
     fs = fs or _fs_of(report.user)
     record, saved = _saved_summary(app_id, report.user, fs)
     if record is None:
-        raise ApplicationError(f"{app_id} saved no outputs (it ended before its first set started); "
+        first = "its coordinator started" if kind == "flow" else "its first set started"
+        raise ApplicationError(f"{app_id} saved no outputs (it ended before {first}); "
                                f"see `skein-jupyter logs {app_id}`")
     outcome = _outcome_from_saved(report, kind, saved)
     remote = [record["summary"]] if saved else []

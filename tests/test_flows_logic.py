@@ -79,3 +79,20 @@ def test_a_bad_flow_is_refused_before_its_output_directory_is_made(tmp_path):
     with pytest.raises(UsageError, match="no cell tagged 'parameters'"):
         early_flow_checks(recipe, None)
     assert not output.exists()
+
+
+def test_parallel_of_a_flow_recipe_is_its_steps_at_a_time_and_max_attempts_is_refused(tmp_path, monkeypatch):
+    from skein_jupyter.cli.run import run_recipe
+
+    write_notebook(tmp_path / "nb.ipynb", [("x = 1", ["parameters"])])
+    (tmp_path / "env.tar.gz").write_bytes(b"")
+    steps = {"a": {"notebook": "nb.ipynb"}}
+    (tmp_path / "flow.yaml").write_text(yaml.safe_dump({"kind": "flow", "environment": "env.tar.gz",
+                                                        "flow": {"steps": steps}}))
+    (tmp_path / "again.yaml").write_text(yaml.safe_dump({"kind": "flow", "environment": "env.tar.gz",
+                                                         "max_attempts": 2, "flow": {"steps": steps}}))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SKEIN_JUPYTER_CONFIG", str(tmp_path / "none.yaml"))
+    assert run_recipe("flow.yaml", parallel=3).flow.parallel == 3
+    with pytest.raises(UsageError, match="max_attempts .*a flow runs once"):
+        run_recipe("again.yaml")
