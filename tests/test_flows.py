@@ -125,6 +125,16 @@ def test_the_job_refuses_a_hand_made_cycle_or_an_input_from_downstream(flow_dir)
     data["flow"]["steps"][0]["inputs"] = {"x": "b.rows"}
     with pytest.raises(JobError, match="not a value of an upstream step"):
         from_json(json.dumps(data))
+    good = json.loads(to_json(flow_job(recipe, "alice")))
+    for change, message in [(lambda b: b.update(service="step-x"), "'step-x' is not 'step-b'"),
+                            (lambda b: b["run"].update(sets=[{}, {}]), "one parameter set"),
+                            (lambda b: b.update(inputs={"x": "a"}), "is not 'step.value'"),
+                            (lambda b: b.update(inputs={"x": "a.rows"}, run={**b["run"], "parameters": {"x": 1}}),
+                             "x in both parameters and inputs")]:
+        data = json.loads(json.dumps(good))
+        change(data["flow"]["steps"][1])
+        with pytest.raises(JobError, match=message):
+            from_json(json.dumps(data))
 
 
 def test_recorded_values_are_a_small_json_object(tmp_path):
