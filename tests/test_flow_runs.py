@@ -1,6 +1,7 @@
 """Flows on the sandbox's YARN, for real: a diamond with a retry and a recorded value, failure policies
 (continue and stop) in one flow, and `kill` of a running flow. Each flow is one application."""
 import json
+import re
 import time
 import uuid
 
@@ -128,7 +129,7 @@ def test_continue_runs_independent_steps_and_stop_stops_the_rest(uploaded_venv, 
     started = time.monotonic()
     detached = CliRunner().invoke(cli, ["run", str(path), "--detach", "--json"])
     assert detached.exit_code == 0, detached.output
-    app_id = json.loads(detached.output.strip().splitlines()[-1])["app_id"]
+    app_id = re.search(r"application_\d+_\d+", detached.output).group(0)
     submitted.append(app_id)
     outcome = follow(skein_client, app_id, timeout=600)
     print(f"flow {app_id}: {outcome.status} in {time.monotonic() - started:.1f}s")
