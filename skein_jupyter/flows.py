@@ -27,11 +27,11 @@ if TYPE_CHECKING:
     from .recipe import FlowStep, Recipe, Resources
     from .spec import SpecContext
 
-__all__ = ["check_flow", "step_resources", "service_name", "flow_job", "flow_services", "start", "follow",
+__all__ = ["check_flow", "early_flow_checks", "step_resources", "service_name", "flow_job", "flow_services", "start", "follow",
            "live_status", "progress_line", "outcome_from_saved", "COORDINATOR_MEMORY_MB"]
 
-#: The coordinator only starts and watches containers: a small one.
-COORDINATOR_MEMORY_MB = 256
+#: The coordinator starts and watches containers, and runs ``hdfs dfs`` (a JVM) to save the flow's files.
+COORDINATOR_MEMORY_MB = 512
 
 
 def service_name(step: str) -> str:
@@ -63,6 +63,10 @@ def check_flow(recipe: Recipe, source_of: Callable[[str], str]) -> None:
     where = f"flow.steps ({source_of('flow.steps')})"
     if not steps:
         raise UsageError(f"{where}: no steps; give at least one `name:` block with a notebook:")
+    if recipe.max_attempts > 1:
+        raise UsageError(f"max_attempts ({source_of('max_attempts')}): {recipe.max_attempts}, but a flow runs "
+                         "once (a new application attempt would start every step again); retry steps with their "
+                         "`retries:` and remove max_attempts")
     graph = {name: list(step.depends_on) for name, step in steps.items()}
     try:
         check_graph(graph)
@@ -71,6 +75,10 @@ def check_flow(recipe: Recipe, source_of: Callable[[str], str]) -> None:
     for name, step in steps.items():
         path = f"flow.steps.{name}"
         check_input_notebook(f"{path}.notebook", step.notebook, source_of(path))
+        both = sorted(set(step.parameters) & set(step.inputs))
+        if both:
+            raise UsageError(f"{path} ({source_of(path)}): {', '.join(both)} in both parameters and inputs; "
+                             "a parameter comes from one place: remove it from one of them")
         above = upstream(graph, name)
         for parameter, source in step.inputs.items():
             origin = source.split(".", 1)[0]
@@ -129,36 +137,48 @@ def flow_services(recipe: Recipe, context: SpecContext, make_service: Callable[.
 
 # ----------------------------------------------------------------- following
 
-def start(recipe: Recipe, client: skein.Client, progress: Progress | None = None) -> Submission:
-    """Check, prepare and submit a flow; returns the :class:`~skein_jupyter.launch.Submission`."""
-    from .launch import job_fs, job_user, submit
+def early_flow_checks(recipe: Recipe, client: skein.Client | None) -> None:
+    """Every check of a flow before anything is written: local checks, then the cluster's limits and the
+    notifications' secrets, and last the output directory (which :func:`_check_output` creates on the
+    cluster). ``client`` None: the cluster's limits are not checked.
+    """
+    from . import notifications
+    from .launch import job_fs, job_user, require_environment
     from .preflight import _check_output, read_notebook
+    from .spec import check_cluster_limits
 
-    def early_checks():
-        from .spec import check_cluster_limits
-
-        # The output location is checked as a run's is (the flow's output stands for run.output).
-        as_run = dataclasses.replace(recipe, run=dataclasses.replace(recipe.run, output=recipe.flow.output))
-        try:
-            _check_output(as_run, job_user(recipe), job_fs(recipe))
-        except UsageError as exc:
-            raise UsageError(str(exc).replace("run.output", "flow.output").replace("--output", "flow.output")) \
-                from None
-
+    require_environment(recipe)
+    for name, step in recipe.flow.steps.items():
+        if "://" in step.notebook or not (step.parameters or step.inputs):
+            continue
+        nb = read_notebook(step.notebook)
+        if not any("parameters" in (c.get("metadata", {}).get("tags") or []) for c in nb["cells"]):
+            raise UsageError(f"flow.steps.{name}.notebook: {os.path.basename(step.notebook)} has no cell "
+                             "tagged 'parameters', so its parameters would be overwritten by the notebook's "
+                             "own defaults; tag the cell that sets them")
+    if client is not None:
         for name, step in recipe.flow.steps.items():
             if step.resources:  # the recipe's own resources were checked already
                 try:
                     check_cluster_limits(dataclasses.replace(recipe, resources=step_resources(recipe, step)), client)
                 except UsageError as exc:
                     raise UsageError(f"flow.steps.{name}.{exc}") from None
-        for name, step in recipe.flow.steps.items():
-            if "://" in step.notebook or not (step.parameters or step.inputs):
-                continue
-            nb = read_notebook(step.notebook)
-            if not any("parameters" in (c.get("metadata", {}).get("tags") or []) for c in nb["cells"]):
-                raise UsageError(f"flow.steps.{name}.notebook: {os.path.basename(step.notebook)} has no cell "
-                                 "tagged 'parameters', so its parameters would be overwritten by the notebook's "
-                                 "own defaults; tag the cell that sets them")
+    notifications.resolve(recipe, job_user(recipe))   # an unknown webhook name, no SMTP server
+    # The output location is checked as a run's is (the flow's output stands for run.output).
+    as_run = dataclasses.replace(recipe, run=dataclasses.replace(recipe.run, output=recipe.flow.output))
+    try:
+        _check_output(as_run, job_user(recipe), job_fs(recipe))
+    except UsageError as exc:
+        raise UsageError(str(exc).replace("run.output", "flow.output").replace("--output", "flow.output")) \
+            from None
+
+
+def start(recipe: Recipe, client: skein.Client, progress: Progress | None = None) -> Submission:
+    """Check, prepare and submit a flow; returns the :class:`~skein_jupyter.launch.Submission`."""
+    from .launch import submit
+
+    def early_checks():
+        early_flow_checks(recipe, client)
 
     return submit(recipe, client, progress or Progress.quiet(), early_checks=early_checks)
 

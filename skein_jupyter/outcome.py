@@ -8,10 +8,13 @@ A notebook that failed, timed out or was stopped is :class:`NotebookFailed`
 import dataclasses
 
 from .exceptions import ApplicationError, NotebookFailed, SkeinJupyterError
+from .runtime.dag import FAILED_STATES
 
 __all__ = ["RunOutcome", "outcome_error", "raise_for_outcome"]
 
 _FINAL_STATES = frozenset({"FINISHED", "FAILED", "KILLED"})
+#: A flow step's errors that are the cluster's, not the notebook's (a retry may help).
+INFRASTRUCTURE_ERRORS = frozenset({"ContainerLost", "NotAllocated"})
 
 
 @dataclasses.dataclass
@@ -55,8 +58,12 @@ def outcome_error(outcome: RunOutcome) -> SkeinJupyterError | None:
         bad = [r for r in outcome.results if r["status"] not in ("succeeded", "skipped", "cancelled")]
         shown = ", ".join(f"{r['step']} {r['status'].replace('_', ' ')}" for r in bad) or outcome.status
         where = f"outputs of every step are in {outcome.summary['output']}; {logs}"
-        if bad and all(r.get("ename") == "ContainerLost" for r in bad):
-            return ApplicationError(f"flow {outcome.app_id} {outcome.status}: {shown} (containers lost); {where}")
+        # Infrastructure (exit 3) when every step that failed failed for want of a container; steps stopped
+        # because of them do not count.
+        failed = [r for r in bad if r["status"] in FAILED_STATES]
+        if failed and all(r.get("ename") in INFRASTRUCTURE_ERRORS for r in failed):
+            return ApplicationError(f"flow {outcome.app_id} {outcome.status}: {shown} (containers lost or not "
+                                    f"allocated); {where}")
         return NotebookFailed(f"flow {outcome.app_id} {outcome.status} ({shown}); {where}")
     if outcome.summary and outcome.kind == "sweep":
         counts = ", ".join(f"{n} {s}" for s, n in sorted(outcome.summary["counts"].items()))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from .applications import FINAL_STATES, get_report
 from .exceptions import ApplicationError, UsageError
 from .kinds import APP_TAG, KINDS, kind_of_tags
+from .runtime.flow import STOP_GRACE
 from .launch import kill_quietly, submit
 from .outcome import RunOutcome, raise_for_outcome
 from .preflight import Preflight, check_kernel, check_notebook, output_base, read_notebook
@@ -32,9 +33,14 @@ if TYPE_CHECKING:
     from .recipe import Recipe
 
 __all__ = ["RunOutcome", "raise_for_outcome", "Preflight", "read_notebook", "check_notebook", "check_kernel",
-           "output_base", "start", "follow", "status", "kill", "fetch", "RUN_TAGS"]
+           "output_base", "start", "follow", "status", "kill", "fetch", "RUN_TAGS", "KILL_TIMEOUT",
+           "FLOW_KILL_TIMEOUT"]
 
 RUN_TAGS = (KINDS["run"].tag, KINDS["sweep"].tag, KINDS["flow"].tag)
+#: How long ``kill`` lets a run or sweep save its output before killing it outright (seconds).
+KILL_TIMEOUT = 120
+#: The same for a flow: its coordinator gives running steps STOP_GRACE, then saves flow.json and notifies.
+FLOW_KILL_TIMEOUT = max(KILL_TIMEOUT, STOP_GRACE + 90)
 POLL = 0.5
 
 
@@ -248,7 +254,7 @@ def start_and_follow(recipe, client, progress=None, detach=False, preflight=None
 # ----------------------------------------------------------------- status, kill, fetch
 
 def status(client: skein.Client, app_id: str) -> tuple[RunOutcome, dict]:
-    """Where a run or sweep stands: while it runs, from the key-value store; after, from its summary."""
+    """Where a run, sweep or flow stands: while it runs, from the key-value store; after, from its summary."""
     report = _report(client, app_id)
     kind = _kind(report)
     state = str(report.state)
@@ -278,9 +284,11 @@ def status(client: skein.Client, app_id: str) -> tuple[RunOutcome, dict]:
     return outcome, {"output": (record or {}).get("output"), "sets": (record or {}).get("sets")}
 
 
-def kill(client: skein.Client, app_id: str, timeout: float = 120) -> skein.model.ApplicationReport:
+def kill(client: skein.Client, app_id: str, timeout: float | None = None) -> skein.model.ApplicationReport:
     """Stop a run, sweep or flow: running sets (steps) stop and save their output; the application ends KILLED.
 
+    ``timeout``: how long it may take before it is killed outright; by default :data:`KILL_TIMEOUT`, or
+    :data:`FLOW_KILL_TIMEOUT` for a flow (its steps' grace, then its summary and notification).
     Any other skein-jupyter application is killed outright.
     """
     from .applications import wait_for_final_state
@@ -294,6 +302,8 @@ def kill(client: skein.Client, app_id: str, timeout: float = 120) -> skein.model
                          "nothing to kill")
     if str(report.state) == "RUNNING" and set(report.tags) & set(RUN_TAGS):
         client.connect(app_id, wait=False).kv[keys.RUN_STOP] = b"skein-jupyter kill"
+        if timeout is None:
+            timeout = FLOW_KILL_TIMEOUT if kind_of_tags(report.tags) == "flow" else KILL_TIMEOUT
         try:
             return wait_for_final_state(client, app_id, timeout)
         except ApplicationError:
@@ -318,7 +328,8 @@ def fetch(client: skein.Client, app_id: str, directory: str | os.PathLike[str] |
     fs = fs or _fs_of(report.user)
     record, saved = _saved_summary(app_id, report.user, fs)
     if record is None:
-        raise ApplicationError(f"{app_id} saved no outputs (it ended before its first set started); "
+        first = "its coordinator started" if kind == "flow" else "its first set started"
+        raise ApplicationError(f"{app_id} saved no outputs (it ended before {first}); "
                                f"see `skein-jupyter logs {app_id}`")
     outcome = _outcome_from_saved(report, kind, saved)
     remote = [record["summary"]] if saved else []

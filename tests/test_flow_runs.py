@@ -1,6 +1,7 @@
 """Flows on the sandbox's YARN, for real: a diamond with a retry and a recorded value, failure policies
 (continue and stop) in one flow, and `kill` of a running flow. Each flow is one application."""
 import json
+import re
 import time
 import uuid
 
@@ -117,18 +118,24 @@ def test_continue_runs_independent_steps_and_stop_stops_the_rest(uploaded_venv, 
     # parallel 2: fails_continue and sleeper start first; ok can only start once fails_continue has failed.
     path, recipe = _flow(tmp_path, uploaded_venv.url, {
         "fails_continue": {"notebook": str(notebooks["fail"]), "on_failure": "continue"},
-        "sleeper": {"notebook": str(notebooks["sleepy"])},
+        # A timeout bounds what a broken stop can cost; far above the time the other steps need.
+        "sleeper": {"notebook": str(notebooks["sleepy"]), "timeout": "240s"},
         "ok": {"notebook": str(notebooks["ok"])},
         "fails_stop": {"notebook": str(notebooks["fail"]), "depends_on": ["ok"]},
         "skipped": {"notebook": str(notebooks["ok"]), "depends_on": ["fails_continue"]},
         "never": {"notebook": str(notebooks["ok"]), "depends_on": ["sleeper"]},
     })
-    result = CliRunner().invoke(cli, ["run", str(path)])
+    # Detached, then followed with a deadline: a flow that never ends fails the test, not the suite.
+    started = time.monotonic()
+    detached = CliRunner().invoke(cli, ["run", str(path), "--detach", "--json"])
+    assert detached.exit_code == 0, detached.output
+    app_id = re.search(r"application_\d+_\d+", detached.output).group(0)
+    submitted.append(app_id)
+    outcome = follow(skein_client, app_id, timeout=600)
+    print(f"flow {app_id}: {outcome.status} in {time.monotonic() - started:.1f}s")
+    result = CliRunner().invoke(cli, ["status", app_id])
     print(result.output)
     assert result.exit_code == 1, result.output   # a notebook failed
-    app_id = result.output.split("Flow ", 1)[1].split()[0]
-    submitted.append(app_id)
-    outcome = follow(skein_client, app_id, timeout=60)
     steps = _steps(outcome)
     assert (outcome.state, outcome.final_status, outcome.status) == ("FINISHED", "FAILED", "failed")
     assert {name: row["status"] for name, row in steps.items()} == {
@@ -142,7 +149,7 @@ def test_continue_runs_independent_steps_and_stop_stops_the_rest(uploaded_venv, 
 def test_kill_of_a_running_flow_keeps_the_partial_output(uploaded_venv, skein_client, submitted, notebooks,
                                                          tmp_path):
     path, recipe = _flow(tmp_path, uploaded_venv.url, {
-        "sleeper": {"notebook": str(notebooks["sleepy"])},
+        "sleeper": {"notebook": str(notebooks["sleepy"]), "timeout": "120s"},
         "after": {"notebook": str(notebooks["ok"]), "depends_on": ["sleeper"]},
     })
     started = time.monotonic()

@@ -76,6 +76,8 @@ def _load(flow_dir, steps, **top):
     ({"a": {"notebook": "nb.ipynb", "retry_interval": "soon"}}, "flow.steps.a.retry_interval"),
     ({"a": {"notebook": "nb.ipynb", "colour": "red"}}, "flow.steps.a.colour .*unknown key"),
     ({}, "no steps"),
+    ({"a": {"notebook": "nb.ipynb"}, "b": {"notebook": "nb.ipynb", "depends_on": ["a"], "parameters": {"x": 1},
+                                             "inputs": {"x": "a.rows"}}}, "x in both parameters and inputs"),
 ])
 def test_bad_flows_exit_2_with_one_error_line_and_write_nothing(flow_dir, steps, message):
     with pytest.raises(UsageError, match=message):
@@ -99,7 +101,7 @@ def test_step_fields_default_to_the_recipe_and_the_job_round_trips(flow_dir):
     assert (flow.instances, a.instances, b.instances) == (1, 0, 0)
     assert (a.allow_failures, flow.allow_failures) == (True, False)
     assert (a.resources.memory, a.resources.vcores, b.resources.memory, b.resources.vcores) == (2048, 2, 1024, 2)
-    assert flow.resources.memory == 256 and "input.ipynb" not in flow.files and "input.ipynb" in b.files
+    assert flow.resources.memory == 512 and "input.ipynb" not in flow.files and "input.ipynb" in b.files
     assert {s.files[JOB_FILE].source for s in spec.services.values()} == {f"file://{flow_dir / JOB_FILE}"}
     assert all(set(s.env) == {"PYTHONPATH"} for s in spec.services.values())   # the job travels in job.json only
     job = from_json((flow_dir / JOB_FILE).read_text())
@@ -123,6 +125,16 @@ def test_the_job_refuses_a_hand_made_cycle_or_an_input_from_downstream(flow_dir)
     data["flow"]["steps"][0]["inputs"] = {"x": "b.rows"}
     with pytest.raises(JobError, match="not a value of an upstream step"):
         from_json(json.dumps(data))
+    good = json.loads(to_json(flow_job(recipe, "alice")))
+    for change, message in [(lambda b: b.update(service="step-x"), "'step-x' is not 'step-b'"),
+                            (lambda b: b["run"].update(sets=[{}, {}]), "one parameter set"),
+                            (lambda b: b.update(inputs={"x": "a"}), "is not 'step.value'"),
+                            (lambda b: b.update(inputs={"x": "a.rows"}, run={**b["run"], "parameters": {"x": 1}}),
+                             "x in both parameters and inputs")]:
+        data = json.loads(json.dumps(good))
+        change(data["flow"]["steps"][1])
+        with pytest.raises(JobError, match=message):
+            from_json(json.dumps(data))
 
 
 def test_recorded_values_are_a_small_json_object(tmp_path):

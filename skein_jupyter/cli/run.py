@@ -65,7 +65,7 @@ def sweep_settings(path: str) -> dict[str, Any]:
 @click.option("--retry-failed-cells", is_flag=True, default=None, help="Also retry a notebook that failed in a cell.")
 @click.option("--sweep", "sweep_file", metavar="FILE", help="Run every parameter set in FILE (a YAML list, or a "
               "grid of names to lists) in one application.")
-@click.option("--parallel", type=int, help="Sweeps: at most this many sets at a time.")
+@click.option("--parallel", type=int, help="Sweeps: at most this many sets at a time; flows: steps.")
 @click.option("--notify-on", metavar="EVENTS", help="Notify on these events, comma-separated: success, failure, "
               "timeout, stopped [default: failure,timeout].")
 @click.option("--webhook", "webhooks", multiple=True, metavar="NAME",
@@ -145,6 +145,8 @@ def run_recipe(target: str, typed: Sequence[tuple[str, str]] = (), raw: Sequence
                        ("sweep.parallel", parallel), ("notify.when", notify_on),
                        ("notify.webhooks", list(webhooks) or None), ("notify.emails", list(emails) or None)])
     kind = None if is_recipe else "run"
+    if parallel is not None and is_recipe and not sweep_file and _recipe_kind(target) == "flow":
+        flags["flow.parallel"] = flags.pop("sweep.parallel")   # a flow's --parallel: steps at a time
     if sweep_file:
         flags.update(sweep_settings(sweep_file))
         kind = "sweep"
@@ -154,6 +156,18 @@ def run_recipe(target: str, typed: Sequence[tuple[str, str]] = (), raw: Sequence
     if model.kind == "notebook":
         raise UsageError(f"{target} is a notebook-server recipe; start it with `skein-jupyter notebook start {target}`")
     return model
+
+
+def _recipe_kind(path: str) -> str | None:
+    """The ``kind:`` a recipe file says (None if it cannot be read: loading it says why)."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError):
+        return None
+    return data.get("kind") if isinstance(data, dict) else None
 
 
 @click.command("status")
@@ -212,8 +226,9 @@ def logs_command(app_id, log_type, timeout):
 
 @click.command("kill")
 @click.argument("app_id")
-@click.option("--timeout", default=120, show_default=True,
-              help="Seconds to let a run save its output before it is killed outright.")
+@click.option("--timeout", type=float, default=None,
+              help="Seconds to let a run save its output before it is killed outright (default: 120; a flow: "
+                   "its steps' grace of a stop plus 90).")
 @quiet_option
 def kill_command(app_id, timeout, quiet):
     """Stop a run, sweep or server; a run saves its partial output first.

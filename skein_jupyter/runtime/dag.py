@@ -11,7 +11,7 @@ import re
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set
 
 __all__ = ["STEP_NAME", "check_step_name", "find_cycle", "check_graph", "topological_order", "downstream",
-           "ready", "upstream", "DONE", "FAILED_STATES"]
+           "ready", "goes_on", "upstream", "DONE", "FAILED_STATES"]
 
 #: A step name: it names a Skein service, a directory of outputs and a key in the key-value store.
 STEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -129,3 +129,19 @@ def ready(graph: Mapping[str, Sequence[str]], states: Mapping[str, str]) -> List
     """Steps still ``pending`` whose every dependency has succeeded, in the order of ``graph``."""
     return [name for name, deps in graph.items()
             if states.get(name) == "pending" and all(states.get(d) == "succeeded" for d in deps)]
+
+
+def goes_on(graph: Mapping[str, Sequence[str]], states: Mapping[str, str], live: bool, retrying: bool,
+            stopping: bool) -> bool:
+    """Whether a flow is still waiting for something: a live container, a step to retry, or a step ready.
+
+    Pending steps whose upstream did not succeed wait for nothing: the flow ends and they are skipped.
+
+    >>> goes_on({"a": [], "b": ["a"]}, {"a": "failed", "b": "pending"}, False, False, False)
+    False
+    >>> goes_on({"a": [], "b": ["a"]}, {"a": "succeeded", "b": "pending"}, False, False, False)
+    True
+    >>> goes_on({"a": [], "b": ["a"]}, {"a": "succeeded", "b": "pending"}, False, False, True)
+    False
+    """
+    return live or retrying or (not stopping and bool(ready(graph, states)))

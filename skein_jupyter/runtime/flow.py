@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import clusterfs, keys
 from .common import connect, fail, log
-from .dag import DONE, FAILED_STATES, downstream, ready
+from .dag import DONE, FAILED_STATES, downstream, goes_on, ready
 from .job import Job, StepJob, expand_output
 from .outputs import DEFAULT_OUTPUT, RUNS_INDEX
 from .setrun import GRACE_SECONDS
@@ -30,14 +30,45 @@ from .setrun import GRACE_SECONDS
 if TYPE_CHECKING:
     import skein
 
-__all__ = ["Coordinator", "main", "FINAL_STATUS", "SUMMARY_FILE"]
+__all__ = ["Coordinator", "main", "deadline", "ALLOCATION_TIMEOUT", "TIMEOUT_GRACE", "FINAL_STATUS", "SUMMARY_FILE"]
 
 FINAL_STATUS = {"succeeded": "SUCCEEDED", "failed": "FAILED", "stopped": "KILLED"}
 SUMMARY_FILE = "flow.json"
 POLL = 1.0
 #: After a stop, how long running steps have to save their output before their containers are killed.
 STOP_GRACE = GRACE_SECONDS + 60
+#: How long a step's container may wait for YARN to allocate it (a full queue, a node label or GPUs no node
+#: has) before its attempt ends ``failed`` with ``NotAllocated`` (an infrastructure failure; retried if the
+#: step has retries left).
+ALLOCATION_TIMEOUT = 15 * 60
+#: A running step with a ``timeout`` stops itself at its timeout; its container is killed if it still runs
+#: this long after the timeout (a notebook hung while saving, a kernel that ignores the interrupt).
+TIMEOUT_GRACE = STOP_GRACE
 _FINAL_CONTAINER_STATES = ("SUCCEEDED", "FAILED", "KILLED")
+
+
+def deadline(state: str, now: float, requested: float, running_since: float | None, timeout: int | None,
+             stopping: bool) -> str | None:
+    """What to do with a live step container in YARN ``state``, from pure times (monotonic seconds).
+
+    None (leave it), ``"stopped"`` (a stop and it is not running yet: nothing to save), ``"not_allocated"``
+    (waited :data:`ALLOCATION_TIMEOUT` for YARN) or ``"timed_out"`` (running past its ``timeout`` and
+    :data:`TIMEOUT_GRACE`).
+
+    >>> deadline("REQUESTED", now=1000, requested=0, running_since=None, timeout=None, stopping=False)
+    'not_allocated'
+    >>> deadline("RUNNING", now=1000, requested=0, running_since=0, timeout=None, stopping=True) is None
+    True
+    """
+    if state == "RUNNING":
+        if timeout and running_since is not None and now > running_since + timeout + TIMEOUT_GRACE:
+            return "timed_out"
+        return None
+    if stopping:
+        return "stopped"
+    if now > requested + ALLOCATION_TIMEOUT:
+        return "not_allocated"
+    return None
 
 
 class Coordinator:
@@ -55,6 +86,8 @@ class Coordinator:
             for name in self.graph}
         self.values: dict[str, dict] = {}
         self.containers: dict[str, str] = {}     # running step -> its container's id
+        self.requested: dict[str, float] = {}    # running step -> when its container was requested (monotonic)
+        self.running_since: dict[str, float] = {}  # running step -> when its container was seen RUNNING
         self.retry_at: dict[str, float] = {}     # retrying step -> when (monotonic)
         self.stopping: str | None = None         # "killed" or "failed"
         self.stop_deadline: float | None = None
@@ -146,6 +179,8 @@ class Coordinator:
         self.kv[keys.FLOW_ATTEMPT + name] = str(row["attempts"]).encode()
         container = self.app_client.add_container(step.service)
         self.containers[name] = container.id
+        self.requested[name] = time.monotonic()
+        self.running_since.pop(name, None)
         self.retry_at.pop(name, None)
         row.update(status="running", started=row["started"] or time.time(), retry_at=None)
         log(f"step {name}: attempt {row['attempts']} in {container.id}"
@@ -172,16 +207,25 @@ class Coordinator:
     def attempt_ended(self, name: str, result: dict) -> None:
         step, row = self.steps[name], self.rows[name]
         self.containers.pop(name)
+        self.requested.pop(name, None)
+        self.running_since.pop(name, None)
         status = result["status"]
+        if status == "stopped" and not self.stopping:
+            if self.kv.get(keys.RUN_STOP) is not None:  # the step saw the kill before this coordinator did
+                self.stop("killed")
+            else:  # stopped, yet nobody asked: a failure of the attempt (retried, or on_failure applies)
+                status = "failed"
         row.update(finished=time.time(), output=result.get("output"), html=result.get("html"),
                    cell=result.get("cell"), ename=result.get("ename"), evalue=result.get("evalue"))
         row["duration"] = round(row["finished"] - row["started"], 2)
+        # The log says which error and where, never its message (it may hold data); flow.json has it.
+        where = f" in cell {result['cell'] + 1}" if isinstance(result.get("cell"), int) else ""
         log(f"step {name}: attempt {row['attempts']} {status}"
-            + (f" ({result.get('ename')}: {result.get('evalue')})" if status != "succeeded" else ""))
+            + (f" ({result.get('ename')}{where})" if status != "succeeded" else ""))
         if status == "succeeded":
             row["status"] = "succeeded"
             self.values[name] = result.get("values") or {}
-        elif self.stopping or status == "stopped":
+        elif self.stopping:
             row["status"] = "stopped"
         elif row["attempts"] <= step.retries:
             row.update(status="retrying", retry_at=time.time() + step.retry_interval)
@@ -213,9 +257,48 @@ class Coordinator:
         for name, row in self.rows.items():
             if row["status"] == "pending":
                 row.update(status="cancelled", evalue=f"not started: the flow was {why.replace('killed', 'stopped')}")
-            elif row["status"] == "retrying":
-                row["status"] = "stopped" if why == "killed" else "failed"
+            elif row["status"] == "retrying":  # its failed attempt is in the row; no attempt runs
+                row.update(status="cancelled", retry_at=None)
         self.retry_at.clear()
+        self.watch_containers()  # containers not yet running are killed at once: they have nothing to save
+
+    def _kill(self, name: str, container: str) -> None:
+        try:
+            self.app_client.kill_container(container)
+        except Exception as exc:  # it may have ended on its own meanwhile
+            log(f"step {name}: {container} not killed ({type(exc).__name__}); it may have ended")
+
+    def watch_containers(self) -> None:
+        """The deadlines of the steps' containers: allocation, a step's timeout, and a stop."""
+        if not self.containers:
+            return
+        services = sorted({self.steps[name].service for name in self.containers})
+        states = {c.id: str(c.state) for c in self.app_client.get_containers(services=services)}
+        now = time.monotonic()
+        for name, container in list(self.containers.items()):
+            state = states.get(container)
+            if self.containers.get(name) != container or state is None:  # ended: _result_of reads it
+                continue
+            if state == "RUNNING":
+                self.running_since.setdefault(name, now)
+            timeout = self.steps[name].run.timeout
+            verdict = deadline(state, now, self.requested.get(name, now), self.running_since.get(name), timeout,
+                               bool(self.stopping))
+            if verdict == "timed_out":
+                log(f"step {name}: still running {TIMEOUT_GRACE}s after its timeout; killing {container}")
+                self._kill(name, container)
+                self.attempt_ended(name, {"status": "timed_out", "ename": "Timeout", "evalue":
+                                          f"killed {TIMEOUT_GRACE}s after its timeout of {timeout}s"})
+            elif verdict == "stopped":
+                self._kill(name, container)
+                self.attempt_ended(name, {"status": "stopped", "ename": "RunStopped",
+                                          "evalue": "not started: the flow was stopped"})
+            elif verdict == "not_allocated":
+                log(f"step {name}: {container} not allocated within {ALLOCATION_TIMEOUT}s ({state}); killing it")
+                self._kill(name, container)
+                self.attempt_ended(name, {"status": "failed", "ename": "NotAllocated", "evalue":
+                                          f"YARN did not allocate its container within {ALLOCATION_TIMEOUT}s "
+                                          "(a full queue, a node label or resources no node has)"})
 
     # -- the loop
 
@@ -225,25 +308,36 @@ class Coordinator:
             log("stop requested (skein-jupyter kill)")
             self.stop("killed")
         for name in list(self.containers):
+            if name not in self.containers:  # ended meanwhile (killed by a stop another result caused)
+                continue
             result = self._result_of(name)
             if result is not None:
                 self.attempt_ended(name, result)
+        self.watch_containers()
         if self.stopping and self.containers and time.monotonic() > (self.stop_deadline or 0):
             for name, container in list(self.containers.items()):
+                if self.containers.get(name) != container:
+                    continue
                 log(f"step {name}: did not stop within {STOP_GRACE}s; killing {container}")
-                self.app_client.kill_container(container)
+                self._kill(name, container)
                 self.attempt_ended(name, {"status": "stopped", "ename": "RunStopped",
                                           "evalue": "killed after a stop: its last checkpoint is kept"})
         if not self.stopping:
             states = {name: row["status"] for name, row in self.rows.items()}
             due = [name for name, at in self.retry_at.items() if at <= time.monotonic()]
             for name in due + ready(self.graph, states):
-                if len(self.containers) >= self.flow.parallel:
-                    break
+                if self.stopping or len(self.containers) >= self.flow.parallel:
+                    break   # a step that failed to start may have stopped the flow
+                if self.rows[name]["status"] not in ("pending", "retrying") or name in self.containers:
+                    continue
                 self.start_step(name)
         self.publish()
-        waiting = any(row["status"] in ("pending", "retrying") for row in self.rows.values())
-        return bool(self.containers) or (waiting and not self.stopping)
+        return self.waiting()
+
+    def waiting(self) -> bool:
+        """Whether the flow goes on: a live container, a step waiting to retry, or a step ready to start."""
+        states = {name: row["status"] for name, row in self.rows.items()}
+        return goes_on(self.graph, states, bool(self.containers), bool(self.retry_at), bool(self.stopping))
 
     def main(self) -> int:
         self.prepare()
@@ -254,6 +348,7 @@ class Coordinator:
         for name, row in self.rows.items():  # pending steps that can never start: upstream did not succeed
             if row["status"] not in DONE:
                 row.update(status="skipped", evalue="a step it depends on did not succeed")
+        self.publish()
         self.end()
         return 0
 
@@ -278,6 +373,20 @@ def main(job: Job) -> int:
             return StepWorker(job, app_client, step).main()
         return Coordinator(job, app_client).main()
     except Exception as exc:
-        what = f"step {step.name}" if step is not None else "the flow's coordinator"
-        fail(app_client, f"{what} failed: {type(exc).__name__}: {exc}")
+        if step is None:
+            fail(app_client, f"the flow's coordinator failed: {type(exc).__name__}: {exc}")
+        else:  # the step's failure is its attempt's result, for the coordinator: not the application's error
+            log(f"step {step.name} failed: {type(exc).__name__}")
+            _report_step_failure(app_client, step, exc)
         raise
+
+
+def _report_step_failure(app_client: skein.ApplicationClient, step: StepJob, exc: Exception) -> None:
+    try:
+        attempt = int(app_client.kv.get(keys.FLOW_ATTEMPT + step.name, b"0"))
+        app_client.kv[keys.FLOW_RESULT + step.name] = json.dumps(
+            {"status": "failed", "ename": type(exc).__name__, "evalue": f"the step's container failed: {exc}",
+             "attempt": attempt, "cell": None, "output": None, "html": None, "step": step.name,
+             "values": {}}).encode()
+    except Exception:  # the store is best effort here; the coordinator sees the container lost
+        pass

@@ -192,11 +192,20 @@ def _check_flow(flow: FlowJob) -> None:
             raise JobError(f"{prefix}.on_failure: {step.on_failure!r} is not one of {', '.join(ON_FAILURE)}")
         if step.retries < 0 or step.retry_interval < 0:
             raise JobError(f"{prefix}: retries and retry_interval may not be negative")
+        if step.service != f"step-{step.name}":
+            raise JobError(f"{prefix}.service: {step.service!r} is not 'step-{step.name}'")
+        if len(step.run.sets) != 1:
+            raise JobError(f"{prefix}.run.sets: a step runs one parameter set, not {len(step.run.sets)}")
+        both = set(step.inputs) & {name for values in (step.run.parameters, *step.run.sets) for name in values}
+        if both:
+            raise JobError(f"{prefix}: {', '.join(sorted(both))} in both parameters and inputs")
         for parameter, source in step.inputs.items():
             try:
                 check_parameter_name(parameter)
             except ValueError as exc:
                 raise JobError(f"{prefix}.inputs: {exc}") from None
+            if not isinstance(source, str) or "." not in source:
+                raise JobError(f"{prefix}.inputs.{parameter}: {source!r} is not 'step.value'")
             if source.partition(".")[0] not in upstream(flow.graph(), step.name):
                 raise JobError(f"{prefix}.inputs.{parameter}: {source!r} is not a value of an upstream step")
 

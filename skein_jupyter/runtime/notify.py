@@ -342,15 +342,22 @@ def _html_files(worker, rows):
     found, missing = [], []
     for row in ordered[:MAX_ATTACHMENTS]:
         local = Path(worker.workdir) / os.path.basename(row["html"])
-        (found if local.is_file() else missing).append((local, row["html"]))
-    if missing:  # another worker of a sweep made them: from the output directory
+        # A flow's steps may share a notebook's name: each step's file is fetched into its own directory.
+        if local.is_file():
+            found.append((local, row["html"]))
+        else:
+            missing.append((local, row["html"], row.get("step") or ""))
+    if missing:  # another worker of a sweep (a flow's steps) made them: from the output directory
         from . import clusterfs
 
         fetched = Path(worker.workdir) / "notify-attachments"
-        fetched.mkdir(exist_ok=True)
-        try:
-            clusterfs.ClusterFS(timeout=30).get([remote for _, remote in missing], fetched)
-            found += [(fetched / local.name, remote) for local, remote in missing]
-        except Exception as exc:
-            log(f"notification: HTML of other workers not attached: {type(exc).__name__}")
+        for sub in sorted({sub for _, _, sub in missing}):
+            target = fetched / sub
+            target.mkdir(parents=True, exist_ok=True)
+            these = [(local, remote) for local, remote, s in missing if s == sub]
+            try:
+                clusterfs.ClusterFS(timeout=30).get([remote for _, remote in these], target)
+                found += [(target / local.name, remote) for local, remote in these]
+            except Exception as exc:
+                log(f"notification: HTML of other workers not attached: {type(exc).__name__}")
     return [local for local, _ in found if local.is_file()]

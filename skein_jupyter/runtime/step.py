@@ -22,6 +22,7 @@ import dataclasses
 import json
 import os
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from . import clusterfs, keys
@@ -33,7 +34,8 @@ from .setrun import SetRun
 if TYPE_CHECKING:
     import skein
 
-__all__ = ["StepWorker", "RECORD_ENV", "ATTEMPT_ENV", "MAX_RECORD_BYTES", "read_record"]
+__all__ = ["StepWorker", "RECORD_ENV", "ATTEMPT_ENV", "MAX_RECORD_BYTES", "read_record", "check_inputs",
+           "KEY_TIMEOUT"]
 
 #: The variable naming the file a step's notebook writes its recorded values to.
 RECORD_ENV = "SKEIN_JUPYTER_RECORD"
@@ -41,6 +43,9 @@ RECORD_ENV = "SKEIN_JUPYTER_RECORD"
 ATTEMPT_ENV = "SKEIN_JUPYTER_ATTEMPT"
 #: Recorded values travel through the key-value store: keep them small.
 MAX_RECORD_BYTES = 64 * 1024
+#: The coordinator writes an attempt's number and inputs before it requests the container: they are there
+#: at once; this is only a bound on a store that does not answer.
+KEY_TIMEOUT = 120.0
 
 
 def read_record(path: str) -> dict:
@@ -59,6 +64,9 @@ def read_record(path: str) -> dict:
         text = f.read()
     try:
         values = json.loads(text)
+    except RecursionError:
+        raise ValueError("the recorded values are nested too deeply; record a flat mapping of names to values"
+                         ) from None
     except ValueError as exc:
         raise ValueError(f"the recorded values are not JSON ({exc}); write them with json.dump") from None
     if not isinstance(values, dict):
@@ -67,21 +75,67 @@ def read_record(path: str) -> dict:
     return values
 
 
+def check_inputs(raw: bytes | None, expected: list[str]) -> dict:
+    """The step's inputs from the key-value store's ``raw`` value; ValueError unless one value per input.
+
+    >>> check_inputs(b'{"n": 3}', ["n"])
+    {'n': 3}
+    >>> check_inputs(b'[]', ["n"])
+    Traceback (most recent call last):
+    ...
+    ValueError: the step's inputs are not a JSON object
+    """
+    if raw is None:
+        raise ValueError(f"the step's inputs were not written within {KEY_TIMEOUT:.0f}s")
+    try:
+        inputs = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ValueError("the step's inputs are not JSON") from None
+    if not isinstance(inputs, dict):
+        raise ValueError("the step's inputs are not a JSON object")
+    if sorted(inputs) != sorted(expected):
+        raise ValueError(f"the step's inputs are {', '.join(sorted(inputs)) or 'none'}, not "
+                         f"{', '.join(sorted(expected)) or 'none'}")
+    return inputs
+
+
+def _get(kv, key: str, timeout: float = KEY_TIMEOUT) -> bytes | None:
+    """The value of ``key``, waiting at most ``timeout`` seconds for it; None if it never came."""
+    end = time.monotonic() + timeout
+    while True:
+        value = kv.get(key)
+        if value is not None or time.monotonic() > end:
+            return value
+        time.sleep(0.5)
+
+
 class StepWorker(Worker):
     """The container of one attempt at ``step``."""
 
     def __init__(self, job: Job, app_client: skein.ApplicationClient, step: StepJob) -> None:
         self.step = step
         kv = app_client.kv
-        self.attempt = int(kv.wait(keys.FLOW_ATTEMPT + step.name))
-        inputs = json.loads(kv.get(keys.FLOW_INPUTS + step.name, b"{}"))
+        attempt = _get(kv, keys.FLOW_ATTEMPT + step.name)
+        if attempt is None:
+            raise RuntimeError(f"no attempt number for step {step.name} within {KEY_TIMEOUT:.0f}s")
+        self.attempt = int(attempt)
+        #: Why the attempt cannot run (bad inputs), reported as its result by main(); None if it can.
+        self.refused: str | None = None
+        try:
+            inputs = check_inputs(_get(kv, keys.FLOW_INPUTS + step.name) if step.inputs else
+                                  kv.get(keys.FLOW_INPUTS + step.name, b"{}"), list(step.inputs))
+        except ValueError as exc:
+            self.refused, inputs = str(exc), {}
         run = dataclasses.replace(step.run, parameters={**step.run.parameters, **inputs})
         super().__init__(dataclasses.replace(job, run=run), app_client)
 
     def _output_dir(self):
         """The step's directory under the flow's output directory (the coordinator made it)."""
         self.creates_output = False
-        return clusterfs.join(self.kv.wait(keys.RUN_OUTPUT).decode(), self.step.name)
+        output = _get(self.kv, keys.RUN_OUTPUT)
+        if output is None:
+            raise RuntimeError(f"the flow's output directory was not published within {KEY_TIMEOUT:.0f}s")
+        return clusterfs.join(output.decode(), self.step.name)
 
     def progress_key(self, index: int) -> str:
         return keys.FLOW_PROGRESS + self.step.name
@@ -97,8 +151,17 @@ class StepWorker(Worker):
         threading.Thread(target=watch, args=(keys.FLOW_STOP + self.step.name,), daemon=True).start()
         watch(keys.RUN_STOP)
 
+    def publish_result(self, result: dict) -> None:
+        self.kv[keys.FLOW_RESULT + self.step.name] = json.dumps(result).encode()
+
     def main(self) -> int:
         name = self.step.name
+        if self.refused:
+            log(f"step {name} (attempt {self.attempt}): refused: {self.refused}")
+            self.publish_result({"status": "failed", "ename": "InputsError", "evalue": self.refused,
+                                 "attempt": self.attempt, "cell": None, "output": None, "html": None,
+                                 "step": name, "values": {}})
+            return 0
         threading.Thread(target=self._prepare_output, name="prepare-output", daemon=True).start()
         threading.Thread(target=self._watch_stop, name="stop-watch", daemon=True).start()
         if self.kv.get(keys.RUN_STOP) is not None or self.kv.get(keys.FLOW_STOP + name) is not None:
@@ -116,8 +179,10 @@ class StepWorker(Worker):
                 values = read_record(str(record))
             except ValueError as exc:
                 result.update(status="failed", ename="RecordedValuesError", evalue=str(exc))
+        # Which error and where, never its message (it may hold data): the message is in flow.json.
+        where = f" in cell {result['cell'] + 1}" if isinstance(result.get("cell"), int) else ""
         log(f"step {name}: {result['status']} in {result['duration']}s"
-            + (f" ({result['ename']}: {result['evalue']})" if result["status"] != "succeeded" else "")
+            + (f" ({result['ename']}{where})" if result["status"] != "succeeded" else "")
             + (f"; recorded {', '.join(sorted(values))}" if values else ""))
         files = set_run.save(result)
         try:
@@ -126,5 +191,5 @@ class StepWorker(Worker):
             result["upload_error"] = str(exc)
             log(f"step {name}: outputs not saved to the cluster: {exc}")
         result.update(step=name, values=values)
-        self.kv[keys.FLOW_RESULT + name] = json.dumps(result).encode()
+        self.publish_result(result)
         return 0
