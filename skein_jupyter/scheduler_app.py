@@ -98,6 +98,10 @@ def start(client: skein.Client, environment: str | None = None, queue: str | Non
         raise UsageError("--keytab and --principal go together (a Kerberized cluster needs both)")
     flags = {key: value for key, value in (("environment", environment), ("queue", queue)) if value}
     recipe, _ = load_recipe(None, kind="notebook", flags=flags)  # the config layers: environment, queue
+    if recipe.environment is None:
+        raise UsageError("the scheduler needs a packed environment with skein: give it with `skein-jupyter "
+                         "scheduler start --env ENV` (an archive, an hdfs:// URL or a name from `env list`), or "
+                         "set environment: in your config file")
     require_environment(recipe)
     progress = progress or Progress.quiet()
     existing = find_scheduler(client)
@@ -178,13 +182,16 @@ def status(client: skein.Client, fs: Any = None) -> SchedulerStatus:
                            schedules_dir(), rows, last_pass)
 
 
-def stop(client: skein.Client) -> str:
-    """Stop your scheduler (schedules stay; nothing fires until it starts again). Returns its id."""
+def stop(client: skein.Client) -> str | None:
+    """Stop your scheduler (schedules stay; nothing fires until it starts again).
+
+    Returns its id, or None when it was not running (a stop is idempotent, as ``sandbox down`` is).
+    """
     from .applications import wait_for_final_state
 
     report = find_scheduler(client)
     if report is None:
-        raise UsageError("your scheduler is not running; nothing to stop")
+        return None
     client.kill_application(report.id)
     wait_for_final_state(client, str(report.id), 60)
     return str(report.id)

@@ -223,11 +223,16 @@ def next_fires(definition: cron.Definition, count: int = 1, now: datetime | None
 
 
 def set_paused(name: str, paused: bool, fs: HadoopFS | None = None, now: datetime | None = None) -> cron.Definition:
-    """Pause (no fire until resumed) or resume (from now: what was missed while paused never fires)."""
+    """Pause (no fire until resumed) or resume (from now: what was missed while paused never fires).
+
+    A schedule already in that state is left as it is (and returned as it is).
+    """
     import dataclasses
 
     fs = _fs(fs)
     definition = load(name, fs)
+    if definition.paused == paused:
+        return definition
     changes: dict[str, Any] = {"paused": paused}
     if not paused and definition.paused:
         changes["not_before"] = cron.stamp(now or datetime.now(UTC))

@@ -143,8 +143,11 @@ def pause_command(name):
     Example:
       skein-jupyter schedule pause nightly
     """
-    from ..schedules import set_paused
+    from ..schedules import load, set_paused
 
+    if load(name).paused:
+        click.echo(f"{name} was already paused")
+        return
     set_paused(name, True)
     click.echo(f"Paused {name}")
 
@@ -277,7 +280,7 @@ def status_command(as_json):
         echo_json(result.to_dict())
         return
     click.echo(f"Scheduler: {result.app_id} ({result.state})" if result.app_id else
-               "Scheduler: not running (start it with `skein-jupyter scheduler start`)")
+               "Scheduler: not running (start it with `skein-jupyter scheduler start --env ENV`)")
     if result.last_pass:
         click.echo(f"Last pass: {result.last_pass}")
     for row in result.schedules:
@@ -297,4 +300,4 @@ def stop_command():
 
     with skein_client() as client:
         app_id = stop(client)
-    click.echo(f"Stopped {app_id}")
+    click.echo(f"Stopped {app_id}" if app_id else "Your scheduler was not running; nothing to stop")
