@@ -86,3 +86,16 @@ def test_the_tables_of_kinds_and_frontends_are_the_ones_everything_uses():
     assert kind_of_tags(["other"]) is None
     options = {opt for param in cli.commands["notebook"].commands["start"].params for opt in param.opts}
     assert {f.flag for f in FRONTENDS.values()} <= options
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--bogus"], "Error: No such option '--bogus'"),
+    (["schedule", "create", "x", "--cron", "* * * * *", "--misfire", "never", "a.ipynb"],
+     "Error: Invalid value for '--misfire': 'never' is not one of 'run-once', 'skip'; "
+     "see `skein-jupyter schedule create --help`"),
+    (["nope"], "Error: No such command 'nope'; see `skein-jupyter --help`"),
+])
+def test_click_usage_mistakes_are_one_error_line_and_exit_2(args, message):
+    result = CliRunner().invoke(cli, args, prog_name="skein-jupyter")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [result.output.strip()] and result.output.startswith(message)

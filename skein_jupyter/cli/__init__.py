@@ -9,6 +9,7 @@ into a single ``Error: …`` line and an exit code from
 """
 import os
 import subprocess
+import sys
 
 import click
 
@@ -59,6 +60,24 @@ class _ReportedError(click.ClickException):
 
 
 class _Group(click.Group):
+    def main(self, *args, **kwargs):
+        """Click's own mistakes (an unknown option, a bad value) as one ``Error:`` line too, exit 2."""
+        if not kwargs.pop("standalone_mode", True):
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "skein-jupyter"
+            click.echo(f"Error: {exc.format_message().rstrip('.')}; see `{where} --help`", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
