@@ -104,8 +104,10 @@ def list_command(as_json):
         return
     if not rows:
         click.echo("No schedules; create one with `skein-jupyter schedule create`")
+        return
+    click.echo(f"{'NAME':<24} {'CRON':<16} {'TIME ZONE':<16} {'NEXT FIRE':<30} TARGET")
     for row in rows:
-        state = "paused" if row["paused"] else f"next {row['next']}"
+        state = "paused" if row["paused"] else str(row["next"])
         click.echo(f"{row['name']:<24} {row['cron']:<16} {row['timezone']:<16} {state:<30} {row['target']['target']}")
 
 
@@ -127,11 +129,16 @@ def show_command(name, as_json):
     if as_json:
         echo_json(row)
         return
+    from ..runtime.cron import parse_stamp
+
+    shown = dict(row, paused="yes" if row["paused"] else "no",
+                 created=parse_stamp(row["created"]).strftime("%Y-%m-%dT%H:%M:%SZ") if row["created"] else "-")
     for key in ("name", "cron", "timezone", "misfire", "overlap", "paused", "created", "next_fires"):
-        value = ", ".join(row[key]) if isinstance(row[key], list) else row[key]
+        value = ", ".join(shown[key]) if isinstance(shown[key], list) else shown[key]
         click.echo(f"{key + ':':<12} {value}")
     for key, value in row["target"].items():
-        click.echo(f"{'target.' + key + ':':<12} {value}")
+        if value is not None:
+            click.echo(f"{'target.' + key + ':':<12} {value}")
 
 
 @schedule.command("pause")
@@ -221,10 +228,14 @@ def history_command(name, as_json):
     if as_json:
         echo_json(records)
         return
+    if not records:
+        click.echo(f"{name} has not fired yet")
+        return
+    click.echo(f"{'SCHEDULED':<21} {'FIRED':<21} {'HOW':<8} {'APPLICATION':<32} STATUS")
     for r in records:
-        click.echo(f"{r.get('scheduled')}  {r.get('how'):<8} {r.get('app_id') or '-':<32} "
-                   f"{r.get('final_status') or r.get('state')}"
-                   + (f"  ({r['reason']})" if r.get("reason") else ""))
+        click.echo(f"{r.get('scheduled') or '-':<21} {r.get('fired') or '-':<21} {r.get('how') or '-':<8} "
+                   f"{r.get('app_id') or '-':<32} {r.get('final_status') or r.get('state')}"
+                   + (f": {r['reason']}" if r.get("reason") else ""))
 
 
 @click.group()
