@@ -33,7 +33,7 @@ from .runtime.scheduler import CONFIG, HEARTBEAT
 if TYPE_CHECKING:
     import skein
 
-__all__ = ["SchedulerStatus", "find_scheduler", "start", "status", "stop", "directory_tag", "build_spec"]
+__all__ = ["SchedulerStatus", "find_scheduler", "start", "status", "stop", "build_spec"]
 
 NAME = "skein-jupyter-scheduler"
 SERVICE = "scheduler"
@@ -41,15 +41,13 @@ MEMORY = "768 MiB"
 ACTIVE = ["NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING"]
 
 
-directory_tag = cron.directory_tag
-
 
 def find_scheduler(client: skein.Client) -> Any:
     """The report of your live scheduler for the schedules directory in use, or None."""
     from .identity import hadoop_user
     from .schedules import schedules_dir
 
-    tag = directory_tag(schedules_dir())
+    tag = cron.directory_tag(schedules_dir())
     user = hadoop_user()
     for report in client.get_applications(states=ACTIVE, name=NAME):
         if tag in set(report.tags) and report.user == user:
@@ -87,7 +85,6 @@ def start(client: skein.Client, environment: str | None = None, queue: str | Non
     from .config import load_recipe
     from .envstore import prepare
     from .identity import hadoop_user
-    from .launch import require_environment
     from .runtime_zip import deps_zip, runtime_zip
     from .schedules import schedules_dir
     from .workspaces import namenode_urls
@@ -102,7 +99,6 @@ def start(client: skein.Client, environment: str | None = None, queue: str | Non
         raise UsageError("the scheduler needs a packed environment with skein: give it with `skein-jupyter "
                          "scheduler start --env ENV` (an archive, an hdfs:// URL or a name from `env list`), or "
                          "set environment: in your config file")
-    require_environment(recipe)
     progress = progress or Progress.quiet()
     existing = find_scheduler(client)
     if existing is not None:
@@ -122,7 +118,7 @@ def start(client: skein.Client, environment: str | None = None, queue: str | Non
         with os.fdopen(fd, "w") as f:
             json.dump(config, f)
         spec = build_spec(prepared.url, prepared.public, path, str(runtime_zip()), str(deps_zip()),
-                          recipe.queue, {APP_TAG, cron.SCHEDULER_TAG, directory_tag(directory)}, keytab)
+                          recipe.queue, {APP_TAG, cron.SCHEDULER_TAG, cron.directory_tag(directory)}, keytab)
         progress.step("submitting the scheduler to YARN")
         app_id = client.submit(spec)  # Skein copies the config into the application's private staging dir
     finally:
