@@ -41,7 +41,6 @@ MEMORY = "768 MiB"
 ACTIVE = ["NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING"]
 
 
-
 def find_scheduler(client: skein.Client) -> Any:
     """The report of your live scheduler for the schedules directory in use, or None."""
     from .identity import hadoop_user
