@@ -13,7 +13,7 @@ Needs ``pip install skein-jupyter[scheduler]`` and, for job definitions, your sc
 - A **Job Definition** is a schedule named ``js-<8 hex digits>`` (its id), fired by your scheduler.
 - What the panel shows is read from YARN (applications tagged :data:`JOB_TAG`) and HDFS (a record per
   job under ``/user/<you>/skein-jupyter/jupyter-scheduler/``, the schedules): no local database.
-"""
+"""  # noqa: E501 (the one line above is one line on purpose)
 from __future__ import annotations
 
 from typing import Any

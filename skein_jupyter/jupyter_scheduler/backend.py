@@ -114,7 +114,7 @@ class YarnScheduler(BaseScheduler):
 
     # ----------------------------------------------------------------- jobs
 
-    async def create_job(self, model: CreateJob) -> str:  # type: ignore[override]
+    async def create_job(self, model: CreateJob) -> str:
         if model.job_definition_id:
             return await self.create_job_from_definition(model.job_definition_id, CreateJobFromDefinition(
                 parameters=model.parameters))
@@ -197,13 +197,13 @@ class YarnScheduler(BaseScheduler):
             raise SchedulerError(f"no job {job_id}")
         return job
 
-    async def get_job(self, job_id: str, job_files: bool | None = True) -> DescribeJob:  # type: ignore[override]
+    async def get_job(self, job_id: str, job_files: bool | None = True) -> DescribeJob:
         job = await self._call(self._job, job_id)
         if job_files:
             self.add_job_files(job)
         return job
 
-    async def list_jobs(self, query: ListJobsQuery) -> ListJobsResponse:  # type: ignore[override]
+    async def list_jobs(self, query: ListJobsQuery) -> ListJobsResponse:
         jobs = await self._call(self._jobs)
         if query.job_definition_id:
             jobs = [j for j in jobs if j.job_definition_id == query.job_definition_id]
@@ -222,7 +222,7 @@ class YarnScheduler(BaseScheduler):
             self.add_job_files(job)
         return ListJobsResponse(jobs=jobs, total_count=len(jobs))
 
-    async def count_jobs(self, query: CountJobsQuery) -> int:  # type: ignore[override]
+    async def count_jobs(self, query: CountJobsQuery) -> int:
         return sum(1 for job in await self._call(self._jobs) if job.status == query.status)
 
     def _update_record(self, job_id: str, **changes: Any) -> None:
@@ -233,7 +233,7 @@ class YarnScheduler(BaseScheduler):
         record.update(app_id=app_id, **changes)
         self.store.put_job(record)
 
-    async def update_job(self, job_id: str, model: UpdateJob) -> None:  # type: ignore[override]
+    async def update_job(self, job_id: str, model: UpdateJob) -> None:
         if model.status == Status.STOPPED:
             await self.stop_job(job_id)
         if model.name:
@@ -254,10 +254,10 @@ class YarnScheduler(BaseScheduler):
 
         threading.Thread(target=stop, name=f"stop-{app_id}", daemon=True).start()
 
-    async def stop_job(self, job_id: str) -> None:  # type: ignore[override]
+    async def stop_job(self, job_id: str) -> None:
         await self._call(self._stop, job_id)
 
-    async def delete_job(self, job_id: str) -> None:  # type: ignore[override]
+    async def delete_job(self, job_id: str) -> None:
         """Stop it if it runs and hide it; its outputs stay on HDFS."""
         await self.stop_job(job_id)
         await self._call(lambda: self._update_record(job_id, deleted=True))
@@ -320,7 +320,7 @@ class YarnScheduler(BaseScheduler):
             raise
         return name
 
-    async def create_job_definition(self, model: CreateJobDefinition) -> str:  # type: ignore[override]
+    async def create_job_definition(self, model: CreateJobDefinition) -> str:
         return await self._call(self._create_definition, model)
 
     def _definition(self, job_definition_id: str, fresh: bool = False) -> dict:
@@ -331,10 +331,10 @@ class YarnScheduler(BaseScheduler):
             raise SchedulerError(f"no job definition {job_definition_id}")
         return record
 
-    async def get_job_definition(self, job_definition_id: str) -> DescribeJobDefinition:  # type: ignore[override]
+    async def get_job_definition(self, job_definition_id: str) -> DescribeJobDefinition:
         return DescribeJobDefinition(**await self._call(self._definition, job_definition_id))
 
-    async def list_job_definitions(self, query: ListJobDefinitionsQuery  # type: ignore[override]
+    async def list_job_definitions(self, query: ListJobDefinitionsQuery
                                    ) -> ListJobDefinitionsResponse:
         records = await self._call(lambda: list(self.store.definitions(True).values()))
         found = [DescribeJobDefinition(**r) for r in records if not query.name or r["name"].startswith(query.name)]
@@ -371,11 +371,11 @@ class YarnScheduler(BaseScheduler):
                 self.store.put_definition({**record, "name": changes["name"], "update_time": _now_ms()})
         self.store.forget_definitions()
 
-    async def update_job_definition(self, job_definition_id: str,  # type: ignore[override]
+    async def update_job_definition(self, job_definition_id: str,
                                     model: UpdateJobDefinition) -> None:
         await self._call(self._update_definition, job_definition_id, model)
 
-    async def delete_job_definition(self, job_definition_id: str) -> None:  # type: ignore[override]
+    async def delete_job_definition(self, job_definition_id: str) -> None:
         """Delete the schedule; the runs it fired stay (as jobs, outputs on HDFS)."""
         from .. import schedules
 
@@ -385,7 +385,7 @@ class YarnScheduler(BaseScheduler):
             self.store.forget_definitions()
         await self._call(delete)
 
-    async def create_job_from_definition(self, job_definition_id: str,  # type: ignore[override]
+    async def create_job_from_definition(self, job_definition_id: str,
                                          model: CreateJobFromDefinition) -> str:
         """Fire the definition's schedule now, through your scheduler (its stored parameters)."""
         from .. import schedules

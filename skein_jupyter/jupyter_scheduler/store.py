@@ -12,7 +12,6 @@ import json
 import os
 import tempfile
 import time
-from typing import Any
 
 from ..hdfs import HadoopFS
 
