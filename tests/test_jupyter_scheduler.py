@@ -118,6 +118,7 @@ def _downloaded(server, job_id):
     return {f["file_format"]: server.root / f["file_path"] for f in job["job_files"] if f["file_path"]}
 
 
+@pytest.mark.timeout(1800)  # three submissions through the server, one after another; minutes on a loaded machine
 def test_jobs_run_on_yarn_fail_stop_download_and_show_on_a_second_server(workspace, skein_client, tmp_path):
     from skein_jupyter.jupyter_scheduler import JOB_TAG
     from skein_jupyter.runtime import keys
@@ -193,6 +194,7 @@ def scheduler(workspace, uploaded_venv, skein_client):
         scheduler_app.stop(skein_client)
 
 
+@pytest.mark.timeout(1800)  # create, edit (made again), a cron fire, the fired run to its end
 def test_definition_is_a_schedule_that_fires_with_the_server_stopped(workspace, scheduler, skein_client):
     from skein_jupyter import schedules
     from skein_jupyter.exceptions import UsageError
