@@ -376,7 +376,9 @@ def processes_under(path):
 # ----- packed environments, made once per session
 
 #: What a test environment holds: the packages notebook servers and runs need.
-TEST_ENV_PACKAGES = ("skein", "ipykernel", "jupyter_server", "papermill", "jupyterlab", "notebook")
+#: (jupyter-scheduler: for `notebook start --scheduler`, tests/test_jupyter_scheduler_ui.py.)
+TEST_ENV_PACKAGES = ("skein", "ipykernel", "jupyter_server", "papermill", "jupyterlab", "notebook",
+                     "jupyter-scheduler>=2.12,<3")
 
 
 def make_venv(path, packages=TEST_ENV_PACKAGES):
