@@ -1,0 +1,124 @@
+"""What the JupyterLab panel shows, kept on the cluster: job records and definition records on HDFS.
+
+A Job's record is ``<base>/jobs/<application id>.json`` beside a copy of its
+input notebook (``<application id>.ipynb``); a Job Definition's record is
+``jupyter-scheduler.json`` in its schedule's directory, beside
+``jupyter-scheduler.ipynb``. ``<base>`` is ``/user/<you>/skein-jupyter/jupyter-scheduler``.
+Records are private (600) like the rest of your skein-jupyter files.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from typing import Any
+
+from ..hdfs import HadoopFS
+
+__all__ = ["base_dir", "Store", "DEFINITION_RECORD", "DEFINITION_INPUT"]
+
+DEFINITION_RECORD = "jupyter-scheduler.json"
+DEFINITION_INPUT = "jupyter-scheduler.ipynb"
+_DEFINITIONS_TTL = 15.0
+
+
+def base_dir(user: str | None = None) -> str:
+    from ..identity import hadoop_user
+
+    return f"/user/{user or hadoop_user()}/skein-jupyter/jupyter-scheduler"
+
+
+def _objects(text: str) -> list[dict]:
+    from ..schedules import _parse_many
+
+    try:
+        return [o for o in _parse_many(text) if isinstance(o, dict)]
+    except ValueError:  # one being written right now: the next read has it
+        return []
+
+
+class Store:
+    """The records, with an in-memory cache (job records never change but for their name or deletion)."""
+
+    def __init__(self, fs: HadoopFS | None = None) -> None:
+        self.fs = fs or HadoopFS()
+        self.jobs: dict[str, dict] = {}
+        self._jobs_read = False
+        self._definitions: tuple[float, dict[str, dict]] | None = None
+
+    # -- jobs
+
+    def job_records(self, app_ids: set[str] | None = None) -> dict[str, dict]:
+        """Every job record by application id; read again when an id in ``app_ids`` is not known yet."""
+        if not self._jobs_read or (app_ids and not app_ids <= set(self.jobs)):
+            for record in _objects(self.fs.cat(f"{base_dir()}/jobs/*.json")):
+                if record.get("app_id"):
+                    self.jobs[record["app_id"]] = record
+            self._jobs_read = True
+        return self.jobs
+
+    def put_job(self, record: dict, input_path: str | None = None) -> None:
+        """Write (or replace) a job's record, and its input notebook's copy if given."""
+        directory = f"{base_dir()}/jobs"
+        with tempfile.TemporaryDirectory(prefix="skein-jupyter-job-") as stage:
+            sources = [_write(os.path.join(stage, f"{record['app_id']}.json"), json.dumps(record) + "\n")]
+            if input_path:
+                with open(input_path, "rb") as f:
+                    sources.append(_write(os.path.join(stage, f"{record['app_id']}.ipynb"), f.read()))
+            if not self._jobs_read and not self.fs.exists(directory):
+                self.fs.mkdir(directory)
+            self.fs.put(sources, directory + "/")
+        self.jobs[record["app_id"]] = record
+
+    def job_input(self, app_id: str) -> str:
+        return f"{base_dir()}/jobs/{app_id}.ipynb"
+
+    # -- definitions
+
+    def definitions(self, fresh: bool = False) -> dict[str, dict]:
+        """Definition records by schedule name, each with ``paused`` from its schedule."""
+        if self._definitions and not fresh and time.monotonic() - self._definitions[0] < _DEFINITIONS_TTL:
+            return self._definitions[1]
+        from ..schedules import schedules_dir
+
+        root = schedules_dir()
+        found: dict[str, dict] = {}
+        schedules: dict[str, dict] = {}
+        for record in _objects(self.fs.cat(f"{root}/js-*/{DEFINITION_RECORD}", f"{root}/js-*/schedule.json")):
+            if "job_definition_id" in record:
+                found[record["job_definition_id"]] = record
+            elif "cron" in record:
+                schedules[record.get("name", "")] = record
+        for name, record in found.items():
+            record["active"] = not schedules.get(name, {}).get("paused", False)
+        self._definitions = (time.monotonic(), {name: r for name, r in found.items() if name in schedules})
+        return self._definitions[1]
+
+    def put_definition(self, record: dict, input_path: str | None = None) -> None:
+        from ..schedules import schedules_dir
+
+        directory = f"{schedules_dir()}/{record['job_definition_id']}"
+        with tempfile.TemporaryDirectory(prefix="skein-jupyter-definition-") as stage:
+            sources = [_write(os.path.join(stage, DEFINITION_RECORD), json.dumps(record) + "\n")]
+            if input_path:
+                with open(input_path, "rb") as f:
+                    sources.append(_write(os.path.join(stage, DEFINITION_INPUT), f.read()))
+            self.fs.put(sources, directory + "/")
+        self._definitions = None
+
+    def definition_input(self, name: str) -> str:
+        from ..schedules import schedules_dir
+
+        return f"{schedules_dir()}/{name}/{DEFINITION_INPUT}"
+
+    def forget_definitions(self) -> None:
+        self._definitions = None
+
+
+def _write(path: str, content: str | bytes) -> str:
+    data = content.encode() if isinstance(content, str) else content
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return path
