@@ -27,11 +27,8 @@ from pathlib import Path
 
 from .common import log
 
-__all__ = ["SCHEDULER_CONFIG", "prepare", "configure", "start_driver", "stop_driver"]
+__all__ = ["prepare", "configure", "start_driver", "stop_driver"]
 
-#: The one traitlets setting that puts skein-jupyter's YARN backend into jupyter-scheduler
-#: (``skein_jupyter.jupyter_scheduler``'s documented line): ``{section: {name: value}}``.
-SCHEDULER_CONFIG = {"SchedulerApp": {"scheduler_class": "skein_jupyter.jupyter_scheduler.YarnScheduler"}}
 #: Under the container's working directory: Skein's config (driver address), caches, the job database.
 SKEIN_DIR, CACHE_DIR, DB_DIR = ".skein", ".skein-jupyter-cache", ".jupyter-scheduler"
 
@@ -64,10 +61,19 @@ def prepare(scheduler, user: str, home: Path) -> str | None:
 
 
 def configure(config, home: Path) -> None:
-    """Put the backend and the container's database into the server's traitlets ``config``."""
-    for section, values in SCHEDULER_CONFIG.items():
-        for name, value in values.items():
-            config[section][name] = value
+    """Put the backend and the container's database into the server's traitlets ``config``.
+
+    The backend's options are the shipped package's own (``SERVER_OPTIONS``,
+    ``--Section.name=value``), read from it once :func:`prepare` put it on the path:
+    the one place that names its classes.
+    """
+    import importlib
+
+    options = importlib.import_module("skein_jupyter.jupyter_scheduler").SERVER_OPTIONS
+    for option in options:
+        name, _, value = option[len("--"):].partition("=")
+        section, _, trait = name.rpartition(".")
+        config[section][trait] = value
     config.SchedulerApp.db_url = f"sqlite:///{home / DB_DIR / 'scheduler.sqlite'}"
 
 
