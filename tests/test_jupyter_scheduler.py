@@ -142,12 +142,12 @@ def test_jobs_run_on_yarn_fail_stop_download_and_show_on_a_second_server(workspa
         report = skein_client.application_report(ok[len("yarn-"):])
         assert JOB_TAG in report.tags
 
-        _wait_status(server, slow, {"IN_PROGRESS"}, 300)
+        _wait_status(server, slow, {"IN_PROGRESS"}, 600)
         kv = skein_client.connect(slow[len("yarn-"):], wait=False).kv
         wait_until(lambda: json.loads(kv.get(keys.RUN_PROGRESS + "0") or b'{"done": 0}').get("done", 0) >= 1,
-                   180, "the slow notebook's first cell to run", poll=2)
+                   600, "the slow notebook's first cell to run", poll=2)
         server.call("PATCH", f"scheduler/jobs/{slow}", {"status": "STOPPED"})
-        done = {job: _wait_status(server, job, FINAL, 400) for job in (ok, broken, slow)}
+        done = {job: _wait_status(server, job, FINAL, 600) for job in (ok, broken, slow)}
         print(f"all ended at {time.monotonic() - started:.1f}s: " + ", ".join(
             f"{job}={d['status']}" for job, d in done.items()))
         assert [done[j]["status"] for j in (ok, broken, slow)] == ["COMPLETED", "FAILED", "STOPPED"]
@@ -178,4 +178,81 @@ def test_jobs_run_on_yarn_fail_stop_download_and_show_on_a_second_server(workspa
         assert broken not in {j["job_id"] for j in listed["jobs"]}
     finally:
         second.stop()
+    print(f"test took {time.monotonic() - started:.1f}s")
+
+
+@pytest.fixture(scope="module")
+def scheduler(workspace, uploaded_venv, skein_client):
+    """This module's scheduler application (3 s poll) for its schedules directory; stopped at the end."""
+    from skein_jupyter import scheduler_app
+
+    app_id = scheduler_app.start(skein_client, environment=uploaded_venv.url, poll=3)
+    try:
+        yield app_id
+    finally:
+        scheduler_app.stop(skein_client)
+
+
+def test_definition_is_a_schedule_that_fires_with_the_server_stopped(workspace, scheduler, skein_client):
+    from skein_jupyter import schedules
+    from skein_jupyter.exceptions import UsageError
+    from skein_jupyter.runtime import cron
+
+    started = time.monotonic()
+    server = Server(workspace["root"], workspace["log"])
+    server.root = workspace["root"]
+    definition = None
+    try:
+        body = dict(_job(workspace["env"], f"{PREFIX} every minute", "report.ipynb", parameters={"alpha": "5"}),
+                    schedule="* * * * *", timezone="UTC")
+        definition = server.call("POST", "scheduler/job_definitions", body)["job_definition_id"]
+        print(f"definition {definition} created in {time.monotonic() - started:.1f}s")
+        assert schedules.load(definition).cron == "* * * * *"
+        assert server.call("GET", f"scheduler/job_definitions/{definition}")["active"] is True
+
+        server.call("PATCH", f"scheduler/job_definitions/{definition}", {"active": False})
+        assert schedules.load(definition).paused is True
+        assert server.call("GET", f"scheduler/job_definitions/{definition}")["active"] is False
+        # an edit of what runs makes the schedule again (still paused), then resume
+        server.call("PATCH", f"scheduler/job_definitions/{definition}", {"parameters": {"alpha": "7"}})
+        assert schedules.load(definition).paused is True
+        server.call("PATCH", f"scheduler/job_definitions/{definition}", {"active": True})
+        described = server.call("GET", f"scheduler/job_definitions/{definition}")
+        assert described["active"] is True and described["parameters"] == {"alpha": "7"}
+        listed = server.call("GET", "scheduler/job_definitions")["job_definitions"]
+        assert definition in {d["job_definition_id"] for d in listed}
+    finally:
+        server.stop()
+
+    # the server is down: the scheduler fires the schedule anyway
+    fired = []
+
+    def a_fire():
+        fired[:] = [r["app_id"] for r in schedules.history(definition) if r.get("app_id")]
+        return fired
+
+    wait_until(a_fire, 180, "a fire of the definition's schedule", poll=5)
+    print(f"fired {fired[0]} at {time.monotonic() - started:.1f}s, with no server running")
+
+    server = Server(workspace["root"], workspace["log"])
+    server.root = workspace["root"]
+    try:
+        jobs = server.call("GET", f"scheduler/jobs?job_definition_id={definition}")["jobs"]
+        job_id = f"yarn-{fired[0]}"
+        assert job_id in {j["job_id"] for j in jobs}
+        done = _wait_status(server, job_id, FINAL, 600)
+        assert done["status"] == "COMPLETED" and done["job_definition_id"] == definition
+        assert "alpha is 14" in _downloaded(server, job_id)["ipynb"].read_text()
+
+        server.call("DELETE", f"scheduler/job_definitions/{definition}")
+        with pytest.raises(UsageError):
+            schedules.load(definition)
+        definition = None
+    finally:
+        server.stop()
+        for report in skein_client.get_applications(states=["SUBMITTED", "ACCEPTED", "RUNNING"]):
+            if cron.directory_tag(workspace["directory"]) in report.tags and report.id != scheduler:
+                skein_client.kill_application(report.id)
+        if definition:
+            schedules.delete(definition)
     print(f"test took {time.monotonic() - started:.1f}s")
