@@ -145,6 +145,7 @@ def _download_html(driver, server, base, job_name):
 
 
 @pytest.mark.yarn
+@pytest.mark.timeout(1200)  # a server, a run and a browser on a loaded machine (the default is 900 s)
 def test_create_a_job_in_the_yarn_jupyterlab(published, skein_client, tmp_path, monkeypatch, browser,  # noqa: F811
                                              workspace):  # noqa: F811 (fixtures of test_browser.py)
     job_name = f"ui-job-{secrets.token_hex(3)}"
