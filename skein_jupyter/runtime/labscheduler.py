@@ -24,8 +24,14 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .common import log
+
+if TYPE_CHECKING:
+    from traitlets.config import Config
+
+    from .job import LabSchedulerJob
 
 __all__ = ["prepare", "configure", "start_driver", "stop_driver"]
 
@@ -33,7 +39,7 @@ __all__ = ["prepare", "configure", "start_driver", "stop_driver"]
 SKEIN_DIR, CACHE_DIR, DB_DIR = ".skein", ".skein-jupyter-cache", ".jupyter-scheduler"
 
 
-def prepare(scheduler, user: str, home: Path) -> str | None:
+def prepare(scheduler: LabSchedulerJob, user: str, home: Path) -> str | None:
     """Check what the scheduler needs and set this process's environment for it; the error, or None.
 
     Must run before anything imports skein (it reads ``SKEIN_CONFIG`` once).
@@ -60,7 +66,7 @@ def prepare(scheduler, user: str, home: Path) -> str | None:
     return None
 
 
-def configure(config, home: Path) -> None:
+def configure(config: Config, home: Path) -> None:
     """Put the backend and the container's database into the server's traitlets ``config``.
 
     The backend's options are the shipped package's own (``SERVER_OPTIONS``,
@@ -80,7 +86,7 @@ def configure(config, home: Path) -> None:
 _client = None  # the driver's owner: the driver lives as long as it does
 
 
-def start_driver(scheduler) -> str | None:
+def start_driver(scheduler: LabSchedulerJob) -> str | None:
     """Start the container's Skein driver (keytab login if shipped) and publish it as the global one;
     the error, or None."""
     import json
