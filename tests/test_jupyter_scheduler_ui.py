@@ -76,7 +76,9 @@ def _create_job(driver, server, job_name):
     name = _wait(driver, 60, "the Create Job form", lambda d: d.find_elements(By.ID, "jp-create-job-jobName") or False)[0]
     name.send_keys(Keys.CONTROL, "a")
     name.send_keys(job_name)
-    html = driver.find_element(By.ID, "jp-create-job-outputFormat-html")
+    # The form lists the environments (from HDFS) before it shows their output formats.
+    html = _wait(driver, 240, "the form's environments and output formats", lambda d: d.find_elements(
+        By.ID, "jp-create-job-outputFormat-html") or False)[0]
     if not html.is_selected():
         _click(driver, html)
     _click(driver, driver.find_element(By.CSS_SELECTOR, "button[title='Add new parameter']"))
