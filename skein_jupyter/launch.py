@@ -70,7 +70,8 @@ def check_environment_packages(recipe: Recipe, metadata: Mapping[str, Any]) -> N
     if not packages:
         return
     if recipe.kind == "notebook":
-        needed = [FRONTENDS["server"].package, "ipykernel", FRONTENDS[recipe.notebook.frontend].package]
+        needed = [FRONTENDS["server"].package, "ipykernel", FRONTENDS[recipe.notebook.frontend].package,
+                  *(["jupyter-scheduler"] if recipe.notebook.scheduler else [])]
     else:
         html = any(s.html for s in recipe.flow.steps.values()) if recipe.kind == "flow" else recipe.run.html
         needed = ["papermill", "ipykernel", *(["nbconvert"] if html else [])]

@@ -80,6 +80,10 @@ class NotebookOptions:
                                 "(saves through Jupyter are sent at once).")
     sync_exclude: tuple = _field(DEFAULT_EXCLUDE, _text_list,
                                  "Names (glob patterns) never sent to the workspace: checkpoints and caches.")
+    scheduler: bool = _field(False, _bool,
+                             "Enable jupyter-scheduler (\"Create Notebook Job\", the Notebook Jobs panel) with "
+                             "skein-jupyter's YARN backend: jobs run as runs on YARN. The environment needs "
+                             "``jupyter-scheduler``.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,13 +12,17 @@ from pathlib import Path
 
 from .paths import cache_dir
 
-__all__ = ["runtime_zip", "deps_zip", "PACKAGE", "SHIPPED"]
+__all__ = ["runtime_zip", "deps_zip", "library_zip", "PACKAGE", "SHIPPED", "LIBRARY", "LIBRARY_SHIPPED"]
 
 PACKAGE = "skein_jupyter_runtime"
 _SOURCE = Path(__file__).resolve().parent / "runtime"
 #: Pure-Python packages the runtime imports that an environment need not have
 #: (``runtime/webhdfs.py``, the scheduler's ``runtime/cron.py``), shipped in a second archive kept off ``PYTHONPATH``.
 SHIPPED = ("fsspec", "cronsim")
+#: What a server with jupyter-scheduler (``notebook.scheduler``) needs besides its environment: this
+#: package (the YARN backend and the client code it submits with) and the pure-Python packages it imports.
+LIBRARY = "skein_jupyter_lib"
+LIBRARY_SHIPPED = ("skein_jupyter", "click", "cronsim", "fsspec")
 
 
 def _sources() -> list[Path]:
@@ -32,23 +36,46 @@ def runtime_zip(directory: str | os.PathLike[str] | None = None) -> Path:
 
 def deps_zip(directory: str | os.PathLike[str] | None = None) -> Path:
     """Path of the zip of the installed :data:`SHIPPED` packages, building it if needed."""
+    return _build("skein_jupyter_deps", _package_entries(SHIPPED), directory)
+
+
+def library_zip(directory: str | os.PathLike[str] | None = None) -> Path:
+    """Path of the zip of :data:`LIBRARY_SHIPPED` (this package included), building it if needed.
+
+    Shipped as an archive that YARN unpacks, so the package runs from real
+    files there (it builds its own runtime zip from them); a minimal
+    ``dist-info`` gives it its version.
+    """
+    from . import __version__
+
+    entries = _package_entries(LIBRARY_SHIPPED, suffixes=(".py", ".sh", ".properties", ".yaml", ".json"))
+    metadata = f"Metadata-Version: 2.1\nName: skein-jupyter\nVersion: {__version__}\n".encode()
+    return _build(LIBRARY, entries, directory,
+                  extra=((f"skein_jupyter-{__version__}.dist-info/METADATA", metadata),))
+
+
+def _package_entries(names: tuple[str, ...], suffixes: tuple[str, ...] = (".py",)) -> list[tuple[str, Path]]:
+    """``(name in the zip, file)`` of the installed packages ``names``, tests and caches left out."""
     import importlib.util
 
     entries = []
-    for name in SHIPPED:
+    for name in names:
         spec = importlib.util.find_spec(name)
         if spec is None or not spec.submodule_search_locations:
             raise RuntimeError(f"{name} is not installed; reinstall skein-jupyter (it depends on {name})")
         root = Path(list(spec.submodule_search_locations)[0])
-        entries += [(f"{name}/{p.relative_to(root)}", p) for p in sorted(root.rglob("*.py"))
-                    if "__pycache__" not in p.parts and "tests" not in p.relative_to(root).parts]
-    return _build("skein_jupyter_deps", entries, directory)
+        entries += [(f"{name}/{p.relative_to(root)}", p) for p in sorted(root.rglob("*"))
+                    if p.is_file() and p.suffix in suffixes and "__pycache__" not in p.parts
+                    and "tests" not in p.relative_to(root).parts]
+    return entries
 
 
-def _build(prefix: str, entries: list[tuple[str, Path]], directory: str | os.PathLike[str] | None) -> Path:
+def _build(prefix: str, entries: list[tuple[str, Path]], directory: str | os.PathLike[str] | None,
+           extra: tuple[tuple[str, bytes], ...] = ()) -> Path:
+    contents = [(name, path.read_bytes()) for name, path in entries] + list(extra)
     digest = hashlib.sha256()
-    for name, path in entries:
-        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for name, data in contents:
+        digest.update(name.encode() + b"\0" + data + b"\0")
     directory = Path(directory) if directory else cache_dir() / "runtime"
     target = directory / f"{prefix}-{digest.hexdigest()[:16]}.zip"
     if target.is_file():
@@ -57,10 +84,10 @@ def _build(prefix: str, entries: list[tuple[str, Path]], directory: str | os.Pat
     fd, partial = tempfile.mkstemp(prefix=".runtime-", suffix=".zip", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
-            for name, path in entries:
+            for name, data in contents:
                 info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
                 info.external_attr = 0o644 << 16
-                archive.writestr(info, path.read_bytes())
+                archive.writestr(info, data)
         os.chmod(partial, 0o644)
         os.replace(partial, target)
     except BaseException:

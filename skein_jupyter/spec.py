@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .environment import EnvironmentKind, EnvironmentRef
 from .exceptions import UsageError
 from .kinds import APP_TAG, KINDS
-from .runtime.job import JOB_FILE, Job, NotebookJob, NotifyJob, RunJob, to_json
+from .runtime.job import JOB_FILE, Job, LabSchedulerJob, NotebookJob, NotifyJob, RunJob, to_json
 from .runtime.notify import NOTIFY_FILE
 from .runtime.webhdfs import DEPS_FILE
 
@@ -38,8 +38,12 @@ RUNTIME_FILE = "skein_jupyter_runtime.zip"
 ENV_DIR = "environment"
 INPUT_NOTEBOOK = "input.ipynb"
 MASTER_MEMORY = "512 MiB"
+#: A server with jupyter-scheduler: where the package is unpacked, and the keytab its Skein driver logs in with.
+LIBRARY_DIR = "skein_jupyter_lib"
+SCHEDULER_KEYTAB = "jupyter-scheduler.keytab"
 #: File names a job localizes itself: a recipe's ``files:`` may not take them.
-RESERVED_FILES = frozenset({ENV_DIR, RUNTIME_FILE, INPUT_NOTEBOOK, JOB_FILE, NOTIFY_FILE, "outputs", "work"})
+RESERVED_FILES = frozenset({ENV_DIR, RUNTIME_FILE, INPUT_NOTEBOOK, JOB_FILE, NOTIFY_FILE, LIBRARY_DIR,
+                            SCHEDULER_KEYTAB, "outputs", "work"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +67,9 @@ class SpecContext:
     deps : str, optional
         Location of the zip of the packages the runtime ships (a server's
         workspace client); built from the installed packages when not given.
+    library : str, optional
+        Location of the zip of this package for a server with jupyter-scheduler
+        (``notebook.scheduler``); built from the installed package when not given.
     workspace_checked_at : int, optional
         When the launch saw no live server on the workspace (ms since the epoch).
     namenodes : list of str, optional
@@ -79,6 +86,7 @@ class SpecContext:
     environment: str | None = None
     environment_public: bool = False
     deps: str | None = None
+    library: str | None = None
     workspace_checked_at: int | None = None
     namenodes: list[str] | None = None
     notify_secrets: dict | None = dataclasses.field(default=None, repr=False)
@@ -106,6 +114,7 @@ class SpecContext:
         """
         runtime = f"hdfs:///user/alice/.skein-jupyter/runtime/{RUNTIME_FILE}"
         example: dict[str, Any] = {"deps": f"hdfs:///user/alice/.skein-jupyter/runtime/{DEPS_FILE}",
+                                   "library": f"hdfs:///user/alice/.skein-jupyter/runtime/{LIBRARY_DIR}.zip",
                                    "workspace_checked_at": 0, "namenodes": ["http://namenode.example.com:9870"],
                                    "notify_secrets": {"webhooks": {}, "smtp": None}}  # no user's file read
         if recipe is not None and recipe.environment is not None \
@@ -169,10 +178,14 @@ def job_from_recipe(recipe: Recipe, user: str, checked_at_ms: int | None = None,
         server = recipe.notebook
         from .workspaces import workspace_job
 
+        keytab = recipe.kerberos.keytab is not None
+        scheduler = LabSchedulerJob(library=LIBRARY_DIR, keytab=SCHEDULER_KEYTAB if keytab else None,
+                                    principal=recipe.kerberos.principal if keytab else None)
         notebook = NotebookJob(frontend=server.frontend, idle_timeout=server.idle_timeout,
                                kernel_idle_timeout=server.kernel_idle_timeout,
                                max_lifetime=server.max_lifetime, tls=server.tls,
-                               workspace=workspace_job(server, user, checked_at_ms, namenodes))
+                               workspace=workspace_job(server, user, checked_at_ms, namenodes),
+                               scheduler=scheduler if server.scheduler else None)
     else:
         options = recipe.run
         name = options.notebook
@@ -301,6 +314,14 @@ def build_spec(recipe: Recipe, context: SpecContext, job_path: str | None = None
 
             extra[DEPS_FILE] = skein.File(context.deps or str(deps_zip()), type="file")
             tags |= workspace_tags(job.notebook.workspace.path)
+        if job.notebook is not None and job.notebook.scheduler is not None:
+            from .runtime_zip import library_zip
+
+            # Unpacked by YARN: the package runs from real files (it builds its runtime zip from them).
+            extra[LIBRARY_DIR] = skein.File(context.library or str(library_zip()), type="archive")
+            if job.notebook.scheduler.keytab is not None:  # the container's driver logs in with it
+                extra[SCHEDULER_KEYTAB] = skein.File(os.path.abspath(os.path.expanduser(recipe.kerberos.keytab)),
+                                                      type="file", visibility="application")
         instances = 1
         max_restarts = 0
         if recipe.kind in ("run", "sweep"):

@@ -117,6 +117,7 @@ YARN_ONLY_FIXTURES = ("sandbox", "test_venv")
 #: itself at the end; then the other files with ``yarn`` tests; the short files without any last.
 SLOW_FILES = ("test_guides.py", "test_schedules.py", "test_jupyter_scheduler.py", "test_flow_runs.py",
               "test_runs.py", "test_workspace.py", "test_notebook.py", "test_browser.py",
+              "test_jupyter_scheduler_ui.py",
               "test_culling.py", "test_privacy.py", "test_environments.py", "test_tls.py", "test_gpus.py",
               "test_sandbox.py", "test_notifications.py")
 
@@ -376,7 +377,9 @@ def processes_under(path):
 # ----- packed environments, made once per session
 
 #: What a test environment holds: the packages notebook servers and runs need.
-TEST_ENV_PACKAGES = ("skein", "ipykernel", "jupyter_server", "papermill", "jupyterlab", "notebook")
+#: (jupyter-scheduler: for `notebook start --scheduler`, tests/test_jupyter_scheduler_ui.py.)
+TEST_ENV_PACKAGES = ("skein", "ipykernel", "jupyter_server", "papermill", "jupyterlab", "notebook",
+                     "jupyter-scheduler>=2.12,<3")
 
 
 def make_venv(path, packages=TEST_ENV_PACKAGES):

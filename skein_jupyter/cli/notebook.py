@@ -53,13 +53,16 @@ def notebook():
 @click.option("--workspace", metavar="NAME|URL",
               help="Workspace on HDFS to work in: a name (default: default) or an hdfs:// URL of a directory.")
 @click.option("--sync-interval", help="Send files written by kernels and terminals this often, e.g. 30s.")
+@click.option("--scheduler", is_flag=True, default=None,
+              help="Enable jupyter-scheduler (Create Notebook Job, Notebook Jobs) with jobs run on YARN; "
+                   "the environment needs jupyter-scheduler.")
 @click.option("--timeout", default=300, show_default=True, help="Seconds to wait for the server to come up.")
 @click.option("--dry-run", is_flag=True, help="Print the Skein spec instead of submitting.")
 @tunnel_options
 @json_option
 @quiet_option
-def notebook_start(recipe, idle_timeout, max_lifetime, tls, workspace, sync_interval, timeout, dry_run, local_port,
-                   ssh_user, edge_host, as_json, quiet, **options):
+def notebook_start(recipe, idle_timeout, max_lifetime, tls, workspace, sync_interval, scheduler, timeout, dry_run,
+                   local_port, ssh_user, edge_host, as_json, quiet, **options):
     """Start a Jupyter server in a YARN container and print how to reach it.
 
     The server keeps running after the command exits; it stops when idle
@@ -73,6 +76,7 @@ def notebook_start(recipe, idle_timeout, max_lifetime, tls, workspace, sync_inte
       skein-jupyter notebook start recipes/notebook-server.yaml --memory 8GiB
       skein-jupyter notebook start --env analytics.tar.gz --notebook7 --idle-timeout 30m
       skein-jupyter notebook start --env analytics --workspace churn-study
+      skein-jupyter notebook start --env analytics --scheduler
     """
     from ..config import load_recipe
 
@@ -80,7 +84,7 @@ def notebook_start(recipe, idle_timeout, max_lifetime, tls, workspace, sync_inte
     flags = set_fields(recipe_flags(**options), [
         ("notebook.frontend", frontend), ("notebook.idle_timeout", idle_timeout),
         ("notebook.max_lifetime", max_lifetime), ("notebook.tls", tls), ("notebook.workspace", workspace),
-        ("notebook.sync_interval", sync_interval)])
+        ("notebook.sync_interval", sync_interval), ("notebook.scheduler", scheduler)])
     model, _ = load_recipe(recipe, kind="notebook", flags=flags)
     if dry_run:
         print_spec(model)

@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Optional
 from .kinds import FRONTENDS, KINDS
 
 __all__ = ["OUTPUT_PLACEHOLDERS", "check_output_template", "expand_output", "Job", "NotebookJob", "WorkspaceJob",
+           "LabSchedulerJob",
            "RunJob", "StepJob", "FlowJob", "ON_FAILURE", "NotifyJob", "NOTIFY_EVENTS",
            "JobError", "JOB_FILE", "KINDS", "SHARES", "to_json",
            "from_json", "read_job", "check_parameter_name", "check_env_name", "RESERVED_ENV", "RESERVED_ENV_PREFIXES"]
@@ -64,6 +65,20 @@ class WorkspaceJob:
 
 
 @dataclasses.dataclass(frozen=True)
+class LabSchedulerJob:
+    """jupyter-scheduler in the server, with skein-jupyter's YARN backend (``notebook.scheduler``).
+
+    ``library`` is the localized directory that holds the ``skein_jupyter`` package (the backend and
+    the client code it submits with); ``keytab`` (a localized file) and ``principal``: the container's
+    Skein driver logs in with them, else it uses the application's delegation tokens.
+    """
+
+    library: str = "skein_jupyter_lib"
+    keytab: Optional[str] = None
+    principal: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
 class NotebookJob:
     """A Jupyter server: which frontend, its workspace, and when it stops by itself (seconds; None: never)."""
 
@@ -73,6 +88,7 @@ class NotebookJob:
     max_lifetime: Optional[int] = None
     tls: bool = False
     workspace: Optional[WorkspaceJob] = None
+    scheduler: Optional[LabSchedulerJob] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,6 +253,14 @@ class Job:
             raise JobError(f"{section}: missing for a {self.kind} job")
         if self.notebook is not None and self.notebook.frontend not in FRONTENDS:
             raise JobError(f"notebook.frontend: {self.notebook.frontend!r} is not one of {', '.join(FRONTENDS)}")
+        scheduler = self.notebook.scheduler if self.notebook is not None else None
+        if scheduler is not None:
+            for name in ("library", "keytab"):
+                value = getattr(scheduler, name)
+                if value is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", value) or value in (".", ".."):
+                    raise JobError(f"notebook.scheduler.{name}: not a file name of the container")
+            if (scheduler.keytab is None) != (scheduler.principal is None):
+                raise JobError("notebook.scheduler: a keytab needs a principal, and a principal a keytab")
         workspace = self.notebook.workspace if self.notebook is not None else None
         if workspace is not None:
             if not workspace.path.startswith("/") or posixpath.normpath(workspace.path) != workspace.path:

@@ -167,10 +167,15 @@ def _tls_files(directory):
 
 def main(job) -> int:
     os.umask(0o077)  # jupyter_server writes the token into runtime files: keep them private
+    options = job.notebook
+    scheduler = options.scheduler
+    if scheduler is not None:
+        from . import labscheduler
+
+        problem = labscheduler.prepare(scheduler, job.user, Path.cwd())  # before skein is imported
     app_client = connect()
     if app_client is None:
         return 1
-    options = job.notebook
     frontend = options.frontend
     try:  # for `notebook info` and `notebook list`: the client never reads the job back
         app_client.kv[keys.NOTEBOOK_FRONTEND] = frontend.encode()
@@ -182,6 +187,8 @@ def main(job) -> int:
     if missing:
         return fail(app_client, f"the environment lacks {', '.join(missing)} for the {frontend} frontend; "
                                 f"install {' '.join(needed[m] for m in missing)} in it and pack it again")
+    if scheduler is not None and problem:
+        return fail(app_client, problem)
     home = Path.cwd()
     runtime_dir = home / ".jupyter-runtime"
     work = home / "work"
@@ -215,6 +222,11 @@ def main(job) -> int:
     config.ServerApp.root_dir = str(work)
     config.ServerApp.default_url = FRONTENDS[frontend].default_url
     config.IdentityProvider.token = token
+    if scheduler is not None:
+        problem = labscheduler.start_driver(scheduler)
+        if problem:
+            return fail(app_client, problem)
+        labscheduler.configure(config, home)
     if options.kernel_idle_timeout:
         config.MappingKernelManager.cull_idle_timeout = options.kernel_idle_timeout
         config.MappingKernelManager.cull_interval = max(1, min(60, options.kernel_idle_timeout // 2))
@@ -252,6 +264,8 @@ def main(job) -> int:
     finally:
         loop_ended.set()
         log("server stopped")
+        if scheduler is not None:
+            labscheduler.stop_driver()
         if mirror is not None:
             _close_workspace(mirror, options.workspace.path, started)
     return 0

@@ -1,0 +1,262 @@
+"""jupyter-scheduler's UI in the JupyterLab that `notebook start --scheduler` runs on YARN.
+
+Headless Chromium, through the SSH tunnel `notebook start` printed (as tests/test_browser.py),
+creates a notebook job from the file browser's context menu ("Create Job"), with a parameter,
+watches the Notebook Jobs panel until the job is "Completed", downloads its output files from
+the panel and reads the HTML. The job ran on YARN: its id names a YARN application tagged for
+JupyterLab jobs, submitted by the server's container with its own Skein driver. Screenshots are
+kept under ``$SKEIN_JUPYTER_TEST_ARTIFACTS`` (default ``test-artifacts/``).
+"""
+import json
+import secrets
+import time
+import urllib.request
+
+import pytest
+from click.testing import CliRunner
+
+from skein_jupyter.cli import cli
+from test_browser import _api, _screenshot, _through_tunnel, _wait, browser, workspace  # noqa: F401 (fixtures)
+from throwaway_sshd import ThrowawaySshd
+
+NOTEBOOK = "scheduled-answer.ipynb"
+FINAL = ("FINISHED", "FAILED", "KILLED")
+
+
+def _notebook():
+    """A notebook with a ``parameters`` cell; its output says which value the job passed."""
+    cells = [("answer = 0", ["parameters"]), ("print(f'answer={answer}')", [])]
+    return {"cells": [{"cell_type": "code", "id": f"cell-{i}", "metadata": {"tags": tags}, "execution_count": None,
+                       "outputs": [], "source": source} for i, (source, tags) in enumerate(cells)],
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+            "nbformat": 4, "nbformat_minor": 5}
+
+
+def _put(base, token, path, model):
+    request = urllib.request.Request(f"{base}/api/contents/{path}", data=json.dumps(model).encode(), method="PUT",
+                                     headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def _read(base, token, path):
+    request = urllib.request.Request(f"{base}/files/{path}", headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.read().decode()
+
+
+def _button(driver, text):
+    from selenium.webdriver.common.by import By
+
+    found = [b for b in driver.find_elements(By.CSS_SELECTOR, "button") if b.text.strip() == text]
+    return found[0] if found else False
+
+
+def _click(driver, element):
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    element.click()
+
+
+def _create_job(driver, server, job_name):
+    """File browser -> context menu "Create Job" -> the form (name, parameter answer=42) -> Create."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    began = time.monotonic()
+    driver.get(server["tunnel_url"])
+    item = _wait(driver, 120, f"{NOTEBOOK} in the file browser", lambda d: next(
+        (e for e in d.find_elements(By.CSS_SELECTOR, ".jp-DirListing-item") if NOTEBOOK in e.text), False))
+    print(f"JupyterLab loaded through the tunnel: {time.monotonic() - began:.1f}s")
+    for close in driver.find_elements(By.CSS_SELECTOR, ".jp-Notification-Toast-Close"):
+        close.click()  # "get notified about Jupyter news?" would cover the form's buttons
+    ActionChains(driver).context_click(item).perform()
+    _wait(driver, 30, 'the context menu\'s "Create Job"', lambda d: next(
+        (m for m in d.find_elements(By.CSS_SELECTOR, ".lm-Menu-item") if m.text.strip() == "Create Job"), False)).click()
+    name = _wait(driver, 60, "the Create Job form", lambda d: d.find_elements(By.ID, "jp-create-job-jobName") or False)[0]
+    name.send_keys(Keys.CONTROL, "a")
+    name.send_keys(job_name)
+    # The form lists the environments (from HDFS) before it shows their output formats.
+    html = _wait(driver, 240, "the form's environments and output formats", lambda d: d.find_elements(
+        By.ID, "jp-create-job-outputFormat-html") or False)[0]
+    if not html.is_selected():
+        _click(driver, html)
+    _click(driver, driver.find_element(By.CSS_SELECTOR, "button[title='Add new parameter']"))
+    driver.find_element(By.NAME, "parameter-0-name").send_keys("answer")
+    driver.find_element(By.NAME, "parameter-0-value").send_keys("42", Keys.TAB)  # validated on blur
+    _screenshot(driver, "jupyter-scheduler-form.png")
+    create = _wait(driver, 60, "the Create button to be enabled (the environments are listed)",
+                   lambda d: (b := _button(d, "Create")) and b.is_enabled() and b)
+    _click(driver, create)
+    print(f"job created from the UI: {time.monotonic() - began:.1f}s")
+
+
+def _row(driver, job_name):
+    from selenium.webdriver.common.by import By
+
+    return next((r for r in driver.find_elements(By.CSS_SELECTOR, ".jp-notebook-jobs-panel tbody tr")
+                 if r.text.split("\n", 1)[0].strip() == job_name), None)
+
+
+def _watch_until_completed(driver, job_name, timeout=600):
+    """The Notebook Jobs panel, reloaded every few seconds, until the job's row says Completed."""
+    began = time.monotonic()
+    deadline = began + timeout
+    seen = None
+    while True:
+        row = _row(driver, job_name)
+        text = row.text.replace("\n", " | ") if row is not None else None
+        if text != seen:
+            print(f"{time.monotonic() - began:6.1f}s panel: {text}")
+            seen = text
+        if text and "Completed" in text:
+            return
+        if text and "Failed" in text:
+            _screenshot(driver, "jupyter-scheduler-failed.png")
+            pytest.fail(f"the job failed: {text}")
+        if time.monotonic() > deadline:
+            _screenshot(driver, "jupyter-scheduler-timeout.png")
+            pytest.fail(f"the job was not Completed within {timeout}s (panel: {text})")
+        time.sleep(3)
+        reload = _button(driver, "Reload")
+        if reload:
+            _click(driver, reload)
+
+
+def _download_html(driver, server, base, job_name):
+    """Download the job's output files from the panel; the HTML file's text, read through the server."""
+    from selenium.webdriver.common.by import By
+
+    began = time.monotonic()
+    row = _row(driver, job_name)
+    _click(driver, row.find_element(By.CSS_SELECTOR, f"button[title='Download output files for \"{job_name}\"']"))
+
+    def html_link(d):
+        reload = _button(d, "Reload")
+        if reload:
+            _click(d, reload)
+        time.sleep(2)
+        row = _row(d, job_name)
+        links = row.find_elements(By.CSS_SELECTOR, "a[href$='.html']") if row is not None else []
+        return links[0].get_attribute("href") if links else False
+
+    href = _wait(driver, 180, "the HTML output's link in the panel", html_link)
+    path = href.split("/lab/tree/", 1)[1]
+    print(f"output downloaded to {path}: {time.monotonic() - began:.1f}s")
+    return _read(base, server["token"], path)
+
+
+@pytest.mark.yarn
+@pytest.mark.timeout(1200)  # a server, a run and a browser on a loaded machine (the default is 900 s)
+def test_create_a_job_in_the_yarn_jupyterlab(published, skein_client, tmp_path, monkeypatch, browser,  # noqa: F811
+                                             workspace):  # noqa: F811 (fixtures of test_browser.py)
+    job_name = f"ui-job-{secrets.token_hex(3)}"
+    started = []
+    with ThrowawaySshd(tmp_path / "sshd") as sshd:
+        monkeypatch.setenv("SKEIN_JUPYTER_SSH_USER", sshd.user)
+        monkeypatch.setenv("SKEIN_JUPYTER_EDGE_HOST", "127.0.0.1")
+        try:
+            began = time.monotonic()
+            result = CliRunner().invoke(cli, ["notebook", "start", "--env", "analytics", "--scheduler", "--memory",
+                                              "2GiB", "--workspace", workspace, "--timeout", "600", "--json", "--quiet"])
+            assert result.exit_code == 0, result.output
+            server = json.loads(result.output)
+            started.append(server["app_id"])
+            print(f"notebook start --scheduler: {time.monotonic() - began:.1f}s")
+            base = server["tunnel_url"].split("/lab?", 1)[0]
+            with sshd.tunnel(server["tunnel_command"]) as tunnel:
+                _through_tunnel(tunnel, base, server["token"])
+                _put(base, server["token"], NOTEBOOK, {"type": "notebook", "format": "json", "content": _notebook()})
+                _create_job(browser, server, job_name)
+                jobs = [job for job in _api(base, server["token"], "scheduler/jobs")["jobs"] if job["name"] == job_name]
+                assert len(jobs) == 1, f"the server lists {len(jobs)} jobs named {job_name}"
+                app_id = jobs[0]["job_id"].removeprefix("yarn-")
+                started.append(app_id)
+                report = skein_client.application_report(app_id)  # a YARN application of ours: KeyError if not
+                assert "skein-jupyter-jupyterlab" in set(report.tags), report.tags
+                _watch_until_completed(browser, job_name)
+                html = _download_html(browser, server, base, job_name)
+                _screenshot(browser, "jupyter-scheduler-completed.png")
+                assert "answer=42" in html, "the HTML output does not show the parameter the UI passed"
+                report = skein_client.application_report(app_id)
+                assert (str(report.state), str(report.final_status)) == ("FINISHED", "SUCCEEDED")
+        except BaseException:
+            try:
+                _screenshot(browser, "jupyter-scheduler-failure.png")
+            except Exception as exc:  # the browser itself may be what failed
+                print(f"no failure screenshot: {exc}")
+            if started:
+                from skein_jupyter.applications import application_logs
+
+                for app_id in started:
+                    if str(skein_client.application_report(app_id).state) not in FINAL:
+                        skein_client.kill_application(app_id)
+                    try:
+                        print(f"----- logs of {app_id} -----\n{application_logs(app_id, timeout=60)[-6000:]}")
+                    except Exception as exc:
+                        print(f"----- no logs of {app_id}: {exc}")
+            raise
+        finally:
+            for app_id in started:
+                try:
+                    if str(skein_client.application_report(app_id).state) not in FINAL:
+                        skein_client.kill_application(app_id)
+                except Exception as exc:  # keep cleaning up the others
+                    print(f"could not end {app_id}: {exc}")
+
+
+# ----- without a cluster: what `--scheduler` puts into the job and the spec
+
+
+def _spec(tmp_path, **raw):
+    from skein_jupyter.recipe import build
+    from skein_jupyter.spec import SpecContext, build_spec
+
+    recipe = build({"kind": "notebook", "environment": "analytics", **raw})
+    spec = build_spec(recipe, SpecContext.example(recipe), job_path=str(tmp_path / "job.json"))
+    return json.loads((tmp_path / "job.json").read_text()), spec.services["jupyter"].files
+
+
+def test_scheduler_ships_the_package_and_the_keytab_only_when_asked(tmp_path):
+    job, files = _spec(tmp_path)
+    assert job["notebook"]["scheduler"] is None and "skein_jupyter_lib" not in files
+
+    job, files = _spec(tmp_path, notebook={"scheduler": True})
+    assert job["notebook"]["scheduler"] == {"library": "skein_jupyter_lib", "keytab": None, "principal": None}
+    assert str(files["skein_jupyter_lib"].type) == "ARCHIVE"  # unpacked: the package runs from real files
+    assert "jupyter-scheduler.keytab" not in files
+
+    keytab = tmp_path / "alice.keytab"
+    keytab.write_bytes(b"not a real keytab")
+    job, files = _spec(tmp_path, notebook={"scheduler": True},
+                       kerberos={"keytab": str(keytab), "principal": "alice@EXAMPLE.COM"})
+    assert job["notebook"]["scheduler"]["keytab"] == "jupyter-scheduler.keytab"
+    assert job["notebook"]["scheduler"]["principal"] == "alice@EXAMPLE.COM"
+    shipped = files["jupyter-scheduler.keytab"]
+    assert (shipped.source, str(shipped.visibility)) == (f"file://{keytab}", "APPLICATION")
+
+
+def test_the_container_refuses_a_scheduler_job_it_cannot_trust():
+    from skein_jupyter.runtime.job import JobError, from_json
+
+    def job(scheduler):
+        return json.dumps({"kind": "notebook", "name": "n", "user": "alice", "format": 1,
+                           "notebook": {"frontend": "lab", "scheduler": scheduler}})
+
+    assert from_json(job({"library": "skein_jupyter_lib"})).notebook.scheduler.library == "skein_jupyter_lib"
+    with pytest.raises(JobError, match="notebook.scheduler.keytab: not a file name"):
+        from_json(job({"keytab": "/home/alice/.keytab", "principal": "alice@EXAMPLE.COM"}))
+    with pytest.raises(JobError, match="a keytab needs a principal"):
+        from_json(job({"keytab": "k.keytab"}))
+
+
+def test_an_environment_without_jupyter_scheduler_is_refused_before_submitting():
+    from skein_jupyter.exceptions import UsageError
+    from skein_jupyter.launch import check_environment_packages
+    from skein_jupyter.recipe import build
+
+    recipe = build({"kind": "notebook", "environment": "analytics", "notebook": {"scheduler": True}})
+    packages = {"skein": "0.8.2", "jupyter-server": "2.14", "ipykernel": "6.29", "jupyterlab": "4.2"}
+    with pytest.raises(UsageError, match="lacks jupyter-scheduler"):
+        check_environment_packages(recipe, {"name": "analytics", "packages": packages})
+    check_environment_packages(recipe, {"name": "analytics", "packages": {**packages, "jupyter-scheduler": "2.12.1"}})
