@@ -67,7 +67,7 @@ def _env(value: Any) -> str:
     # The kernel starts from whatever directory the client runs in: keep the archive's absolute path.
     from .envstore import read_local_metadata
 
-    path = Path(ref.value).expanduser().absolute()
+    path = Path(os.path.abspath(os.path.expanduser(ref.value)))
     try:
         read_local_metadata(path)
     except UsageError as exc:
