@@ -236,3 +236,114 @@ def test_a_forward_that_cannot_come_up_is_one_clear_error(sshd):
     with pytest.raises(InfrastructureError, match="failed: .*(denied|verification)"):
         open_tunnel("127.0.0.1", "127.0.0.1", [1], ssh_options=["-F", "/dev/null", "-p", str(sshd.port)],
                     timeout=30)
+
+
+# ----------------------------------------------------------------- real clients, kernels on the sandbox
+
+def _app_of(container_id):
+    """``application_<cluster>_<n>`` of ``container_[e<epoch>_]<cluster>_<n>_<attempt>_<n>``."""
+    match = re.search(r"container_(?:e\d+_)?(\d+)_(\d+)_\d+_\d+", container_id)
+    assert match, f"not a container id: {container_id!r}"
+    return f"application_{match.group(1)}_{match.group(2)}"
+
+
+def _clients_env(data, **more):
+    return {**os.environ, "JUPYTER_DATA_DIR": str(data), "JUPYTER_PATH": "", "PYTHONUNBUFFERED": "1", **more}
+
+
+@pytest.mark.yarn
+def test_papermill_runs_a_notebook_whose_cells_run_on_yarn_through_the_ssh_forward(packed_venv, uploaded_venv,
+                                                                                    skein_client, sshd, tmp_path):
+    from skein_jupyter.applications import wait_for_final_state
+    from skein_jupyter.kernel_tunnel import SSH_CONFIG_VARIABLE
+
+    name = f"yarn-t-{uuid.uuid4().hex[:8]}"
+    env = _clients_env(tmp_path / "jupyter-data", **{SSH_CONFIG_VARIABLE: str(sshd.client_config)})
+    # The packed archive by its local path, as a user gives it (found on HDFS by its hash: uploaded_venv).
+    subprocess.run([sys.executable, "-m", "skein_jupyter", "kernel", "install", "--env", str(packed_venv),
+                    "--name", name, "--memory", "1GiB", "--ssh-host", "127.0.0.1", "--lease", "30s"],
+                   env=env, check=True, timeout=120)
+    notebook = write_notebook(tmp_path / "in.ipynb", ["import os, socket\nprint(os.environ['CONTAINER_ID'])",
+                                                      "x = 21 * 2\nx"], kernel=name)
+    started = time.monotonic()
+    run = subprocess.run([sys.executable, "-m", "papermill", str(notebook), str(tmp_path / "out.ipynb"),
+                          "-k", name, "--start-timeout", "600"], env=env, capture_output=True, text=True, timeout=900)
+    print(f"papermill on a YARN kernel: {time.monotonic() - started:.1f}s")
+    assert run.returncode == 0, run.stderr[-3000:]
+    cells = json.loads((tmp_path / "out.ipynb").read_text())["cells"]
+    printed = "".join(out.get("text", "") for out in cells[0]["outputs"]).strip()
+    assert printed.startswith("container_")
+    assert cells[1]["outputs"][0]["data"]["text/plain"] == "42"
+    assert "Permission denied" not in (sshd.log.read_text())
+    # papermill shut the kernel down: its application ends by itself, SUCCEEDED.
+    report = wait_for_final_state(skein_client, _app_of(printed), timeout=120)
+    assert str(report.final_status) == "SUCCEEDED"
+
+
+@pytest.mark.yarn
+def test_a_local_jupyter_server_lists_the_kernel_and_starts_it_over_rest(uploaded_venv, skein_client, tmp_path):
+    from skein_jupyter.applications import wait_for_final_state
+
+    name = f"yarn-t-{uuid.uuid4().hex[:8]}"
+    install_kernel({"env": uploaded_venv.url, "name": name, "memory": "1GiB"}, prefix=tmp_path / "prefix")
+    env = _clients_env(tmp_path / "jupyter-data", JUPYTER_PATH=str(tmp_path / "prefix/share/jupyter"))
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = types.SimpleNamespace(host="127.0.0.1", port=port, base_url="/", token=uuid.uuid4().hex)
+    log = tmp_path / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "jupyter_server", "--no-browser", "--ServerApp.ip=127.0.0.1",
+                                 f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+                                 f"--ServerApp.root_dir={tmp_path}", f"--IdentityProvider.token={server.token}"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        def call(method, path, body=None, timeout=30):
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/{path}", method=method,
+                                             data=None if body is None else json.dumps(body).encode(),
+                                             headers={"Authorization": f"token {server.token}"})
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, response.read()
+
+        def up():
+            try:
+                return call("GET", "api/status")[0] == 200
+            except OSError:
+                assert proc.poll() is None, log.read_text()[-3000:]
+                return False
+
+        wait_until(up, 120, "the local jupyter_server")
+        specs = json.loads(call("GET", "api/kernelspecs")[1])["kernelspecs"]
+        assert specs[name]["spec"]["display_name"] == "Python on YARN (" + uploaded_venv.url.rsplit("/", 1)[-1] + ")"
+        started = time.monotonic()
+        status, body = call("POST", "api/kernels", {"name": name}, timeout=900)
+        print(f"POST /api/kernels answered in {time.monotonic() - started:.1f}s")
+        kernel_id = json.loads(body)["id"]
+        ws = kernel_socket(server, kernel_id)
+        try:
+            msg_id = send_code(ws, "import os\nprint(os.environ['CONTAINER_ID'])")
+            printed, replied = "", False
+            deadline = time.monotonic() + 300
+            while not replied and time.monotonic() < deadline:
+                msg = json.loads(ws.recv())
+                if msg["parent_header"].get("msg_id") != msg_id:
+                    continue
+                if msg["msg_type"] == "stream":
+                    printed += msg["content"]["text"]
+                replied = replied or msg["msg_type"] == "execute_reply"
+        finally:
+            ws.close()
+        assert replied and printed.strip().startswith("container_"), printed
+        assert call("DELETE", f"api/kernels/{kernel_id}", timeout=120)[0] == 204
+        report = wait_for_final_state(skein_client, _app_of(printed.strip()), timeout=120)
+        assert str(report.final_status) == "SUCCEEDED"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+        print(f"server log:\n{log.read_text()[-3000:]}")
