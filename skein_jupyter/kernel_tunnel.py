@@ -78,7 +78,7 @@ def ssh_command(ssh_host: str, remote_host: str, remote_ports: Sequence[int], lo
 class KernelTunnel:
     """A running forward: :attr:`local_ports` on 127.0.0.1 lead to the remote ports, in the same order."""
 
-    def __init__(self, argv: list[str], local_ports: list[int], log: IO[bytes]):
+    def __init__(self, argv: list[str], local_ports: list[int], log: IO[bytes]) -> None:
         self.argv = argv
         self.local_ports = local_ports
         self.local_host = LOCAL_HOST

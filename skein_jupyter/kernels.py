@@ -21,7 +21,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +174,7 @@ def kernel_config(**options: Any) -> dict[str, Any]:
     if unknown:
         raise UsageError(f"unknown kernel option {unknown[0]!r}; the options are {', '.join(CONFIG_KEYS)}")
     given = {key: value for key, value in options.items() if value is not None}
-    checks = {
+    checks: dict[str, Callable[[Any], Any]] = {
         "memory": _memory,
         "vcores": lambda value: _whole("vcores", value, 1),
         "gpus": lambda value: _whole("gpus", value, 0),
@@ -185,7 +185,7 @@ def kernel_config(**options: Any) -> dict[str, Any]:
         "ssh_host": _ssh_host,
         "name": _name,
     }
-    config = {"env": _env(given.get("env"))}
+    config: dict[str, Any] = {"env": _env(given.get("env"))}
     for key in CONFIG_KEYS[1:]:
         if key in given:
             config[key] = checks[key](given[key])
@@ -248,7 +248,7 @@ def _read(resource_dir: str) -> dict | None:
     return spec if isinstance(spec, dict) else None
 
 
-def _manager():
+def _manager() -> Any:
     try:
         from jupyter_client.kernelspec import KernelSpecManager
     except ImportError:
@@ -258,16 +258,9 @@ def _manager():
     return KernelSpecManager(ensure_native_kernel=False)
 
 
-def _kernels_dir(user: bool, prefix: str | os.PathLike[str] | None) -> Path:
-    if prefix is not None:
-        return Path(prefix).expanduser().absolute() / "share" / "jupyter" / "kernels"
-    if user:
-        from jupyter_core.paths import jupyter_data_dir
-
-        return Path(jupyter_data_dir()) / "kernels"
-    from jupyter_core.paths import SYSTEM_JUPYTER_PATH
-
-    return Path(SYSTEM_JUPYTER_PATH[0]) / "kernels"
+def _destination(name: str, user: bool, prefix: str | os.PathLike[str] | None) -> Path:
+    """Where jupyter_client installs kernel ``name`` (its own rule, so the checks look where it writes)."""
+    return Path(_manager()._get_destination_dir(name, user=user, prefix=None if prefix is None else str(prefix)))
 
 
 def install_kernel(options: Mapping[str, Any], display_name: str | None = None, user: bool = True,
@@ -297,7 +290,7 @@ def install_kernel(options: Mapping[str, Any], display_name: str | None = None, 
     spec = kernel_spec(config, display_name)
     if prefix is not None:
         user = False
-    destination = _kernels_dir(user, prefix) / config["name"]
+    destination = _destination(config["name"], user, prefix)
     if destination.exists():
         existing = _read(str(destination))
         if existing is None or _ours(existing) is None:
