@@ -196,6 +196,7 @@ def kernel_config(**options: Any) -> dict[str, Any]:
 def _display_name(display_name: str | None, config: Mapping[str, Any]) -> str:
     if display_name is None:
         env = str(config["env"]).rstrip("/").rsplit("/", 1)[-1]
+        env = next((env[: -len(suffix)] for suffix in _ARCHIVE_SUFFIXES if env.endswith(suffix)), env)
         return f"Python on YARN ({env})"
     if not display_name.strip():
         raise UsageError("--display-name is empty; give the name Jupyter shows, e.g. 'Python on YARN (analytics)'")
