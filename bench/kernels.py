@@ -6,25 +6,10 @@ import uuid
 from pathlib import Path
 
 from .harness import measure
-from .scenarios import _bare_app, _echo_spec
+from .scenarios import _bare_app, _python_ran
 
 #: execute_requests per round-trip sample (the sample is their mean).
 ROUND_TRIPS = 20
-
-
-def _floor_with(client, url):
-    """Submit with an already running driver until the service's Python has run (as the provisioner does)."""
-    start = time.monotonic()
-    app_id = client.submit(_echo_spec(url, signal=True))
-    deadline = start + 600
-    while str(client.application_report(app_id).state) != "RUNNING":
-        assert time.monotonic() < deadline, "the floor application did not run"
-        time.sleep(0.05)
-    app = client.connect(app_id, wait=False)
-    while "ran" not in app.kv:
-        assert time.monotonic() < deadline, "the floor service did not run"
-        time.sleep(0.05)
-    return time.monotonic() - start
 
 
 def _started(kernel_name):
@@ -73,7 +58,7 @@ def kernel_figures(context, runs):
         _bare_app(context.url)  # warm YARN's cache of the unpacked environment
         client = skein_client()  # the provisioner's driver, started once per process as in a Jupyter server
         floor_fig = measure("floor: submit to the service's Python (driver up)",
-                            lambda: _floor_with(client, context.url), runs)
+                            lambda: _python_ran(context.url, client), runs)
         held = {}
 
         def start_yarn():
