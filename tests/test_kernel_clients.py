@@ -254,6 +254,8 @@ def _clients_env(data, **more):
 @pytest.mark.yarn
 def test_papermill_runs_a_notebook_whose_cells_run_on_yarn_through_the_ssh_forward(packed_venv, uploaded_venv,
                                                                                     skein_client, sshd, tmp_path):
+    import nbformat
+
     from skein_jupyter.applications import wait_for_final_state
     from skein_jupyter.kernel_tunnel import SSH_CONFIG_VARIABLE
 
@@ -270,10 +272,10 @@ def test_papermill_runs_a_notebook_whose_cells_run_on_yarn_through_the_ssh_forwa
                           "-k", name, "--start-timeout", "600"], env=env, capture_output=True, text=True, timeout=900)
     print(f"papermill on a YARN kernel: {time.monotonic() - started:.1f}s")
     assert run.returncode == 0, run.stderr[-3000:]
-    cells = json.loads((tmp_path / "out.ipynb").read_text())["cells"]
-    printed = "".join(out.get("text", "") for out in cells[0]["outputs"]).strip()
+    cells = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells  # (texts as str, not lists of lines)
+    printed = "".join(out.get("text", "") for out in cells[0].outputs).strip()
     assert printed.startswith("container_")
-    assert cells[1]["outputs"][0]["data"]["text/plain"] == "42"
+    assert cells[1].outputs[0]["data"]["text/plain"] == "42"
     assert "Permission denied" not in (sshd.log.read_text())
     # papermill shut the kernel down: its application ends by itself, SUCCEEDED.
     report = wait_for_final_state(skein_client, _app_of(printed), timeout=120)
