@@ -26,6 +26,7 @@ from skein_jupyter.cli import cli
 from skein_jupyter.exceptions import InfrastructureError, UsageError
 from skein_jupyter.kernels import install_kernel, kernel_config, list_kernels, remove_kernel
 from throwaway_sshd import ThrowawaySshd
+from throwaway_sshd import _stop as stop_process
 
 
 @pytest.fixture
@@ -342,10 +343,5 @@ def test_a_local_jupyter_server_lists_the_kernel_and_starts_it_over_rest(uploade
         report = wait_for_final_state(skein_client, _app_of(printed.strip()), timeout=120)
         assert str(report.final_status) == "SUCCEEDED"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        stop_process(proc)
         print(f"server log:\n{log.read_text()[-3000:]}")
