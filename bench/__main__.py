@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 
-from . import flows, scenarios
+from . import flows, kernels, scenarios
 from .harness import table, to_json
 
 GROUPS = {
@@ -21,6 +21,7 @@ GROUPS = {
     "packing": scenarios.packing,
     "caching": scenarios.environment_caching,
     "cli": scenarios.cli_startup,
+    "kernel": kernels.kernel_figures,
 }
 
 

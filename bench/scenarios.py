@@ -70,12 +70,14 @@ def _bare_app(url, address=None):
         assert str(report.final_status) == "SUCCEEDED", report.diagnostics
 
 
-def _python_ran(url):
-    """Submit (new driver) until the service's Python has run: the floor for time-to-ready."""
+def _python_ran(url, client=None):
+    """Submit (new driver, unless ``client``) until the service's Python has run: the floor for time-to-ready."""
+    import contextlib
+
     import skein
 
     start = time.monotonic()  # the driver's start counts: the CLI starts one too
-    with skein.Client(log=False) as client:
+    with contextlib.nullcontext(client) if client is not None else skein.Client(log=False) as client:
         app_id = client.submit(_echo_spec(url, signal=True))
         deadline = start + 600
         while str(client.application_report(app_id).state) != "RUNNING":

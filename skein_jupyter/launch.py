@@ -72,6 +72,8 @@ def check_environment_packages(recipe: Recipe, metadata: Mapping[str, Any]) -> N
     if recipe.kind == "notebook":
         needed = [FRONTENDS["server"].package, "ipykernel", FRONTENDS[recipe.notebook.frontend].package,
                   *(["jupyter-scheduler"] if recipe.notebook.scheduler else [])]
+    elif recipe.kind == "kernel":
+        needed = ["ipykernel"]
     else:
         html = any(s.html for s in recipe.flow.steps.values()) if recipe.kind == "flow" else recipe.run.html
         needed = ["papermill", "ipykernel", *(["nbconvert"] if html else [])]

@@ -22,10 +22,11 @@ from .recipe_values import (_app_name, _bool, _choice, _did_you_mean, _duration,
 from .runtime.job import ON_FAILURE
 
 __all__ = ["Recipe", "Resources", "ACLs", "Kerberos", "NotebookOptions", "RunOptions", "SweepOptions",
-           "FlowOptions", "FlowStep", "NotifyOptions", "KINDS", "FRONTENDS", "KIND_SECTIONS", "build", "field_paths"]
+           "FlowOptions", "FlowStep", "NotifyOptions", "KernelOptions", "KINDS", "FRONTENDS", "KIND_SECTIONS",
+           "build", "field_paths"]
 
 #: The sections that belong to some kinds of job only.
-KIND_SECTIONS = ("notebook", "run", "sweep", "flow", "notify")
+KIND_SECTIONS = ("notebook", "run", "sweep", "flow", "notify", "kernel")
 
 
 # ----------------------------------------------------------------- the schema
@@ -189,11 +190,30 @@ class FlowOptions:
                          "to steps; see the fields of a step below.")
 
 
+def _lease(value):
+    seconds = _duration(value)
+    if seconds is None or seconds < 10:
+        raise ValueError(f"{value!r} is not a lease of at least 10s; use e.g. 60s or 5m")
+    return seconds
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelOptions:
+    """A Jupyter kernel started by the kernel provisioner (``kind: kernel``; see the kernels guide)."""
+
+    lease: int = _field(60, _lease, "The application ends when the client that started the kernel has not "
+                        "renewed its lease for this long (it renews it every few seconds): no orphan kernel "
+                        "outlives a crashed client by more than this.")
+    idle_timeout: int = _field(None, _duration, "Shut the kernel down after this long without running "
+                               "code (``null``: never).")
+
+
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     """One job: a Jupyter server, a papermill run, or a sweep of runs."""
 
-    kind: str = _field(None, _choice(KINDS), "``notebook``, ``run``, ``sweep`` or ``flow``.", layered=False)
+    kind: str = _field(None, _choice(KINDS), "``notebook``, ``run``, ``sweep``, ``flow`` or ``kernel``.",
+                       layered=False)
     name: str = _field(None, _app_name, "Application name; ``skein-jupyter-<kind>`` by default. Letters, "
                        "digits, '.', '_' and '-': it may name the output directory (``{name}``).")
     environment: EnvironmentRef = _field(None, _environment,
@@ -216,6 +236,7 @@ class Recipe:
     sweep: SweepOptions = dataclasses.field(default_factory=SweepOptions, metadata={"kinds": ("sweep",)})
     flow: FlowOptions = dataclasses.field(default_factory=FlowOptions, metadata={"kinds": ("flow",)})
     notify: NotifyOptions = dataclasses.field(default_factory=NotifyOptions, metadata={"kinds": ("run", "sweep", "flow")})
+    kernel: KernelOptions = dataclasses.field(default_factory=KernelOptions, metadata={"kinds": ("kernel",)})
 
     @property
     def app_name(self) -> str:
@@ -245,7 +266,8 @@ def _section_kinds(name):
 
 
 _SECTIONS = {"resources": Resources, "acls": ACLs, "kerberos": Kerberos,
-             "notebook": NotebookOptions, "run": RunOptions, "sweep": SweepOptions, "notify": NotifyOptions, "flow": FlowOptions}
+             "notebook": NotebookOptions, "run": RunOptions, "sweep": SweepOptions, "notify": NotifyOptions, "flow": FlowOptions,
+             "kernel": KernelOptions}
 
 
 def _section_type(cls, field):

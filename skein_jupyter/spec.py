@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .environment import EnvironmentKind, EnvironmentRef
 from .exceptions import UsageError
 from .kinds import APP_TAG, KINDS
-from .runtime.job import JOB_FILE, Job, LabSchedulerJob, NotebookJob, NotifyJob, RunJob, to_json
+from .runtime.job import JOB_FILE, Job, KernelJob, LabSchedulerJob, NotebookJob, NotifyJob, RunJob, to_json
 from .runtime.notify import NOTIFY_FILE
 from .runtime.webhdfs import DEPS_FILE
 
@@ -174,6 +174,9 @@ def job_from_recipe(recipe: Recipe, user: str, checked_at_ms: int | None = None,
 
         return dataclasses.replace(flow_job(recipe, user), notify=_notify_job(recipe))
     notebook = run = None
+    if recipe.kind == "kernel":
+        return Job(kind="kernel", name=recipe.app_name, user=user, env=dict(recipe.env),
+                   kernel=KernelJob(lease=recipe.kernel.lease, idle_timeout=recipe.kernel.idle_timeout))
     if recipe.kind == "notebook":
         server = recipe.notebook
         from .workspaces import workspace_job

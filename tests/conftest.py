@@ -119,7 +119,7 @@ SLOW_FILES = ("test_guides.py", "test_schedules.py", "test_jupyter_scheduler.py"
               "test_runs.py", "test_workspace.py", "test_notebook.py", "test_browser.py",
               "test_jupyter_scheduler_ui.py",
               "test_culling.py", "test_privacy.py", "test_environments.py", "test_tls.py", "test_gpus.py",
-              "test_sandbox.py", "test_notifications.py")
+              "test_sandbox.py", "test_notifications.py", "test_kernel_clients.py")
 
 
 def _file_rank(items):

@@ -37,7 +37,7 @@ PAGES = sorted(str(path.relative_to(ROOT)) for path in [ROOT / "README.rst", *(R
 
 #: Pages with shell examples, in the order they run: the admin's guide uploads a new "analytics" last.
 RUN_ORDER = ["docs/quickstart.rst", "docs/guides/notebook-users.rst", "docs/guides/batch-users.rst",
-             "docs/guides/schedules.rst",
+             "docs/guides/schedules.rst", "docs/guides/kernels.rst",
              "README.rst", "docs/guides/admins.rst"]
 
 #: Lines that do not run here, and why (each must still be in the docs).
@@ -312,6 +312,7 @@ def test_the_shell_examples_of_the_page_run(page, inputs, test_venv, conda_envs,
     # The page's schedules in a directory of its own: beside other tests and the user's own schedules.
     schedules = f"/tmp/skein-jupyter-guide-schedules-{uuid.uuid4().hex[:8]}"
     env["SKEIN_JUPYTER_SCHEDULES_DIR"] = schedules
+    env["JUPYTER_DATA_DIR"] = str(stage_dir / "jupyter-data")  # the page's kernelspecs: not the user's own
     places = {
         "~/venvs/analytics": str(test_venv),             # a user's virtualenv
         "/opt/venvs/analytics": str(test_venv),          # an admin's virtualenv

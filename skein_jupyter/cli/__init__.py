@@ -14,7 +14,7 @@ import sys
 import click
 
 from ..exceptions import EXIT_CODES, InfrastructureError, SkeinJupyterError
-from . import env, notebook, recipes, run, sandbox, schedule, workspace
+from . import env, kernel, notebook, recipes, run, sandbox, schedule, workspace
 
 __all__ = ["cli", "main", "infrastructure_error", "EXIT_CODES"]
 
@@ -113,7 +113,7 @@ def cli():
 
 for _command in (recipes.spec_command, recipes.config, notebook.notebook, run.run_command, run.status_command,
                  run.logs_command, run.kill_command, run.fetch_command, env.env, workspace.workspace,
-                 sandbox.sandbox, schedule.schedule, schedule.scheduler):
+                 sandbox.sandbox, schedule.schedule, schedule.scheduler, kernel.kernel):
     cli.add_command(_command)
 
 

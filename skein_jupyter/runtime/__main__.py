@@ -46,6 +46,10 @@ def main(argv=None):
         from . import notebook
 
         return notebook.main(job)
+    if job.kind == "kernel":
+        from . import kernel
+
+        return kernel.main(job)
     if job.kind == "flow":
         from . import flow
 

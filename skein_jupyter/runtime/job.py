@@ -25,7 +25,7 @@ from .kinds import FRONTENDS, KINDS
 
 __all__ = ["OUTPUT_PLACEHOLDERS", "check_output_template", "expand_output", "Job", "NotebookJob", "WorkspaceJob",
            "LabSchedulerJob",
-           "RunJob", "StepJob", "FlowJob", "ON_FAILURE", "NotifyJob", "NOTIFY_EVENTS",
+           "RunJob", "StepJob", "FlowJob", "KernelJob", "ON_FAILURE", "NotifyJob", "NOTIFY_EVENTS",
            "JobError", "JOB_FILE", "KINDS", "SHARES", "to_json",
            "from_json", "read_job", "check_parameter_name", "check_env_name", "RESERVED_ENV", "RESERVED_ENV_PREFIXES"]
 
@@ -111,6 +111,15 @@ class RunJob:
     retries: int = 0
     retry_failed_cells: bool = False
     share: str = "private"
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelJob:
+    """One Jupyter kernel: how long the container waits for its client's heartbeat (the lease), and how
+    long the kernel may stay idle before it shuts down (None: never); seconds."""
+
+    lease: int = 60
+    idle_timeout: Optional[int] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,12 +252,13 @@ class Job:
     run: Optional[RunJob] = None
     notify: Optional[NotifyJob] = None
     flow: Optional[FlowJob] = None
+    kernel: Optional[KernelJob] = None
     format: int = FORMAT
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise JobError(f"kind: {self.kind!r} is not one of {', '.join(KINDS)}")
-        section = {"notebook": "notebook", "flow": "flow"}.get(self.kind, "run")
+        section = {"notebook": "notebook", "flow": "flow", "kernel": "kernel"}.get(self.kind, "run")
         if getattr(self, section) is None:
             raise JobError(f"{section}: missing for a {self.kind} job")
         if self.notebook is not None and self.notebook.frontend not in FRONTENDS:
@@ -279,6 +289,8 @@ class Job:
                 raise JobError("notify.emails: not a list of email addresses")  # no header can be injected
         if self.flow is not None:
             _check_flow(self.flow)
+        if self.kernel is not None and (self.kernel.lease < 10 or (self.kernel.idle_timeout or 1) < 1):
+            raise JobError("kernel: lease below 10 seconds or idle_timeout below 1 second")
         try:
             for name in self.env:
                 check_env_name(name)

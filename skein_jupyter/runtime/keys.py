@@ -97,7 +97,23 @@ stops the whole flow, as for runs):
     Set by the coordinator to stop one running step (another step failed with
     ``on_failure: stop``); the step saves its partial output.
 
-Both:
+Kernels (``kind: kernel``, started by the kernel provisioner, ``skein_jupyter/provisioner.py``):
+
+``skein-jupyter.kernel.connection``
+    JSON connection info of the kernel, as in a Jupyter connection file
+    (``{"transport", "ip", "shell_port", "iopub_port", "stdin_port", "control_port",
+    "hb_port", "key", "signature_scheme", "kernel_name"}``), set by the container once
+    ipykernel listens. It holds the kernel's HMAC key: the store is the owner's only.
+``skein-jupyter.kernel.heartbeat``
+    Rewritten by the provisioner every ``lease / 6`` seconds (a counter); the container
+    ends the application (KILLED) when it has not changed for ``lease`` seconds.
+``skein-jupyter.kernel.signal``
+    A signal number (decimal) the provisioner asks the container to send to the kernel's
+    process (``terminate``); taken by the container.
+``skein-jupyter.kernel.ended``
+    Why the container ended the kernel by itself: ``lease`` or ``idle``.
+
+Every kind:
 
 ``skein-jupyter.error``
     A one-line reason, set when the runtime fails before doing its job.
@@ -132,3 +148,9 @@ FLOW_INPUTS = FLOW_PREFIX + "inputs."
 FLOW_PROGRESS = FLOW_PREFIX + "progress."
 FLOW_RESULT = FLOW_PREFIX + "result."
 FLOW_STOP = FLOW_PREFIX + "stop."
+
+KERNEL_PREFIX = "skein-jupyter.kernel."
+KERNEL_CONNECTION = KERNEL_PREFIX + "connection"
+KERNEL_HEARTBEAT = KERNEL_PREFIX + "heartbeat"
+KERNEL_SIGNAL = KERNEL_PREFIX + "signal"
+KERNEL_ENDED = KERNEL_PREFIX + "ended"

@@ -51,6 +51,7 @@ KINDS = {kind.name: kind for kind in (
     Kind("run", service="papermill"),
     Kind("sweep", service="papermill"),
     Kind("flow", service="flow"),       # the coordinator; each step is a service of its own (``step-<name>``)
+    Kind("kernel", service="kernel"),   # one Jupyter kernel, started by the kernel provisioner
 )}
 
 FRONTENDS = {frontend.name: frontend for frontend in (

@@ -1,0 +1,160 @@
+"""Run one Jupyter kernel (ipykernel from the packed environment) for the kernel provisioner.
+
+The container picks the kernel's ports and makes its HMAC key; both go into a
+connection file only the user can read (umask 077), which ipykernel reads, and
+into the key-value store (``skein-jupyter.kernel.connection``), where the
+provisioner reads them: the key is on no command line and in no log, and no
+connection from the container back to the client is needed.
+
+The container ends with the kernel: exit 0 after a ``shutdown_request``, so the
+application ends SUCCEEDED. It ends the kernel itself when the client's lease
+lapses (``skein-jupyter.kernel.heartbeat`` unchanged for ``lease`` seconds:
+the application ends KILLED), or after ``idle_timeout`` without running code
+(SUCCEEDED).
+"""
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import keys
+from .common import connect, fail, log
+
+#: How often the container looks at the kernel, the lease and the signal key.
+TICK = 1.0
+#: Seconds the kernel has to exit after SIGTERM before it is killed.
+STOP_GRACE = 10.0
+PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+
+
+def free_ports(n):
+    """``n`` distinct free TCP ports (bound together, then released for ipykernel to bind)."""
+    sockets = []
+    try:
+        for _ in range(n):
+            sock = socket.socket()
+            sock.bind(("", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def reachable_ip():
+    """The address clients reach this container at: its NodeManager host's."""
+    host = os.environ.get("NM_HOST") or socket.getfqdn()
+    try:
+        return socket.gethostbyname(host)
+    except OSError:
+        return host
+
+
+class IdleWatch:
+    """Reads the kernel's iopub status messages: busy, idle, and since when nothing ran."""
+
+    def __init__(self, port, timeout):
+        import zmq  # ipykernel's own dependency
+
+        self.timeout = timeout
+        self.socket = zmq.Context.instance().socket(zmq.SUB)
+        self.socket.setsockopt(zmq.SUBSCRIBE, b"")
+        self.socket.connect(f"tcp://127.0.0.1:{port}")
+        self.busy = False
+        self.since = time.monotonic()
+
+    def idle_for(self):
+        import zmq
+
+        while self.socket.poll(0, zmq.POLLIN):
+            frames = self.socket.recv_multipart()
+            try:  # [identities..., <IDS|MSG>, signature, header, parent, metadata, content]
+                at = frames.index(b"<IDS|MSG>")
+                header, content = json.loads(frames[at + 2]), json.loads(frames[at + 5])
+            except (ValueError, IndexError):
+                continue
+            if header.get("msg_type") == "status":
+                self.busy = content.get("execution_state") == "busy"
+            self.since = time.monotonic()
+        return 0.0 if self.busy else time.monotonic() - self.since
+
+
+def stop(process):
+    """SIGTERM, then SIGKILL after :data:`STOP_GRACE`; returns the exit code."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait()
+
+
+def main(job) -> int:
+    os.umask(0o077)
+    app_client = connect()
+    if app_client is None:
+        return 1
+    options = job.kernel
+    try:
+        import ipykernel  # noqa: F401
+    except ImportError:
+        return fail(app_client, "the environment lacks ipykernel; install it in the environment and pack it again")
+    home = Path.cwd()
+    dirs = {"JUPYTER_RUNTIME_DIR": home / ".jupyter-runtime", "IPYTHONDIR": home / ".ipython"}
+    for directory in dirs.values():
+        directory.mkdir(mode=0o700, exist_ok=True)
+    os.environ.update({name: str(path) for name, path in dirs.items()})
+    if not os.access(os.environ.get("HOME") or "/", os.W_OK):
+        os.environ["HOME"] = str(home)
+    ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES))))
+    info = {"transport": "tcp", "ip": "0.0.0.0", **ports, "key": secrets.token_hex(32),
+            "signature_scheme": "hmac-sha256", "kernel_name": ""}
+    connection_file = dirs["JUPYTER_RUNTIME_DIR"] / "kernel.json"
+    connection_file.write_text(json.dumps(info))
+    process = subprocess.Popen([sys.executable, "-m", "ipykernel_launcher", "-f", str(connection_file)])
+    log(f"kernel started (pid {process.pid}, ports {', '.join(str(p) for p in ports.values())}); "
+        f"lease {options.lease}s" + (f", idle timeout {options.idle_timeout}s" if options.idle_timeout else ""))
+    try:
+        app_client.kv[keys.KERNEL_CONNECTION] = json.dumps({**info, "ip": reachable_ip()}).encode()
+    except Exception as exc:
+        stop(process)
+        return fail(app_client, f"cannot publish the kernel's connection info: {exc}")
+    idle = IdleWatch(ports["iopub_port"], options.idle_timeout) if options.idle_timeout else None
+    beat, beat_at = None, time.monotonic()
+    while process.poll() is None:
+        time.sleep(TICK)
+        try:
+            value = app_client.kv.get(keys.KERNEL_HEARTBEAT)
+            signum = app_client.kv.pop(keys.KERNEL_SIGNAL, None)
+        except Exception as exc:  # the master is gone: nothing can reach this kernel any more
+            log(f"the application master is unreachable ({exc}); stopping the kernel")
+            stop(process)
+            return 1
+        if value != beat:
+            beat, beat_at = value, time.monotonic()
+        if signum is not None and process.poll() is None:
+            log(f"sending signal {int(signum)} to the kernel, as its client asked")
+            process.send_signal(signal.Signals(int(signum)))
+        ended = None
+        if time.monotonic() - beat_at > options.lease:
+            ended = "lease"
+            log(f"no heartbeat from the kernel's client for {options.lease}s: it is gone; ending the kernel")
+        elif idle is not None and idle.idle_for() > options.idle_timeout:
+            ended = "idle"
+            log(f"the kernel ran no code for {options.idle_timeout}s (idle timeout); ending it")
+        if ended is not None:
+            app_client.kv[keys.KERNEL_ENDED] = ended.encode()
+            code = stop(process)
+            if ended == "lease":
+                app_client.shutdown("KILLED", f"the lease expired: the kernel's client did not renew it for "
+                                              f"{options.lease}s (crashed or killed?)")
+            return 0 if ended == "idle" else code or 1
+    code = process.returncode
+    log(f"kernel exited with code {code}")
+    return code
