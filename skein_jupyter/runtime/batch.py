@@ -32,7 +32,7 @@ from .claims import Claims
 from .common import connect, fail, log
 from .job import Job, expand_output
 from .outputs import DEFAULT_OUTPUT, RUNS_INDEX, span, table_csv
-from .setrun import SetRun
+from .setrun import Engine, SetRun
 
 if TYPE_CHECKING:
     import skein
@@ -102,6 +102,7 @@ class Worker:
         self.output = self._output_dir()
         self._ready = threading.Event()
         self._ready_error = None
+        self.engine: Engine | None = None   # the papermill engine, kept from one set to the next
 
     # -- the output directory, shared by every worker
 
@@ -169,9 +170,12 @@ class Worker:
         retries = run.retries if run.retry_failed_cells else 0
         while True:
             attempt = self.claims.next_attempt(index)
-            set_run = SetRun(self, index, attempt)
+            if self.engine is None or not self.engine.alive():
+                self.engine = Engine()
+            set_run = SetRun(self, index, attempt, self.engine, prestart=self.job.n_sets > 1)
             log(f"set {index} (attempt {attempt}): parameters {', '.join(set_run.parameters) or '(none)'}")
             result = set_run.execute()
+            self.engine = set_run.engine if set_run.engine is not None and set_run.engine.alive() else None
             retry = (result["status"] in ("failed", "timed_out") and attempt <= retries
                      and not self.stop_requested.is_set())
             where = f" in cell {result['cell'] + 1}" if result.get("cell") is not None else ""
@@ -238,6 +242,9 @@ class Worker:
                 break
             files, result = self.run_set(index)
             uploader.add(files, result)
+        if self.engine is not None:  # it shuts its spare kernel down
+            self.engine.close()
+            self.engine = None
         uploader.flush()
         if self.stop_requested.is_set():
             self.claims.close(self._set_parameters)
