@@ -44,7 +44,7 @@ FINAL_STATUS = {"succeeded": "SUCCEEDED", "failed": "FAILED", "timed_out": "FAIL
 
 class Uploader(threading.Thread):
     """Uploads finished sets' files, then publishes their results, so a worker goes on to its next set
-    at once. Files that finished while an upload ran go up together in the next one (one JVM)."""
+    at once. Files that finished while an upload ran go up together in the next one."""
 
     def __init__(self, worker):
         super().__init__(name="uploader", daemon=True)
@@ -102,6 +102,8 @@ class Worker:
         self.output = self._output_dir()
         self._ready = threading.Event()
         self._ready_error = None
+        self.fs = clusterfs                  # what writes the outputs (see _writer)
+        self._upload_lock = threading.Lock()
         self.engine: Engine | None = None   # the papermill engine, kept from one set to the next
 
     # -- the output directory, shared by every worker
@@ -118,20 +120,32 @@ class Worker:
         self.creates_output = result.succeeded
         return result.results[-1].decode()
 
+    def _writer(self):
+        """What writes the outputs: one WebHDFS session, else (no NameNode URL, no client) ``hdfs dfs``."""
+        if self.job.run.namenodes:
+            from .webhdfs import Outputs, short
+
+            try:
+                return Outputs(self.job.run.namenodes, self.job.user)
+            except Exception as exc:
+                log(f"outputs: WebHDFS unavailable ({short(exc)}); using hdfs dfs")
+        return clusterfs
+
     def _prepare_output(self):
         """Create the output directory; the first worker also writes the application's index record."""
         try:
+            self.fs = self._writer()
             if self.creates_output:
                 index_dir = RUNS_INDEX.format(user=self.job.user)
-                clusterfs.mkdir(self.output, index_dir, share=self.job.run.share)
+                self.fs.mkdir(self.output, index_dir, share=self.job.run.share)
                 record = self.workdir / f"{self.app_id}.json"
                 record.write_text(json.dumps({
                     "app_id": self.app_id, "kind": self.job.kind, "name": self.job.name,
                     "notebook": self.job.run.notebook, "output": self.output, "sets": self.job.n_sets,
                     "summary": clusterfs.join(self.output, self.summary_name)}))
-                clusterfs.put([str(record)], clusterfs.join(index_dir, record.name), share=self.job.run.share)
+                self.fs.put([str(record)], clusterfs.join(index_dir, record.name), share=self.job.run.share)
             else:
-                clusterfs.mkdir(self.output, share=self.job.run.share)
+                self.fs.mkdir(self.output, share=self.job.run.share)
         except Exception as exc:
             self._ready_error = exc
             log(f"error: cannot create the output directory {self.output}: {exc}")
@@ -146,7 +160,8 @@ class Worker:
         self._ready.wait(600)
         if self._ready_error is not None:
             raise self._ready_error
-        clusterfs.put([str(p) for p in paths], self.output + "/", share=self.job.run.share)
+        with self._upload_lock:  # one session: the uploader and checkpoints take turns
+            self.fs.put([str(p) for p in paths], self.output + "/", share=self.job.run.share)
 
     def _watch_stop(self):
         try:

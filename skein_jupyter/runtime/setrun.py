@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from . import clusterfs
 from .common import log
@@ -40,7 +40,7 @@ class Engine:
         self.proc = subprocess.Popen([sys.executable, "-m", package, "engine", str(write_end)],
                                      pass_fds=[write_end], stdin=subprocess.PIPE, text=True)
         os.close(write_end)
-        self.listener = None        # the event handler of the set that runs
+        self.listener: Callable[[dict], None] | None = None   # the event handler of the set that runs
         self.drained = threading.Event()
         self.reader = threading.Thread(target=self._read, args=(os.fdopen(read_end),), name="engine-events",
                                        daemon=True)
