@@ -122,9 +122,9 @@ class Worker:
 
     def _writer(self):
         """What writes the outputs: one WebHDFS session, else (no NameNode URL, no client) ``hdfs dfs``."""
-        if self.job.run.namenodes:
-            from .webhdfs import Outputs, short
+        from .webhdfs import Outputs, short
 
+        if self.job.run.namenodes and Outputs.handles(self.output):  # another filesystem: hdfs dfs reaches it
             try:
                 return Outputs(self.job.run.namenodes, self.job.user)
             except Exception as exc:

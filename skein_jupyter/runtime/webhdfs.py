@@ -132,6 +132,15 @@ class Outputs:
     def __init__(self, namenodes: list[str], user: str) -> None:
         self.hdfs = HDFS(lambda: connect(namenodes, user))
 
+    @staticmethod
+    def handles(path: str) -> bool:
+        """Whether ``path`` is on the default filesystem (``/a/b`` or ``hdfs:///a/b``), which WebHDFS reaches."""
+        return path.startswith("/") or path.startswith("hdfs:///")
+
+    @staticmethod
+    def _path(path: str) -> str:
+        return path[len("hdfs://"):] if path.startswith("hdfs:///") else path
+
     def _retry(self, call: Callable[[], Any]) -> Any:
         try:
             return call()
@@ -148,7 +157,7 @@ class Outputs:
         from .clusterfs import PUBLIC, SHARES, is_own, share_modes
 
         modes = share_modes(share)
-        for path in paths:
+        for path in map(self._path, paths):
             self._retry(lambda: self.hdfs.mkdir(path, modes.dir_mode))
             if is_own(path):  # bookkeeping directories stay private unless public (see clusterfs.mkdir)
                 own = SHARES[PUBLIC if modes.name == PUBLIC else "private"].dir_mode
@@ -162,6 +171,7 @@ class Outputs:
         from .clusterfs import share_modes
 
         mode = share_modes(share).file_mode
+        destination = self._path(destination)
         for source in sources:
             target = destination + os.path.basename(source) if destination.endswith("/") else destination
             partial = target + "._COPYING_"
