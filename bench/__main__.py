@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 
-from . import flows, kernels, scenarios
+from . import flows, kernels, scenarios, sweeps
 from .harness import table, to_json
 
 GROUPS = {
@@ -16,7 +16,8 @@ GROUPS = {
     "notebook": scenarios.notebook_ready,
     "workspace": scenarios.workspace,
     "batch": scenarios.batch_overhead,
-    "sweep": scenarios.sweep_speedup,
+    "sweep": sweeps.sweep_speedup,
+    "sweep-burst": sweeps.sweep_burst,
     "flow": flows.flow_speedup,
     "packing": scenarios.packing,
     "caching": scenarios.environment_caching,

@@ -203,9 +203,20 @@ def job_from_recipe(recipe: Recipe, user: str, checked_at_ms: int | None = None,
             cell_timeout=options.cell_timeout, start_timeout=options.start_timeout, timeout=options.timeout,
             checkpoint_interval=options.checkpoint_interval or 0,
             papermill_options=dict(options.papermill_options), retries=options.retries,
-            retry_failed_cells=options.retry_failed_cells, share=options.share)
+            retry_failed_cells=options.retry_failed_cells, share=options.share,
+            namenodes=namenodes or _output_namenodes())
     return Job(kind=recipe.kind, name=recipe.app_name, user=user, env=dict(recipe.env), notebook=notebook,
                run=run, notify=_notify_job(recipe))
+
+
+def _output_namenodes() -> list[str]:
+    """The NameNodes' WebHDFS URLs, for a run's outputs; none (the container uses ``hdfs dfs``) if unknown."""
+    from .workspaces import namenode_urls
+
+    try:
+        return namenode_urls()
+    except UsageError:
+        return []
 
 
 def _notify_job(recipe: Recipe) -> NotifyJob | None:
@@ -329,6 +340,10 @@ def build_spec(recipe: Recipe, context: SpecContext, job_path: str | None = None
         max_restarts = 0
         if recipe.kind in ("run", "sweep"):
             extra[INPUT_NOTEBOOK] = skein.File(recipe.run.notebook, type="file")
+            if job.run is not None and job.run.namenodes:  # outputs over WebHDFS: fsspec, not a JVM per upload
+                from .runtime_zip import deps_zip
+
+                extra[DEPS_FILE] = skein.File(context.deps or str(deps_zip()), type="file")
             max_restarts = recipe.run.retries
         if recipe.kind == "sweep":
             # Workers take parameter sets from a queue in the key-value store.

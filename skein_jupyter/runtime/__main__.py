@@ -1,6 +1,6 @@
 """``python -m skein_jupyter_runtime <kind>``: run the job in ``./job.json``.
 
-``execute ARGS.json`` is internal: the papermill process of one run, started by the run's worker.
+``engine FD`` is internal: the papermill engine of a run's worker (:mod:`.execute`).
 """
 import os
 import sys
@@ -23,7 +23,7 @@ def apply_env(env):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 2 and argv[0] == "execute":
+    if len(argv) == 2 and argv[0] == "engine":
         from . import execute
 
         return execute.main(argv[1])

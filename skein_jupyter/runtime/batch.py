@@ -32,7 +32,7 @@ from .claims import Claims
 from .common import connect, fail, log
 from .job import Job, expand_output
 from .outputs import DEFAULT_OUTPUT, RUNS_INDEX, span, table_csv
-from .setrun import SetRun
+from .setrun import Engine, SetRun
 
 if TYPE_CHECKING:
     import skein
@@ -44,7 +44,7 @@ FINAL_STATUS = {"succeeded": "SUCCEEDED", "failed": "FAILED", "timed_out": "FAIL
 
 class Uploader(threading.Thread):
     """Uploads finished sets' files, then publishes their results, so a worker goes on to its next set
-    at once. Files that finished while an upload ran go up together in the next one (one JVM)."""
+    at once. Files that finished while an upload ran go up together in the next one."""
 
     def __init__(self, worker):
         super().__init__(name="uploader", daemon=True)
@@ -102,6 +102,9 @@ class Worker:
         self.output = self._output_dir()
         self._ready = threading.Event()
         self._ready_error = None
+        self.fs = clusterfs                  # what writes the outputs (see _writer)
+        self._upload_lock = threading.Lock()
+        self.engine: Engine | None = None   # the papermill engine, kept from one set to the next
 
     # -- the output directory, shared by every worker
 
@@ -117,20 +120,32 @@ class Worker:
         self.creates_output = result.succeeded
         return result.results[-1].decode()
 
+    def _writer(self):
+        """What writes the outputs: one WebHDFS session, else (no NameNode URL, no client) ``hdfs dfs``."""
+        from .webhdfs import Outputs, short
+
+        if self.job.run.namenodes and Outputs.handles(self.output):  # another filesystem: hdfs dfs reaches it
+            try:
+                return Outputs(self.job.run.namenodes, self.job.user)
+            except Exception as exc:
+                log(f"outputs: WebHDFS unavailable ({short(exc)}); using hdfs dfs")
+        return clusterfs
+
     def _prepare_output(self):
         """Create the output directory; the first worker also writes the application's index record."""
         try:
+            self.fs = self._writer()
             if self.creates_output:
                 index_dir = RUNS_INDEX.format(user=self.job.user)
-                clusterfs.mkdir(self.output, index_dir, share=self.job.run.share)
+                self.fs.mkdir(self.output, index_dir, share=self.job.run.share)
                 record = self.workdir / f"{self.app_id}.json"
                 record.write_text(json.dumps({
                     "app_id": self.app_id, "kind": self.job.kind, "name": self.job.name,
                     "notebook": self.job.run.notebook, "output": self.output, "sets": self.job.n_sets,
                     "summary": clusterfs.join(self.output, self.summary_name)}))
-                clusterfs.put([str(record)], clusterfs.join(index_dir, record.name), share=self.job.run.share)
+                self.fs.put([str(record)], clusterfs.join(index_dir, record.name), share=self.job.run.share)
             else:
-                clusterfs.mkdir(self.output, share=self.job.run.share)
+                self.fs.mkdir(self.output, share=self.job.run.share)
         except Exception as exc:
             self._ready_error = exc
             log(f"error: cannot create the output directory {self.output}: {exc}")
@@ -145,7 +160,8 @@ class Worker:
         self._ready.wait(600)
         if self._ready_error is not None:
             raise self._ready_error
-        clusterfs.put([str(p) for p in paths], self.output + "/", share=self.job.run.share)
+        with self._upload_lock:  # one session: the uploader and checkpoints take turns
+            self.fs.put([str(p) for p in paths], self.output + "/", share=self.job.run.share)
 
     def _watch_stop(self):
         try:
@@ -169,9 +185,12 @@ class Worker:
         retries = run.retries if run.retry_failed_cells else 0
         while True:
             attempt = self.claims.next_attempt(index)
-            set_run = SetRun(self, index, attempt)
+            if self.engine is None or not self.engine.alive():
+                self.engine = Engine()
+            set_run = SetRun(self, index, attempt, self.engine, prestart=self.job.n_sets > 1)
             log(f"set {index} (attempt {attempt}): parameters {', '.join(set_run.parameters) or '(none)'}")
             result = set_run.execute()
+            self.engine = set_run.engine if set_run.engine is not None and set_run.engine.alive() else None
             retry = (result["status"] in ("failed", "timed_out") and attempt <= retries
                      and not self.stop_requested.is_set())
             where = f" in cell {result['cell'] + 1}" if result.get("cell") is not None else ""
@@ -238,6 +257,9 @@ class Worker:
                 break
             files, result = self.run_set(index)
             uploader.add(files, result)
+        if self.engine is not None:  # it shuts its spare kernel down
+            self.engine.close()
+            self.engine = None
         uploader.flush()
         if self.stop_requested.is_set():
             self.claims.close(self._set_parameters)

@@ -1,23 +1,37 @@
-"""The papermill process of one run: ``python -m skein_jupyter_runtime execute ARGS.json``.
+"""The papermill engine of a worker: ``python -m skein_jupyter_runtime engine FD``.
 
-Started by :mod:`.batch` for each parameter set, so that a whole-run timeout
-or a stop request can end it (and its kernel) without taking the supervisor
-down. It reports, as JSON lines on the file descriptor the supervisor gave it,
+Started by :mod:`.setrun` once per container (a new one only after a stop, a
+timeout or a crash), so the supervisor never goes down with a notebook and
+Python, papermill and nbclient are imported once, not once per set. It reads
+one line per parameter set on its standard input: the path of a private file
+with that set's arguments (never a value on a command line). For each set it
+reports, as JSON lines on file descriptor ``FD``,
 ``{"event": "start", "cells": N}``, ``{"event": "cell", "index": i, "source": ...}``
 when a cell starts, ``{"event": "done", "index": i}`` when it ends, and one
-``{"event": "result", "status": ...}`` at the end.
+``{"event": "result", "status": ...}`` at the end. It ends at the end of its input.
+
+Every set gets a fresh kernel, shut down when the set ends. With
+``"prestart": true`` the engine starts the *next* set's kernel while this
+set runs (a kernel nothing has run in yet), so the next set does not wait
+for one to boot; an unused one is shut down when the engine ends.
 
 Papermill saves the output notebook after every cell (and every 30 seconds
 during a long one); on SIGTERM (stop) or SIGUSR1 (timeout) the notebook is
-saved as it is and the kernel, which watches its parent, ends with us.
+saved as it is, the kernel is shut down and the engine ends (kernels also
+watch their parent, and end with it).
 """
 import json
 import os
 import signal
+import sys
 
 from .common import log
 
 STATUS_BY_SIGNAL = {signal.SIGTERM: "stopped", signal.SIGINT: "stopped", signal.SIGUSR1: "timed_out"}
+
+#: papermill options with which a kernel started ahead is the kernel papermill would start.
+PRESTART_SAFE = {"log_output", "stdout_file", "stderr_file", "request_save_on_cell_execute", "report_mode",
+                 "autosave_cell_every", "cwd"}
 
 
 class Interrupted(BaseException):
@@ -70,11 +84,75 @@ def _track_cells(emit):
     engines.NotebookExecutionManager = Tracked
 
 
-def main(args_path):
+def _interrupt(signum, frame):
+    raise Interrupted(STATUS_BY_SIGNAL[signum])
+
+
+def _kernel_key(args):
+    """What a kernel started ahead must match (kernel name, working directory); None: start none ahead."""
+    if args.get("engine") not in (None, "nbclient") or set(args["papermill_options"]) - PRESTART_SAFE:
+        return None
+    name = args["kernel"]
+    if not name:
+        try:
+            with open(args["input"]) as f:
+                name = json.load(f)["metadata"]["kernelspec"]["name"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # papermill says why when it runs the set
+    return name, args["papermill_options"].get("cwd")
+
+
+class Spare:
+    """A kernel started ahead for the next set: fresh, nothing run in it."""
+
+    def __init__(self, key):
+        from jupyter_client.manager import AsyncKernelManager
+        from jupyter_core.utils import run_sync
+
+        self.key, self.run_sync = key, run_sync
+        self.km = AsyncKernelManager(kernel_name=key[0])
+        # What nbclient passes to an IPython kernel it starts itself (no history file).
+        extra = ["--HistoryManager.hist_file=:memory:"] if self.km.ipykernel else []
+        run_sync(self.km.start_kernel)(extra_arguments=extra, cwd=key[1] or os.getcwd())
+
+    def shutdown(self):
+        try:
+            if self.run_sync(self.km.is_alive)():
+                self.run_sync(self.km.shutdown_kernel)(now=True)
+            self.run_sync(self.km.cleanup_resources)()
+        except Exception as exc:  # it is gone already, or going
+            log(f"kernel started ahead: shutdown: {type(exc).__name__}: {exc}")
+
+
+def run_set(args, emit, km=None):
+    """One set with papermill (in ``km``'s kernel when given); its status."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        papermill.execute_notebook(
+            args["input"], args["output"], parameters=args["parameters"], kernel_name=args["kernel"],
+            engine_name=args["engine"], execution_timeout=args["cell_timeout"],
+            start_timeout=args["start_timeout"], progress_bar=False, **args["papermill_options"],
+            **({"km": km} if km is not None else {}))
+    except Interrupted as exc:
+        emit(event="result", status=exc.status)
+        return exc.status
+    except PapermillExecutionError as exc:
+        emit(event="result", status="failed", cell=exc.cell_index, execution_count=exc.exec_count,
+             ename=exc.ename, evalue=str(exc.evalue)[:2000])
+        return "failed"
+    except Exception as exc:  # kernel died, no such kernel, unreadable notebook, ...
+        emit(event="result", status="failed", cell=None, ename=type(exc).__name__, evalue=str(exc)[:2000])
+        log(f"papermill failed: {type(exc).__name__}: {exc}")
+        return "failed"
+    emit(event="result", status="succeeded")
+    return "succeeded"
+
+
+def main(events_fd):
     _die_with_parent()
-    with open(args_path) as f:
-        args = json.load(f)
-    out = os.fdopen(args.pop("progress_fd"), "w", buffering=1)
+    out = os.fdopen(int(events_fd), "w", buffering=1)
 
     def emit(**event):
         try:
@@ -82,30 +160,39 @@ def main(args_path):
         except (OSError, ValueError):  # the supervisor stopped reading; keep running
             pass
 
-    def interrupt(signum, frame):
-        raise Interrupted(STATUS_BY_SIGNAL[signum])
-
-    for signum in STATUS_BY_SIGNAL:
-        signal.signal(signum, interrupt)
+    spare = None
     try:
-        import papermill
-        from papermill.exceptions import PapermillExecutionError
+        for signum in STATUS_BY_SIGNAL:
+            signal.signal(signum, _interrupt)
+        import papermill  # noqa: F401  (once, before the first set)
 
         _track_cells(emit)
-        papermill.execute_notebook(
-            args["input"], args["output"], parameters=args["parameters"], kernel_name=args["kernel"],
-            engine_name=args["engine"], execution_timeout=args["cell_timeout"],
-            start_timeout=args["start_timeout"], progress_bar=False, **args["papermill_options"])
-    except Interrupted as exc:
-        emit(event="result", status=exc.status)
+        for line in sys.stdin:
+            # nbclient replaces (then resets to the default) SIGINT and SIGTERM handlers while it runs.
+            for signum in STATUS_BY_SIGNAL:
+                signal.signal(signum, _interrupt)
+            with open(line.strip()) as f:
+                args = json.load(f)
+            key = _kernel_key(args)
+            current = spare if spare is not None and key is not None and spare.key == key else None
+            if spare is not None and current is None:
+                spare.shutdown()
+            spare = None
+            if key is not None and args.get("prestart"):
+                try:
+                    spare = Spare(key)  # booting while this set runs
+                except Exception as exc:  # papermill starts this set's kernel itself, and says what is wrong
+                    log(f"kernel not started ahead: {type(exc).__name__}: {exc}")
+            try:
+                status = run_set(args, emit, current.km if current is not None else None)
+            finally:
+                if current is not None:  # a fresh kernel per set: this one is done
+                    current.shutdown()
+            if status in ("stopped", "timed_out"):
+                return 1
+    except Interrupted:  # between sets: nothing was running
         return 1
-    except PapermillExecutionError as exc:
-        emit(event="result", status="failed", cell=exc.cell_index, execution_count=exc.exec_count,
-             ename=exc.ename, evalue=str(exc.evalue)[:2000])
-        return 1
-    except Exception as exc:  # kernel died, no such kernel, unreadable notebook, ...
-        emit(event="result", status="failed", cell=None, ename=type(exc).__name__, evalue=str(exc)[:2000])
-        log(f"papermill failed: {type(exc).__name__}: {exc}")
-        return 1
-    emit(event="result", status="succeeded")
+    finally:
+        if spare is not None:
+            spare.shutdown()
     return 0

@@ -111,6 +111,7 @@ class RunJob:
     retries: int = 0
     retry_failed_cells: bool = False
     share: str = "private"
+    namenodes: List[str] = dataclasses.field(default_factory=list)  # WebHDFS URLs for the outputs; none: hdfs dfs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +180,8 @@ def _check_run(run: RunJob, prefix: str) -> None:
         raise JobError(f"{prefix}.share: {run.share!r} is not one of {', '.join(SHARES)}")
     if run.checkpoint_interval < 0:
         raise JobError(f"{prefix}.checkpoint_interval: below 0")
+    if not all(re.fullmatch(r"https?://[^/?#\s]+", url) for url in run.namenodes):
+        raise JobError(f"{prefix}.namenodes: not a list of http(s)://host:port URLs")
     # The client validated these; the job checks again, so no caller that builds a job by
     # hand (or edits a job file) can put code into the notebook or reset the runtime's variables.
     try:

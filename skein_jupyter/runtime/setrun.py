@@ -1,7 +1,9 @@
-"""One attempt at one parameter set: papermill in a child process, its progress, timeout, stop and checkpoints.
+"""One attempt at one parameter set: papermill in the engine process, its progress, timeout, stop and checkpoints.
 
-The child (:mod:`.execute`) gets its arguments in a private file, never on
-its command line, and reports events on a pipe. The log names the set and the
+The engine (:mod:`.execute`, one child process per container, sets one after
+another) gets each set's arguments in a private file, never on its command
+line, and reports events on a pipe. An engine that was signalled (stop,
+timeout) or died is replaced for the next set. The log names the set and the
 cells that run, never a parameter value.
 """
 from __future__ import annotations
@@ -15,7 +17,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from . import clusterfs
 from .common import log
@@ -24,16 +26,72 @@ from .outputs import annotate, export_html, output_names
 if TYPE_CHECKING:
     from .batch import Worker
 
-__all__ = ["SetRun", "GRACE_SECONDS"]
+__all__ = ["SetRun", "Engine", "GRACE_SECONDS"]
 
 GRACE_SECONDS = 30          # for papermill to save after a stop or timeout signal
+
+
+class Engine:
+    """The papermill engine process of a container: :mod:`.execute`, one set at a time."""
+
+    def __init__(self) -> None:
+        read_end, write_end = os.pipe()
+        package = __package__ or "skein_jupyter_runtime"
+        self.proc = subprocess.Popen([sys.executable, "-m", package, "engine", str(write_end)],
+                                     pass_fds=[write_end], stdin=subprocess.PIPE, text=True)
+        os.close(write_end)
+        self.listener: Callable[[dict], None] | None = None   # the event handler of the set that runs
+        self.drained = threading.Event()
+        self.reader = threading.Thread(target=self._read, args=(os.fdopen(read_end),), name="engine-events",
+                                       daemon=True)
+        self.reader.start()
+
+    def _read(self, stream):
+        for line in stream:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if self.listener is not None:
+                self.listener(event)
+        self.drained.set()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def send(self, args_path: str) -> bool:
+        """Give the engine its next set; False if it is gone."""
+        try:
+            self.proc.stdin.write(args_path + "\n")
+            self.proc.stdin.flush()
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def close(self, wait: float = 15) -> None:
+        """End of input: the engine shuts its spare kernel down and ends (killed after ``wait`` seconds)."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.drained.wait(5)
 
 
 class SetRun:
     """One attempt at one parameter set: the papermill child, its progress and its checkpoints."""
 
-    def __init__(self, worker: Worker, index: int, attempt: int) -> None:
+    def __init__(self, worker: Worker, index: int, attempt: int, engine: Engine | None = None,
+                 prestart: bool = False) -> None:
+        """``engine``: the container's engine (its own one, closed after the set, when not given);
+        ``prestart``: the engine starts a kernel for a next set while this one runs."""
         self.worker, self.index, self.attempt = worker, index, attempt
+        self.engine, self.own_engine, self.prestart = engine, engine is None, prestart
+        self.finished_event = threading.Event()
         run = worker.job.run
         self.name = output_names(run.notebook, len(run.sets), index)
         self.local = worker.workdir / f"{self.name}.ipynb"
@@ -44,7 +102,6 @@ class SetRun:
                          "attempt": attempt, "started": time.time()}
         self.result_event = None
         self.signalled: str | None = None
-        self.proc: subprocess.Popen | None = None
 
     def _publish_progress(self):
         try:
@@ -52,25 +109,21 @@ class SetRun:
         except Exception as exc:  # progress is best effort; the result is not
             log(f"set {self.index}: progress not published: {exc}")
 
-    def _read_events(self, stream):
-        for line in stream:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            kind = event.pop("event", None)
-            if kind == "start":
-                self.progress["cells"] = event["cells"]
-            elif kind == "cell":
-                self.progress.update(cell=event["index"], source=event.get("source", ""))
-                if event.get("type") == "code":
-                    log(f"set {self.index}: cell {event['index'] + 1}/{self.progress['cells']}: {event['source']}")
-            elif kind == "done":
-                self.progress["done"] = event["index"] + 1
-            elif kind == "result":
-                self.result_event = event
-                continue
-            self._publish_progress()
+    def _on_event(self, event):
+        kind = event.pop("event", None)
+        if kind == "start":
+            self.progress["cells"] = event["cells"]
+        elif kind == "cell":
+            self.progress.update(cell=event["index"], source=event.get("source", ""))
+            if event.get("type") == "code":
+                log(f"set {self.index}: cell {event['index'] + 1}/{self.progress['cells']}: {event['source']}")
+        elif kind == "done":
+            self.progress["done"] = event["index"] + 1
+        elif kind == "result":
+            self.result_event = event
+            self.finished_event.set()
+            return
+        self._publish_progress()
 
     def _checkpoints(self, finished):
         """Upload the output notebook while it changes, at most once per checkpoint interval."""
@@ -91,12 +144,12 @@ class SetRun:
                     log(f"set {self.index}: checkpoint failed: {exc}")
                 last = time.monotonic()
 
-    def _args_file(self, progress_fd):
+    def _args_file(self):
         run = self.worker.job.run
         args = {"input": run.input, "output": str(self.local), "parameters": self.parameters,
                 "kernel": run.kernel, "engine": run.engine, "cell_timeout": run.cell_timeout,
                 "start_timeout": run.start_timeout or 60, "papermill_options": run.papermill_options,
-                "progress_fd": progress_fd}
+                "prestart": self.prestart}
         fd, path = tempfile.mkstemp(prefix=f"set-{self.index}-", suffix=".json", dir=self.worker.workdir)
         with os.fdopen(fd, "w") as f:
             json.dump(args, f)
@@ -104,19 +157,17 @@ class SetRun:
 
     def signal(self, status: str) -> None:
         """Stop the papermill child: SIGUSR1 for a timeout, SIGTERM for a stop."""
-        if self.proc is not None and self.proc.poll() is None and self.signalled is None:
+        if self.engine is not None and self.engine.alive() and self.signalled is None:
             self.signalled = status
-            self.proc.send_signal(signal.SIGUSR1 if status == "timed_out" else signal.SIGTERM)
+            self.engine.proc.send_signal(signal.SIGUSR1 if status == "timed_out" else signal.SIGTERM)
 
     def execute(self) -> dict:
         """Run papermill to the end, a timeout or a stop; return the result record."""
-        read_end, write_end = os.pipe()
-        args_path = self._args_file(write_end)
-        package = __package__ or "skein_jupyter_runtime"
-        self.proc = subprocess.Popen([sys.executable, "-m", package, "execute", args_path], pass_fds=[write_end])
-        os.close(write_end)
-        reader = threading.Thread(target=self._read_events, args=(os.fdopen(read_end),), daemon=True)
-        reader.start()
+        if self.engine is None or not self.engine.alive():
+            self.engine = Engine()
+        engine = self.engine
+        args_path = self._args_file()
+        engine.listener = self._on_event
         finished = threading.Event()
         checkpoints = threading.Thread(target=self._checkpoints, args=(finished,), daemon=True)
         checkpoints.start()
@@ -125,7 +176,8 @@ class SetRun:
         started = time.monotonic()
         deadline = started + timeout if timeout else None
         kill_at = None
-        while self.proc.poll() is None:
+        engine.send(args_path)
+        while not self.finished_event.is_set() and engine.alive():
             now = time.monotonic()
             if deadline and now >= deadline and self.signalled is None:
                 log(f"set {self.index}: whole-run timeout of {timeout}s reached; stopping the kernel")
@@ -137,12 +189,13 @@ class SetRun:
                 kill_at = now + GRACE_SECONDS
             if kill_at and now >= kill_at:
                 log(f"set {self.index}: papermill did not stop within {GRACE_SECONDS}s; killing it")
-                self.proc.kill()
-            try:
-                self.proc.wait(0.2)
-            except subprocess.TimeoutExpired:
-                pass
-        reader.join(10)
+                engine.proc.kill()
+            self.finished_event.wait(0.2)
+        if not self.finished_event.is_set():  # the engine ended: its last events, if any
+            engine.drained.wait(10)
+        engine.listener = None
+        if self.signalled or self.own_engine or not engine.alive():  # a signalled engine ends: not reused
+            engine.close()
         finished.set()
         checkpoints.join()
         os.unlink(args_path)
@@ -155,7 +208,7 @@ class SetRun:
             status = self.signalled  # whatever papermill made of the signal
         if status is None:
             status = "failed"
-            event.update(ename="ProcessExit", evalue=f"papermill exited with code {self.proc.returncode} "
+            event.update(ename="ProcessExit", evalue=f"papermill exited with code {self.engine.proc.returncode} "
                                                      "without a result (killed for memory?)")
         if status in ("timed_out", "stopped"):
             timeout = self.worker.job.run.timeout

@@ -81,15 +81,16 @@ class HDFS:
     def chmod(self, path: str, mode: str) -> None:
         self.fs._call("SETPERMISSION", method="put", path=path, permission=mode)
 
-    def write(self, path: str, source: IO[bytes] | bytes, overwrite: bool = True, createparent: bool = True) -> None:
-        """Create or replace the file ``path`` (mode 600) with ``source``'s bytes: two requests.
+    def write(self, path: str, source: IO[bytes] | bytes, overwrite: bool = True, createparent: bool = True,
+              mode: str = "600") -> None:
+        """Create or replace the file ``path`` (``mode``, 600 by default) with ``source``'s bytes: two requests.
 
         ``overwrite=False``: FileExistsError if ``path`` exists (an exclusive
         create). ``createparent=False``: FileNotFoundError if its directory is gone.
         """
         try:
             created = self.fs._call("CREATE", method="put", path=path, redirect=False,
-                                    overwrite="true" if overwrite else "false", permission="600",
+                                    overwrite="true" if overwrite else "false", permission=mode,
                                     createparent="true" if createparent else "false")
         except RuntimeError as exc:  # fsspec's answer to a RemoteException it does not map
             if "already exists" in str(exc) or "FileAlreadyExists" in str(exc):
@@ -117,6 +118,70 @@ class HDFS:
     def delete(self, path: str, recursive: bool = False) -> bool:
         return bool(self.fs._call("DELETE", method="delete", path=path,
                                   recursive="true" if recursive else "false").json()["boolean"])
+
+
+class Outputs:
+    """A run's writes (``mkdir``, ``put``) over one WebHDFS session: what :mod:`.clusterfs` does with a JVM each.
+
+    Modes are a share's (:data:`.clusterfs.SHARES`: 700/600 when private),
+    set on what is created; a file lands under a temporary name and is
+    renamed over the target when complete, as ``hdfs dfs -put`` does.
+    Errors carry no URL query (which may hold a delegation token).
+    """
+
+    def __init__(self, namenodes: list[str], user: str) -> None:
+        self.hdfs = HDFS(lambda: connect(namenodes, user))
+
+    @staticmethod
+    def handles(path: str) -> bool:
+        """Whether ``path`` is on the default filesystem (``/a/b`` or ``hdfs:///a/b``), which WebHDFS reaches."""
+        return path.startswith("/") or path.startswith("hdfs:///")
+
+    @staticmethod
+    def _path(path: str) -> str:
+        return path[len("hdfs://"):] if path.startswith("hdfs:///") else path
+
+    def _retry(self, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except (WebHDFSError, FileNotFoundError, FileExistsError):
+            raise
+        except Exception:  # a failover or a dropped connection: once more on the active NameNode
+            try:
+                self.hdfs.reconnect()
+                return call()
+            except Exception as exc:
+                raise WebHDFSError(short(exc)) from None
+
+    def mkdir(self, *paths: str, share: str | None = None) -> None:
+        from .clusterfs import PUBLIC, SHARES, is_own, share_modes
+
+        modes = share_modes(share)
+        for path in map(self._path, paths):
+            self._retry(lambda: self.hdfs.mkdir(path, modes.dir_mode))
+            if is_own(path):  # bookkeeping directories stay private unless public (see clusterfs.mkdir)
+                own = SHARES[PUBLIC if modes.name == PUBLIC else "private"].dir_mode
+                try:
+                    self.hdfs.chmod(path, own)
+                except Exception:  # best effort, as with hdfs dfs: another user's directory
+                    pass
+
+    def put(self, sources: list[str], destination: str, share: str | None = None) -> None:
+        """Copy local files into the directory ``destination`` (ending in ``/``), or to the one path ``destination``."""
+        from .clusterfs import share_modes
+
+        mode = share_modes(share).file_mode
+        destination = self._path(destination)
+        for source in sources:
+            target = destination + os.path.basename(source) if destination.endswith("/") else destination
+            partial = target + "._COPYING_"
+
+            def send(source: str = source, target: str = target, partial: str = partial) -> None:
+                with open(source, "rb") as f:
+                    self.hdfs.write(partial, f, overwrite=True, createparent=False, mode=mode)
+                self.hdfs.rename(partial, target, overwrite=True)
+
+            self._retry(send)
 
 
 #: Seconds to connect, and to wait for each answer, on every WebHDFS request (not a bound on a whole transfer).
