@@ -106,6 +106,12 @@ class HadoopFS(ClusterFS):
     missing_hdfs = ('`hdfs` is not on PATH; run on a Hadoop edge node, or eval "$(skein-jupyter sandbox env)" '
                     "for the sandbox")
 
+    def __init__(self, executable: str | None = None, timeout: float = 600,
+                 proxy_user: str | None = None) -> None:
+        super().__init__(executable, timeout, proxy_user)
+        #: An ``hdfs`` command given explicitly makes every call: WebHDFS only stands in for the default one.
+        self.webhdfs = executable is None
+
     def error(self, args: Sequence[str] | None, message: str) -> Exception:
         if args is None:  # no `hdfs` here: the user's setup to fix
             return UsageError(message)
@@ -122,6 +128,8 @@ class HadoopFS(ClusterFS):
         """``call(fs, path)`` over WebHDFS; errors as ``hdfs dfs <command>`` on ``location`` would raise them."""
         import requests
 
+        if not self.webhdfs:
+            raise _Unavailable("an hdfs command given")
         fs, path = _webhdfs(self.proxy_user), _path(location)
         try:
             return call(fs, path)
