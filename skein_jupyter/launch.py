@@ -189,21 +189,79 @@ def submit(recipe: Recipe, client: skein.Client, progress: Progress | None = Non
     try:  # the job file is a temporary file: gone once submitted or refused
         if checks is not None:
             checks(prepared)
+        cached = use_cached_runtime(spec, recipe)
         progress.step("submitting to YARN")
         try:
-            app_id = client.submit(spec)  # Skein copies the job file into the application's staging dir
-        except Exception as exc:
-            reason = str(exc).strip().splitlines()[-1][:300]
-            if reason.startswith("File does not exist: "):
-                missing = reason[len("File does not exist: "):]
-                raise UsageError(f"{missing} does not exist on the cluster; check the environment, input "
+            app_id = _submit(client, spec)
+        except _Missing as missing:
+            ours = [url for url in cached if url.rsplit("/", 1)[-1] == missing.path.rsplit("/", 1)[-1]]
+            if not ours:
+                raise UsageError(f"{missing.path} does not exist on the cluster; check the environment, input "
                                  "notebook and files of the job (`skein-jupyter env list` lists environments)"
                                  ) from None
-            raise ApplicationError(f"YARN refused the application: {reason}") from None
+            # Our own runtime zip, removed from the cluster since a launch put it there: put it again, once.
+            from .runtime_zip import forget
+
+            forget(ours[0])
+            use_cached_runtime(spec, recipe, cached)
+            try:
+                app_id = _submit(client, spec)
+            except _Missing as again:
+                raise ApplicationError(f"{again.path} does not exist on the cluster, though it was just put "
+                                       "there; try again") from None
     finally:
         discard_job_file(spec)
     progress.step(f"submitted {app_id}")
     return Submission(app_id, spec, prepared)
+
+
+class _Missing(Exception):
+    """A file the spec names is not on the cluster."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+
+def _submit(client: skein.Client, spec: skein.ApplicationSpec) -> str:
+    try:
+        return str(client.submit(spec))  # Skein copies the job file into the application's staging dir
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[-1][:300]
+        if reason.startswith("File does not exist: "):
+            raise _Missing(reason[len("File does not exist: "):]) from None
+        raise ApplicationError(f"YARN refused the application: {reason}") from None
+
+
+def use_cached_runtime(spec: skein.ApplicationSpec, recipe: Recipe,
+                       originals: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Name the runtime and deps zips by their copies in the job user's private cache on the cluster.
+
+    Skein then uploads neither with each application, and YARN localizes
+    each once per node (its private cache, per user) rather than per
+    application. Returns ``{cluster location: local zip}``; given that
+    mapping back (``originals``), puts the zips there again.
+    """
+    from .runtime_zip import on_cluster
+
+    import skein
+
+    originals = dict(originals or {})
+    local_of: dict[str, str] = {}
+    fs, user = job_fs(recipe), job_user(recipe)
+    for service in spec.services.values():
+        for name, file in list(service.files.items()):
+            source = file.source[len("file://"):] if file.source.startswith("file://") else None
+            if source is None and file.source in originals:
+                source = originals[file.source]
+            if source is None or not os.path.basename(source).startswith(("skein_jupyter_runtime-",
+                                                                              "skein_jupyter_deps-")):
+                continue
+            if source not in local_of:
+                local_of[source] = on_cluster(source, fs, user)
+                originals[local_of[source]] = source
+            service.files[name] = skein.File(local_of[source], type=file.type, visibility="private")
+    return originals
 
 
 def render_on_cluster(recipe: Recipe, client: skein.Client, directory: str, stage: str,

@@ -42,6 +42,8 @@ KILL_TIMEOUT = 120
 #: The same for a flow: its coordinator gives running steps STOP_GRACE, then saves flow.json and notifies.
 FLOW_KILL_TIMEOUT = max(KILL_TIMEOUT, STOP_GRACE + 90)
 POLL = 0.5
+#: Once the runtime published its summary, the application ends within a second or two: watch it closely.
+POLL_ENDING = 0.1
 
 
 def start(recipe: Recipe, client: skein.Client, progress: Progress | None = None,
@@ -180,7 +182,8 @@ def follow(client: skein.Client, app_id: str, progress: Progress | None = None,
             state[key] = current[key] or state[key]
         progress.status(progress_line(kind, state["sets"], state))
 
-    report = watch(client, app_id, progress, poll, timeout)
+    report = watch(client, app_id, progress, poll, timeout,
+                   interval=lambda: POLL_ENDING if state["summary"] is not None else POLL)
     if state["summary"] is not None:
         return RunOutcome(app_id, kind, str(report.state), str(report.final_status), state["summary"],
                           _in_order(state["results"]), report.diagnostics)
@@ -194,11 +197,12 @@ def follow(client: skein.Client, app_id: str, progress: Progress | None = None,
 
 
 def watch(client: skein.Client, app_id: str, progress: Progress,
-          poll: Callable[[skein.ApplicationClient], None], timeout: float | None = None
-          ) -> skein.model.ApplicationReport:
+          poll: Callable[[skein.ApplicationClient], None], timeout: float | None = None,
+          interval: Callable[[], float] | None = None) -> skein.model.ApplicationReport:
     """Wait for an application to end, saying when its state changes; ``poll(app_client)`` while it runs.
 
-    ``poll`` may raise while the master starts or shuts down: it is called again at the next round.
+    ``poll`` may raise while the master starts or shuts down: it is called again at the next round,
+    ``interval()`` seconds later (:data:`POLL` if not given).
     Returns the final report; ApplicationError after ``timeout`` seconds, the application going on.
     """
     deadline = time.monotonic() + timeout if timeout else None
@@ -222,7 +226,7 @@ def watch(client: skein.Client, app_id: str, progress: Progress,
             progress.done()
             raise ApplicationError(f"{app_id} is still {last_state} after {timeout:g}s; it goes on: follow it "
                                    f"with `skein-jupyter status {app_id}`, stop it with `skein-jupyter kill {app_id}`")
-        time.sleep(POLL)
+        time.sleep(interval() if interval is not None else POLL)
 
 
 def _n_sets(app_client):

@@ -2,17 +2,23 @@
 
 Built once per content into the cache directory, byte for byte the same for
 the same sources (fixed timestamps, sorted entries), so its name says what
-is in it and Skein's upload of it costs only its few kilobytes.
+is in it; put once by that name into the user's private directory on the
+cluster (:func:`on_cluster`), where every launch finds it.
 """
 import hashlib
 import os
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .paths import cache_dir
 
-__all__ = ["runtime_zip", "deps_zip", "library_zip", "PACKAGE", "SHIPPED", "LIBRARY", "LIBRARY_SHIPPED"]
+if TYPE_CHECKING:
+    from .hdfs import HadoopFS
+
+__all__ = ["runtime_zip", "deps_zip", "library_zip", "on_cluster", "forget", "cluster_dir", "PACKAGE", "SHIPPED",
+           "LIBRARY", "LIBRARY_SHIPPED"]
 
 PACKAGE = "skein_jupyter_runtime"
 _SOURCE = Path(__file__).resolve().parent / "runtime"
@@ -94,3 +100,65 @@ def _build(prefix: str, entries: list[tuple[str, Path]], directory: str | os.Pat
         Path(partial).unlink(missing_ok=True)
         raise
     return target
+
+
+def cluster_dir(user: str) -> str:
+    """Where the runtime and deps zips of ``user``'s launches are kept on the cluster (private)."""
+    return f"hdfs:///user/{user}/.skein-jupyter/runtime"
+
+
+def on_cluster(local: str | os.PathLike[str], fs: "HadoopFS", user: str) -> str:
+    """The location of the zip ``local`` (named by its content) in ``user``'s cache on the cluster, put there once.
+
+    A launch names this file instead of the local one, so Skein uploads
+    nothing and YARN localizes it once per node into its private cache (per
+    user), not once per application. The file is never replaced (its
+    timestamp is what YARN checks): a new content is a new name. Concurrent
+    launches each write their own temporary file and rename it without
+    overwriting; whichever comes second finds the file there and removes its
+    own. Where checking costs an ``hdfs dfs`` JVM (a Kerberos cluster), a
+    local marker remembers that the file was there; :func:`forget` drops it
+    when a submission finds the file gone.
+    """
+    from .identity import security_enabled
+    from .workspaces import _default_authority
+
+    local = Path(local)
+    directory = cluster_dir(user)
+    url = f"{directory}/{local.name}"
+    marker = _marker(local, url, _default_authority())
+    if security_enabled() and marker.exists():
+        return url
+    if not fs.exists(url):
+        _put_once(local, directory, url, fs)
+    if security_enabled():
+        marker.touch()
+    return url
+
+
+def forget(url: str) -> None:
+    """Drop the local markers of ``url`` (it is gone from the cluster: the next launch puts it again)."""
+    for marker in (cache_dir() / "runtime").glob(f".*.{hashlib.sha256(url.encode()).hexdigest()[:16]}-*.on"):
+        marker.unlink(missing_ok=True)
+
+
+def _marker(local: Path, url: str, authority: str) -> Path:
+    where = hashlib.sha256(authority.encode()).hexdigest()[:16]
+    return local.parent / f".{local.stem}.{hashlib.sha256(url.encode()).hexdigest()[:16]}-{where}.on"
+
+
+def _put_once(local: Path, directory: str, url: str, fs: "HadoopFS") -> None:
+    import uuid
+
+    from .hdfs import PRIVATE, HdfsError
+
+    fs.mkdir(directory, share=PRIVATE)
+    partial = f"{directory}/.{local.name}.{uuid.uuid4().hex[:12]}.partial"
+    fs.put([str(local)], partial, share=PRIVATE)
+    try:
+        fs.run("-mv", partial, url)
+    except HdfsError:
+        if not fs.exists(url):  # not another launch's rename: a real failure
+            fs.rm(partial)
+            raise
+        fs.rm(partial)

@@ -115,11 +115,11 @@ YARN_ONLY_FIXTURES = ("sandbox", "test_venv")
 
 #: The slower files, slowest first (from ``--durations``), so that no long file is left to run by
 #: itself at the end; then the other files with ``yarn`` tests; the short files without any last.
-SLOW_FILES = ("test_guides.py", "test_schedules.py", "test_jupyter_scheduler.py", "test_flow_runs.py",
-              "test_runs.py", "test_workspace.py", "test_notebook.py", "test_browser.py",
-              "test_jupyter_scheduler_ui.py",
+SLOW_FILES = ("test_guides.py", "test_guides_batch.py", "test_jupyter_scheduler_ui.py", "test_schedules.py",
+              "test_jupyter_scheduler.py", "test_flow_runs.py", "test_runs.py", "test_kernels.py",
+              "test_kernel_clients.py", "test_workspace.py", "test_notebook.py", "test_browser.py",
               "test_culling.py", "test_privacy.py", "test_environments.py", "test_tls.py", "test_gpus.py",
-              "test_sandbox.py", "test_notifications.py", "test_kernel_clients.py")
+              "test_sandbox.py", "test_notifications.py")
 
 
 def _file_rank(items):

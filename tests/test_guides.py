@@ -40,6 +40,16 @@ RUN_ORDER = ["docs/quickstart.rst", "docs/guides/notebook-users.rst", "docs/guid
              "docs/guides/schedules.rst", "docs/guides/kernels.rst",
              "README.rst", "docs/guides/admins.rst"]
 
+#: Pages run by test_guides_batch.py, in the other xdist worker while this module runs the rest
+#: (the longest page; the two modules take about as long).
+BATCH_PAGES = ["docs/guides/batch-users.rst"]
+
+#: Pages that upload an environment named "analytics" (published): they run under the exclusive
+#: "analytics" lock, held until :func:`uploads_restored` removed the uploads again, while
+#: test_guides_batch.py, which resolves the name, holds it shared. (The quickstart's upload into the
+#: user's cache is the same test virtualenv, removed only at this module's end, under that lock too.)
+REPLACES_ANALYTICS = ["README.rst", "docs/guides/admins.rst"]
+
 #: Lines that do not run here, and why (each must still be in the docs).
 NOT_RUN = {
     "pip install -e .": "the project is installed already (.ci/run installs it with the README's commands)",
@@ -183,15 +193,47 @@ def inputs(tmp_path_factory):
     return directory
 
 
+def analytics_lock(tmp_path_factory, shared):
+    """The session's lock on what the name "analytics" means (see :data:`REPLACES_ANALYTICS`)."""
+    from conftest import file_lock, session_dir
+
+    return file_lock(session_dir(tmp_path_factory) / "guides-analytics.lock", shared=shared)
+
+
+class _Exclusive:
+    """Takes the exclusive "analytics" lock on first use and holds it until the module's end."""
+
+    def __init__(self, tmp_path_factory):
+        self.tmp_path_factory, self.held = tmp_path_factory, None
+
+    def __call__(self):
+        if self.held is None:
+            self.held = analytics_lock(self.tmp_path_factory, shared=False)
+            self.held.__enter__()
+
+    def release(self):
+        if self.held is not None:
+            self.held.__exit__(None, None, None)
+
+
 @pytest.fixture(scope="module")
-def uploads_restored(published, uploaded_venv, sandbox):
+def replacing_analytics(tmp_path_factory):
+    """Call it before a page that uploads "analytics": released after :func:`uploads_restored` removed them."""
+    exclusive = _Exclusive(tmp_path_factory)
+    yield exclusive
+    exclusive.release()
+
+
+@pytest.fixture(scope="module")
+def uploads_restored(replacing_analytics, published, uploaded_venv, sandbox):
     """The pages upload environments named "analytics" (to the published directory and the
     user's cache); afterwards they are removed, so the name means the session's again.
 
     Only what the pages packed is removed (the names of the archives in their stages, see
     :data:`STAGES`): other workers' tests upload to the same directories meanwhile. While the pages
     run, "analytics" is not the session's environment: tests that resolve that name, or use the
-    workspaces the pages use ("default", "lab"), belong in this module, not beside it."""
+    workspaces the pages use ("default", "lab"), belong in this module (or in test_guides_batch.py,
+    which holds the "analytics" lock shared), not beside it."""
     from skein_jupyter.envstore import PUBLISHED_DIR, default_upload_dir, read_local_metadata, remote_name
     from skein_jupyter.exceptions import UsageError
 
@@ -258,28 +300,6 @@ def test_example_notebook_recipes_run(name, frontend, page, published, skein_cli
 
 
 @pytest.mark.yarn
-@pytest.mark.parametrize("name", ["nightly-report", "sweep"])
-def test_example_run_recipes_run(name, published, skein_client):
-    """The example run recipes name the published "analytics", as the pages do: here, before the pages."""
-    import json
-
-    from skein_jupyter.config import load_recipe
-    from skein_jupyter.hdfs import HadoopFS
-    from skein_jupyter.runs import start_and_follow
-
-    recipe, _ = load_recipe(ROOT / "recipes" / f"{name}.yaml", environ={})
-    submission, outcome = start_and_follow(recipe, skein_client)
-    assert outcome.status == "succeeded", outcome
-    assert outcome.summary["output"] == recipe.run.output
-    expected = 6 if name == "sweep" else 1
-    assert len(outcome.results) == expected
-    for r in outcome.results:
-        assert "total=" in json.dumps(json.loads(HadoopFS().cat(r["output"])))
-    if name == "nightly-report":
-        assert outcome.results[0]["html"] and HadoopFS().exists(outcome.results[0]["html"])
-
-
-@pytest.mark.yarn
 def test_dry_run_prints_the_spec_and_submits_nothing(uploaded_venv, published, skein_client):
     """The example sweep recipe names the published "analytics": here, before the pages upload another."""
     import yaml
@@ -300,9 +320,16 @@ def test_dry_run_prints_the_spec_and_submits_nothing(uploaded_venv, published, s
 
 
 @pytest.mark.yarn
-@pytest.mark.parametrize("page", RUN_ORDER)
+@pytest.mark.parametrize("page", [page for page in RUN_ORDER if page not in BATCH_PAGES])
 def test_the_shell_examples_of_the_page_run(page, inputs, test_venv, conda_envs, uploads_restored,
-                                            skein_client, tmp_path):
+                                            replacing_analytics, skein_client, tmp_path):
+    if page in REPLACES_ANALYTICS:
+        replacing_analytics()
+    run_page(page, inputs, test_venv, conda_envs, skein_client, tmp_path)
+
+
+def run_page(page, inputs, test_venv, conda_envs, skein_client, tmp_path):
+    """Run every shell example of ``page`` in a new stage; check the outputs the page shows."""
     blocks = code_blocks(page)
     stage_dir = tmp_path / "stage"
     shutil.copytree(inputs, stage_dir)
@@ -360,6 +387,12 @@ def test_every_shell_example_is_in_a_block_that_runs():
     with_examples = {page for page in PAGES if any(block.language in ("bash", "python")
                                                    for block in code_blocks(page))}
     assert with_examples == set(RUN_ORDER), "a page with shell examples: add it to RUN_ORDER"
+    assert set(BATCH_PAGES) <= set(RUN_ORDER) and not set(BATCH_PAGES) & set(REPLACES_ANALYTICS)
+    uploading = {page for page in RUN_ORDER for block in code_blocks(page) if block.language == "bash"
+                 for command in commands(block) if re.search(r"skein-jupyter env upload|--env \S+\.tar\.gz", command)
+                 and "analytics" in command}
+    assert uploading - {"docs/quickstart.rst"} == set(REPLACES_ANALYTICS), \
+        f"pages that upload an environment named analytics: {sorted(uploading)}; list them in REPLACES_ANALYTICS"
     for page in PAGES:
         for text in literal_blocks(page):
             for line in text.splitlines():

@@ -87,12 +87,25 @@ def report_run(uploaded_venv, skein_client):
     recipe = _recipe(uploaded_venv.url, REPORT, **{"run.parameters": {"alpha": 2, "n": 5, "label": "tested"},
                                                    "run.html": True})
     submission, outcome = start_and_follow(recipe, skein_client)
+    SUBMISSIONS[submission.app_id] = submission
     return submission.app_id, outcome
 
 
-def test_parameters_reach_the_notebook_and_html_is_written(report_run):
+SUBMISSIONS = {}
+
+
+@pytest.fixture
+def submission_of_report_run(report_run):
+    return SUBMISSIONS[report_run[0]]
+
+
+def test_parameters_reach_the_notebook_and_html_is_written(report_run, submission_of_report_run):
     app_id, outcome = report_run
     assert outcome.status == "succeeded", outcome
+    runtime = submission_of_report_run.spec.services["papermill"].files["skein_jupyter_runtime.zip"]
+    # The runtime zip came from the user's private cache on the cluster, not uploaded with the app.
+    assert runtime.source.startswith("hdfs:///user/") and "/.skein-jupyter/runtime/" in runtime.source
+    assert str(runtime.visibility).upper() == "PRIVATE"
     assert (outcome.state, outcome.final_status) == ("FINISHED", "SUCCEEDED")
     result = outcome.results[0]
     assert result["output"].endswith(f"/skein-jupyter/runs/{app_id}/report.ipynb")
