@@ -118,7 +118,7 @@ YARN_ONLY_FIXTURES = ("sandbox", "test_venv")
 SLOW_FILES = ("test_guides.py", "test_schedules.py", "test_flow_runs.py",
               "test_runs.py", "test_workspace.py", "test_notebook.py", "test_browser.py",
               "test_culling.py", "test_privacy.py", "test_environments.py", "test_tls.py", "test_gpus.py",
-              "test_sandbox.py", "test_notifications.py")
+              "test_sandbox.py", "test_notifications.py", "test_kernels.py")
 
 
 def _file_rank(items):
