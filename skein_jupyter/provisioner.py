@@ -73,12 +73,14 @@ import json
 import signal
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
+from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 from traitlets import Any as AnyTrait
 
 from .exceptions import ApplicationError, UsageError
+from .recipe import Recipe
 from .runtime import keys
 
 __all__ = ["YarnKernelProvisioner", "CONFIG_KEYS", "kernel_recipe", "kernel_options"]
@@ -109,7 +111,7 @@ def skein_client():
 def kernel_options(**config: Any) -> dict[str, Any]:
     """The validated options of a kernelspec's config: ``skein_jupyter.kernels.kernel_config``."""
     try:
-        from .kernels import kernel_config  # type: ignore[attr-defined]
+        from .kernels import kernel_config
     except ImportError:  # until the kernelspec CLI is merged: the recipe's validation alone
         unknown = sorted(set(config) - set(CONFIG_KEYS))
         if unknown:
@@ -121,7 +123,7 @@ def kernel_options(**config: Any) -> dict[str, Any]:
     return kernel_config(**config)
 
 
-def kernel_recipe(kernel_id: str, options: dict[str, Any]):
+def kernel_recipe(kernel_id: str, options: dict[str, Any]) -> Recipe:
     """The ``kind: kernel`` recipe of one kernel: the user's configuration layers, then ``options``."""
     from .config import load_recipe
 
@@ -136,7 +138,7 @@ def kernel_recipe(kernel_id: str, options: dict[str, Any]):
     return recipe
 
 
-class YarnKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
+class YarnKernelProvisioner(KernelProvisionerBase):
     """Starts the kernel in a YARN container through Skein; see the module's documentation."""
 
     env = AnyTrait(None, allow_none=True)
@@ -168,12 +170,12 @@ class YarnKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         kwargs.setdefault("cmd", list(self.kernel_spec.argv))
         return kwargs
 
-    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> dict[str, Any]:
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         options = kernel_options(**{key: getattr(self, key) for key in CONFIG_KEYS
                                     if getattr(self, key) is not None})
         return await asyncio.to_thread(self._launch, options)
 
-    def _launch(self, options: dict[str, Any]) -> dict[str, Any]:
+    def _launch(self, options: dict[str, Any]) -> KernelConnectionInfo:
         from .launch import submit
 
         recipe = kernel_recipe(self.kernel_id, options)
@@ -193,22 +195,23 @@ class YarnKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
             kill_quietly(client, self.app_id)
             raise
-        self.connection_info = info
-        return info
+        self.connection_info = cast(KernelConnectionInfo, info)
+        return self.connection_info
 
-    def _ended(self, client) -> ApplicationError | None:
+    def _ended(self, client) -> ApplicationError | bool | None:
+        """The error to raise if the application ended; None if it runs; False if it is not running yet."""
         report = client.application_report(self.app_id)
         if str(report.state) in ("FINISHED", "FAILED", "KILLED"):
             return ApplicationError(f"kernel application {self.app_id} ended ({report.state}, "
                                     f"{report.final_status}) before the kernel started: {report.diagnostics}; "
                                     f"see `skein-jupyter logs {self.app_id}`")
-        return None if str(report.state) == "RUNNING" else False  # type: ignore[return-value]
+        return None if str(report.state) == "RUNNING" else False
 
     def _wait_running(self, client):
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             ended = self._ended(client)
-            if ended:
+            if isinstance(ended, ApplicationError):
                 raise ended
             if ended is None:
                 return client.connect(self.app_id, wait=False)
@@ -229,7 +232,7 @@ class YarnKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
                 info["key"] = info["key"].encode()
                 return info
             ended = self._ended(client)
-            if ended:
+            if isinstance(ended, ApplicationError):
                 error = None
                 try:
                     error = app.kv.get(keys.ERROR)
@@ -242,7 +245,7 @@ class YarnKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             time.sleep(0.25)
 
     def _forward(self, ssh_host: str, info: dict[str, Any]) -> dict[str, Any]:
-        from .kernel_tunnel import open_tunnel  # type: ignore[import-not-found]
+        from .kernel_tunnel import open_tunnel
 
         names = ["shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"]
         self._tunnel = open_tunnel(ssh_host, info["ip"], [info[name] for name in names])

@@ -119,7 +119,7 @@ SLOW_FILES = ("test_guides.py", "test_guides_batch.py", "test_jupyter_scheduler_
               "test_jupyter_scheduler.py", "test_flow_runs.py", "test_runs.py", "test_kernels.py",
               "test_kernel_clients.py", "test_workspace.py", "test_notebook.py", "test_browser.py",
               "test_culling.py", "test_privacy.py", "test_environments.py", "test_tls.py", "test_gpus.py",
-              "test_sandbox.py", "test_notifications.py")
+              "test_sandbox.py", "test_notifications.py", "test_kernels.py")
 
 
 def _file_rank(items):

@@ -44,7 +44,8 @@ def test_only_allow_listed_fields_ship():
     job = job_from_recipe(recipe(kind="notebook", queue="q", tags=["t"], acls={"view_users": ["eve"]},
                                  kerberos={"keytab": "/k", "principal": "p@R"}), "alice")
     data = json.loads(to_json(job))
-    assert set(data) == {"kind", "name", "user", "env", "notebook", "run", "notify", "flow", "format"}
+    assert set(data) == {"kind", "name", "user", "env", "notebook", "run", "notify", "flow", "kernel",
+                         "format"}
     assert set(data["notebook"]) == {f.name for f in dataclasses.fields(NotebookJob)}
     text = to_json(job)
     for leaked in ("eve", "/k", "p@R", '"q"'):
