@@ -83,7 +83,7 @@ from .exceptions import ApplicationError, UsageError
 from .recipe import Recipe
 from .runtime import keys
 
-__all__ = ["YarnKernelProvisioner", "CONFIG_KEYS", "kernel_recipe", "kernel_options"]
+__all__ = ["YarnKernelProvisioner", "CONFIG_KEYS", "kernel_recipe", "kernel_options", "renew_lease"]
 
 #: The keys of a kernelspec's provisioner config.
 CONFIG_KEYS = ("env", "memory", "vcores", "gpus", "queue", "node_label", "idle_timeout", "lease", "ssh_host",
@@ -136,6 +136,21 @@ def kernel_recipe(kernel_id: str, options: dict[str, Any]) -> Recipe:
              + ([f"skein-jupyter-kernelspec-{options['name']}"] if options.get("name") else [])}
     recipe, _ = load_recipe(kind="kernel", flags=flags)
     return recipe
+
+
+def renew_lease(kv: Any, stop: threading.Event, interval: float, log: Any) -> None:
+    """Write a new heartbeat into ``kv`` every ``interval`` seconds until ``stop`` is set.
+
+    A failed write (a network blip, a busy master) is logged and tried again at the next beat:
+    the lease lasts six beats. ``stop`` is set when the application has ended (poll) or by cleanup.
+    """
+    for n in itertools.count():
+        try:
+            kv[keys.KERNEL_HEARTBEAT] = str(n).encode()
+        except Exception as exc:
+            log.debug("heartbeat %d not written (%s); trying again in %.0fs", n, exc, interval)
+        if stop.wait(interval):
+            return
 
 
 class YarnKernelProvisioner(KernelProvisionerBase):
@@ -256,19 +271,9 @@ class YarnKernelProvisioner(KernelProvisionerBase):
     def _start_heartbeat(self, app, lease: int) -> None:
         self._stop_heartbeat()
         stop = self._heartbeat = threading.Event()
-        interval = max(1.0, lease / 6)
-
-        def beat():
-            for n in itertools.count():
-                try:
-                    app.kv[keys.KERNEL_HEARTBEAT] = str(n).encode()
-                except Exception:  # the application ended: poll() tells
-                    return
-                if stop.wait(interval):
-                    return
-
         # A thread, not a task: a synchronous KernelManager runs no event loop between calls.
-        threading.Thread(target=beat, name=f"skein-jupyter-lease-{self.app_id}", daemon=True).start()
+        threading.Thread(target=renew_lease, args=(app.kv, stop, max(1.0, lease / 6), self.log),
+                         name=f"skein-jupyter-lease-{self.app_id}", daemon=True).start()
 
     def _stop_heartbeat(self) -> None:
         if self._heartbeat is not None:

@@ -53,6 +53,35 @@ def test_a_bad_kernel_config_is_refused_before_anything_is_submitted(options, pr
         kernel_recipe("k", kernel_options(**options))
 
 
+def test_a_failed_heartbeat_write_does_not_stop_the_lease():
+    import logging
+    import threading
+
+    from skein_jupyter.provisioner import renew_lease
+    from skein_jupyter.runtime import keys
+
+    stop = threading.Event()
+
+    class BlinkingKV(dict):
+        """Fails its first write (a network blip), then stops the renewal after three good ones."""
+        failed = 0
+
+        def __setitem__(self, key, value):
+            if not self.failed:
+                self.failed += 1
+                raise ConnectionError("blip")
+            super().__setitem__(key, value)
+            if value == b"3":
+                stop.set()
+
+    kv = BlinkingKV()
+    thread = threading.Thread(target=renew_lease, args=(kv, stop, 0.01, logging.getLogger("test")), daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert (kv.failed, kv[keys.KERNEL_HEARTBEAT]) == (1, b"3")
+
+
 def test_the_container_picks_distinct_free_ports():
     from skein_jupyter.runtime.kernel import PORT_NAMES, free_ports
 
