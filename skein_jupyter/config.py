@@ -187,8 +187,11 @@ def load_recipe(recipe_path: str | os.PathLike[str] | None = None, kind: str | N
             data = {key: value for key, value in data.items() if key != "kind"}
             recipe_kind = None
         if kind and recipe_kind and recipe_kind != kind:
+            command = {"notebook": "skein-jupyter notebook start", "run": "skein-jupyter run",
+                       "sweep": "skein-jupyter run", "flow": "skein-jupyter run",
+                       "kernel": "skein-jupyter kernel install --env ENV"}.get(recipe_kind, "skein-jupyter --help")
             raise UsageError(f"recipe {recipe_path} is a {recipe_kind} recipe, not a {kind} one; use "
-                             f"the command for {recipe_kind} jobs or change kind:")
+                             f"`{command}` or change kind:")
         kind = recipe_kind or kind
         layers.add(str(recipe_path), data, filter_kinds=False)
         base_dir = str(Path(recipe_path).absolute().parent)

@@ -106,6 +106,9 @@ def create(name: str, cron_expr: str, recipe: Recipe, target: str, client: skein
     check_new(name, cron_expr, tz, misfire, overlap)
     if recipe.kind == "notebook":
         raise UsageError(f"{target} is a notebook-server recipe; a schedule fires runs, sweeps and flows")
+    if recipe.kind == "kernel":
+        raise UsageError(f"{target} is a kernel recipe; kernels are started by Jupyter "
+                         "(`skein-jupyter kernel install --env ENV`), a schedule fires runs, sweeps and flows")
     if recipe.proxy_user:
         raise UsageError("proxy_user: schedules run as their owner (the scheduler submits as you); drop it")
     from .launch import render_on_cluster

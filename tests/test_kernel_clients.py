@@ -153,6 +153,17 @@ def test_bad_install_exits_2_and_writes_nothing(jupyter_dirs, tmp_path, monkeypa
     assert _files(tmp_path) == before
 
 
+@pytest.mark.parametrize("args", [["run", "--dry-run"], ["schedule", "create", "k17", "--cron", "0 6 * * *"],
+                                  ["notebook", "start"]])
+def test_a_kernel_recipe_is_refused_by_run_schedule_and_notebook_start(tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "k.yaml").write_text("kind: kernel\nenvironment: hdfs:///envs/analytics.tar.gz\n")
+    result = CliRunner().invoke(cli, [*args, "k.yaml"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: ") and len(result.output.strip().splitlines()) == 1
+    assert "kernel recipe" in result.output and "skein-jupyter kernel install --env ENV" in result.output
+
+
 def test_sys_prefix_installs_into_this_environment_and_never_over_another_kernel(jupyter_dirs, tmp_path,
                                                                                  monkeypatch):
     monkeypatch.setattr(sys, "prefix", str(tmp_path / "env"))

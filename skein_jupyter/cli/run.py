@@ -155,6 +155,9 @@ def run_recipe(target: str, typed: Sequence[tuple[str, str]] = (), raw: Sequence
     model, _ = load_recipe(target if is_recipe else None, kind=kind, flags=flags)
     if model.kind == "notebook":
         raise UsageError(f"{target} is a notebook-server recipe; start it with `skein-jupyter notebook start {target}`")
+    if model.kind == "kernel":
+        raise UsageError(f"{target} is a kernel recipe; kernels are started by Jupyter: "
+                         "`skein-jupyter kernel install --env ENV`")
     return model
 
 
