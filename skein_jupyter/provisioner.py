@@ -58,7 +58,9 @@ How a kernel lives (see ``runtime/kernel.py`` for the container's side):
   picks free ports, makes the HMAC key, writes them into a private connection file for ipykernel,
   and publishes the connection info in the application's key-value store (private to its owner;
   never on a command line or in a log), where the provisioner reads it.
-- Restart ends the application and submits a new one (same kernel id, new ports and key).
+- Restart ends the application and submits a new one (same kernel id, new ports and key), except
+  after the idle timeout ended the kernel: then launching raises (one line), so that a client's
+  automatic restart (jupyter_server's) does not start a new application every ``idle_timeout``.
 - Shutdown: ipykernel exits on ``shutdown_request``, the container ends, the application ends
   SUCCEEDED. ``kill`` kills the application. A lost container (or any end of the application)
   makes :meth:`poll` return an exit code: the kernel is dead.
@@ -82,6 +84,7 @@ from traitlets import Any as AnyTrait
 from .exceptions import ApplicationError, UsageError
 from .recipe import Recipe
 from .runtime import keys
+from .runtime.kernel import IDLE_END
 
 __all__ = ["YarnKernelProvisioner", "CONFIG_KEYS", "kernel_recipe", "kernel_options", "renew_lease"]
 
@@ -172,6 +175,7 @@ class YarnKernelProvisioner(KernelProvisionerBase):
     _polled_at = 0.0
     _heartbeat: threading.Event | None = None
     _tunnel: Any = None
+    _idle_end: str | None = None
 
     # ------------------------------------------------------------ launch
 
@@ -186,6 +190,9 @@ class YarnKernelProvisioner(KernelProvisionerBase):
         return kwargs
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        if self._idle_end:  # a client's automatic restart would start a new application every idle_timeout
+            raise ApplicationError(f"kernel {self.kernel_id} ended after its idle timeout ({self._idle_end}); "
+                                   "it is not started again: start a new kernel")
         options = kernel_options(**{key: getattr(self, key) for key in CONFIG_KEYS
                                     if getattr(self, key) is not None})
         return await asyncio.to_thread(self._launch, options)
@@ -289,6 +296,8 @@ class YarnKernelProvisioner(KernelProvisionerBase):
         state, final = str(report.state), str(report.final_status)
         if state in ("FINISHED", "FAILED", "KILLED"):
             self._exit_code = 0 if final == "SUCCEEDED" else -signal.SIGKILL if final == "KILLED" else 1
+            if final == "SUCCEEDED" and IDLE_END in str(report.diagnostics):
+                self._idle_end = str(report.diagnostics).strip()
             self._stop_heartbeat()
         return self._exit_code
 

@@ -10,7 +10,9 @@ The container ends with the kernel: exit 0 after a ``shutdown_request``, so the
 application ends SUCCEEDED. It ends the kernel itself when the client's lease
 lapses (``skein-jupyter.kernel.heartbeat`` unchanged for ``lease`` seconds:
 the application ends KILLED), or after ``idle_timeout`` without running code
-(SUCCEEDED).
+(SUCCEEDED, with ``idle timeout`` in its diagnostics: the provisioner then
+refuses to start it again, so a client's automatic restart does not start a new
+application every ``idle_timeout``).
 """
 import json
 import os
@@ -29,6 +31,8 @@ from .common import connect, fail, log
 TICK = 1.0
 #: Seconds the kernel has to exit after SIGTERM before it is killed.
 STOP_GRACE = 10.0
+#: In the application's diagnostics when the kernel ended after its idle timeout.
+IDLE_END = "idle timeout"
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 
 
@@ -149,11 +153,16 @@ def main(job) -> int:
             ended = "idle"
             log(f"the kernel ran no code for {options.idle_timeout}s (idle timeout); ending it")
         if ended is not None:
-            app_client.kv[keys.KERNEL_ENDED] = ended.encode()
+            try:
+                app_client.kv[keys.KERNEL_ENDED] = ended.encode()
+            except Exception as exc:
+                log(f"cannot record why the kernel ended ({exc})")
             code = stop(process)
             if ended == "lease":
                 app_client.shutdown("KILLED", f"the lease expired: the kernel's client did not renew it for "
                                               f"{options.lease}s (crashed or killed?)")
+            else:  # the provisioner reads IDLE_END in the diagnostics and does not start it again
+                app_client.shutdown("SUCCEEDED", f"{IDLE_END}: the kernel ran no code for {options.idle_timeout}s")
             return 0 if ended == "idle" else code or 1
     code = process.returncode
     log(f"kernel exited with code {code}")
