@@ -82,11 +82,24 @@ def test_a_failed_heartbeat_write_does_not_stop_the_lease():
     assert (kv.failed, kv[keys.KERNEL_HEARTBEAT]) == (1, b"3")
 
 
-def test_the_container_picks_distinct_free_ports():
-    from skein_jupyter.runtime.kernel import PORT_NAMES, free_ports
+def test_the_container_publishes_the_ports_ipykernel_bound_and_keeps_its_runtime_off_the_kernels_path(tmp_path):
+    from skein_jupyter.runtime.kernel import PORT_NAMES, bound_ports, kernel_env
 
-    ports = free_ports(len(PORT_NAMES))
-    assert len(set(ports)) == len(PORT_NAMES) and all(port > 0 for port in ports)
+    connection_file = tmp_path / "kernel.json"
+    connection_file.write_text(json.dumps({**dict.fromkeys(PORT_NAMES, 0), "key": "k"}))
+    rewrite = ("import json, sys, time; time.sleep(0.3); "
+               f"open(sys.argv[1], 'w').write(json.dumps({{**dict.fromkeys({PORT_NAMES!r}, 4242), 'key': 'k'}})); "
+               "time.sleep(30)")
+    process = subprocess.Popen([sys.executable, "-c", rewrite, str(connection_file)])
+    try:
+        assert bound_ports(process, connection_file, timeout=30) == dict.fromkeys(PORT_NAMES, 4242)
+    finally:
+        process.kill()
+        process.wait()
+    assert bound_ports(process, connection_file, timeout=30) is None  # a dead kernel: no ports
+    env = kernel_env({"PYTHONPATH": f"skein_jupyter_runtime.zip{os.pathsep}/home/me/lib", "HOME": "/home/me"})
+    assert env == {"PYTHONPATH": "/home/me/lib", "HOME": "/home/me"}
+    assert "PYTHONPATH" not in kernel_env({"PYTHONPATH": "skein_jupyter_runtime.zip"})
 
 
 # ----------------------------------------------------------------- on the sandbox
@@ -151,9 +164,10 @@ def test_a_kernel_runs_in_its_container_interrupts_restarts_and_shuts_down(kerne
         report = skein_client.application_report(first_app)
         assert f"skein-jupyter-kernel-{km.kernel_id}" in report.tags and report.name.endswith(km.kernel_id)
 
-        reply, out = execute(client, "import os; x = 41; print(os.environ['CONTAINER_ID'])")
+        reply, out = execute(client, "import os, importlib.util; x = 41; print(os.environ['CONTAINER_ID']); "
+                                     "print(importlib.util.find_spec('skein_jupyter_runtime'))")
         assert reply["status"] == "ok"
-        assert out.strip() == container.yarn_container_id
+        assert out.split() == [container.yarn_container_id, "None"]  # and our runtime is not on its path
 
         msg_id = client.execute("import time; time.sleep(600)")
         wait_until(lambda: (m := client.get_iopub_msg(timeout=60))["parent_header"].get("msg_id") == msg_id

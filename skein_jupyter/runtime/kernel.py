@@ -1,7 +1,8 @@
 """Run one Jupyter kernel (ipykernel from the packed environment) for the kernel provisioner.
 
-The container picks the kernel's ports and makes its HMAC key; both go into a
-connection file only the user can read (umask 077), which ipykernel reads, and
+The container makes the kernel's HMAC key and writes it, with ports 0, into a
+connection file only the user can read (umask 077); ipykernel binds random free
+ports and writes them back into that file, and once it has, the key and ports go
 into the key-value store (``skein-jupyter.kernel.connection``), where the
 provisioner reads them: the key is on no command line and in no log, and no
 connection from the container back to the client is needed.
@@ -33,30 +34,53 @@ TICK = 1.0
 STOP_GRACE = 10.0
 #: In the application's diagnostics when the kernel ended after its idle timeout.
 IDLE_END = "idle timeout"
+#: Longest ipykernel may take to bind its ports and write them back.
+START_TIMEOUT = 120.0
+#: The runtime's own archive on PYTHONPATH (spec.RUNTIME_FILE), kept out of the kernel's.
+RUNTIME_ZIP = "skein_jupyter_runtime.zip"
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 
 
-def free_ports(n):
-    """``n`` distinct free TCP ports (bound together, then released for ipykernel to bind)."""
-    sockets = []
-    try:
-        for _ in range(n):
-            sock = socket.socket()
-            sock.bind(("", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+def bound_ports(process, connection_file, timeout=START_TIMEOUT):
+    """The ports ipykernel bound, once it rewrote ``connection_file`` (written with ports 0); None if it died.
+
+    ipykernel binds random free ports itself and writes them back into the file
+    (mode 600): no port is picked here and released for another process to take.
+    """
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            info = json.loads(connection_file.read_text())
+        except (OSError, ValueError):  # being rewritten
+            info = {}
+        ports = {name: info.get(name) for name in PORT_NAMES}
+        if all(isinstance(port, int) and port > 0 for port in ports.values()):
+            return ports
+        time.sleep(0.1)
+    return None
 
 
 def reachable_ip():
-    """The address clients reach this container at: its NodeManager host's."""
+    """The address clients reach this container at: its NodeManager host's (its name if that resolves to loopback)."""
     host = os.environ.get("NM_HOST") or socket.getfqdn()
     try:
-        return socket.gethostbyname(host)
+        ip = socket.gethostbyname(host)
     except OSError:
         return host
+    return host if ip.startswith("127.") else ip
+
+
+def kernel_env(environ):
+    """``environ`` without the runtime's zip on ``PYTHONPATH`` (the user's entries stay): the kernel sees
+    the environment's packages only."""
+    env = dict(environ)
+    entries = [entry for entry in env.get("PYTHONPATH", "").split(os.pathsep)
+               if entry and os.path.basename(entry) != RUNTIME_ZIP]
+    if entries:
+        env["PYTHONPATH"] = os.pathsep.join(entries)
+    else:
+        env.pop("PYTHONPATH", None)
+    return env
 
 
 class IdleWatch:
@@ -116,12 +140,18 @@ def main(job) -> int:
     os.environ.update({name: str(path) for name, path in dirs.items()})
     if not os.access(os.environ.get("HOME") or "/", os.W_OK):
         os.environ["HOME"] = str(home)
-    ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES))))
-    info = {"transport": "tcp", "ip": "0.0.0.0", **ports, "key": secrets.token_hex(32),
+    info = {"transport": "tcp", "ip": "0.0.0.0", **dict.fromkeys(PORT_NAMES, 0), "key": secrets.token_hex(32),
             "signature_scheme": "hmac-sha256", "kernel_name": ""}
     connection_file = dirs["JUPYTER_RUNTIME_DIR"] / "kernel.json"
     connection_file.write_text(json.dumps(info))
-    process = subprocess.Popen([sys.executable, "-m", "ipykernel_launcher", "-f", str(connection_file)])
+    process = subprocess.Popen([sys.executable, "-m", "ipykernel_launcher", "-f", str(connection_file)],
+                               env=kernel_env(os.environ))
+    ports = bound_ports(process, connection_file)
+    if ports is None:
+        code = stop(process)
+        return fail(app_client, f"the kernel did not start (exit code {code}, or no ports within "
+                                f"{START_TIMEOUT:.0f}s); see the application's logs")
+    info.update(ports)
     log(f"kernel started (pid {process.pid}, ports {', '.join(str(p) for p in ports.values())}); "
         f"lease {options.lease}s" + (f", idle timeout {options.idle_timeout}s" if options.idle_timeout else ""))
     try:
@@ -143,8 +173,13 @@ def main(job) -> int:
         if value != beat:
             beat, beat_at = value, time.monotonic()
         if signum is not None and process.poll() is None:
-            log(f"sending signal {int(signum)} to the kernel, as its client asked")
-            process.send_signal(signal.Signals(int(signum)))
+            try:
+                sig = signal.Signals(int(signum))
+            except ValueError:
+                log(f"ignoring a bad signal value from the kernel's client: {signum[:20]!r}")
+            else:
+                log(f"sending signal {sig.name} to the kernel, as its client asked")
+                process.send_signal(sig)
         ended = None
         if time.monotonic() - beat_at > options.lease:
             ended = "lease"
