@@ -75,7 +75,7 @@ import json
 import signal
 import threading
 import time
-from typing import Any, cast
+from typing import Any, Callable, TypeVar, cast
 
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
@@ -93,22 +93,44 @@ CONFIG_KEYS = ("env", "memory", "vcores", "gpus", "queue", "node_label", "idle_t
                "name")
 #: Longest a launch waits for the container to publish its connection info (YARN may queue it).
 START_TIMEOUT = 600.0
+PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 #: How long a poll's answer stands: KernelManager polls every 0.1 s while it waits for a shutdown.
 POLL_CACHE = 1.0
+
+T = TypeVar("T")
 
 _client_lock = threading.Lock()
 _client = None
 
 
-def skein_client():
-    """One Skein client per process, shared by every kernel (a driver costs seconds to start)."""
+def skein_client(reset: bool = False):
+    """One Skein client per process, shared by every kernel (a driver costs seconds to start).
+
+    ``reset`` drops the cached one first (its driver went away) and starts another.
+    """
     global _client
     with _client_lock:
+        if reset and _client is not None:
+            old, _client = _client, None
+            try:
+                old.close()
+            except Exception:
+                pass
         if _client is None:
             from .launch import skein_client as make
 
             _client = make()
         return _client
+
+
+def with_client(call: Callable[[Any], T]) -> T:
+    """``call(skein_client())``, again with a new client if the driver's connection was lost."""
+    import skein
+
+    try:
+        return call(skein_client())
+    except skein.exceptions.ConnectionError:
+        return call(skein_client(reset=True))
 
 
 def kernel_options(**config: Any) -> dict[str, Any]:
@@ -134,7 +156,7 @@ def kernel_recipe(kernel_id: str, options: dict[str, Any]) -> Recipe:
              "resources.vcores": options.get("vcores"), "resources.gpus": options.get("gpus"),
              "queue": options.get("queue"), "node_label": options.get("node_label"),
              "kernel.idle_timeout": options.get("idle_timeout"), "kernel.lease": options.get("lease"),
-             "name": f"skein-jupyter-kernel-{kernel_id}",
+             "name": f"skein-jupyter-kernel-{kernel_id}", "max_attempts": 1,
              "tags": [f"skein-jupyter-kernel-{kernel_id}"]
              + ([f"skein-jupyter-kernelspec-{options['name']}"] if options.get("name") else [])}
     recipe, _ = load_recipe(kind="kernel", flags=flags)
@@ -176,6 +198,9 @@ class YarnKernelProvisioner(KernelProvisionerBase):
     _heartbeat: threading.Event | None = None
     _tunnel: Any = None
     _idle_end: str | None = None
+    _lease: int | None = None
+    _ssh_host: str | None = None
+    _remote: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ launch
 
@@ -193,24 +218,33 @@ class YarnKernelProvisioner(KernelProvisionerBase):
         if self._idle_end:  # a client's automatic restart would start a new application every idle_timeout
             raise ApplicationError(f"kernel {self.kernel_id} ended after its idle timeout ({self._idle_end}); "
                                    "it is not started again: start a new kernel")
-        options = kernel_options(**{key: getattr(self, key) for key in CONFIG_KEYS
-                                    if getattr(self, key) is not None})
-        return await asyncio.to_thread(self._launch, options)
+        cancelled = threading.Event()
+        try:
+            return await asyncio.to_thread(self._launch, cancelled)
+        except asyncio.CancelledError:  # the thread sees it at its next look, and kills what it submitted
+            cancelled.set()
+            raise
 
-    def _launch(self, options: dict[str, Any]) -> KernelConnectionInfo:
+    def _launch(self, cancelled: threading.Event) -> KernelConnectionInfo:
         from .launch import submit
 
+        # Here, not on the event loop: validating may hash a local archive.
+        options = kernel_options(**{key: getattr(self, key) for key in CONFIG_KEYS
+                                    if getattr(self, key) is not None})
         recipe = kernel_recipe(self.kernel_id, options)
         client = skein_client()
         self._exit_code = None
         self.app_id = submit(recipe, client).app_id
         self.log.info("kernel %s: application %s", self.kernel_id, self.app_id)
+        self._lease, self._ssh_host = recipe.kernel.lease, options.get("ssh_host")
+        deadline = time.monotonic() + START_TIMEOUT  # one deadline for both waits
         try:
-            app = self._wait_running(client)
+            app = self._wait_running(client, deadline, cancelled)
             self._start_heartbeat(app, recipe.kernel.lease)
-            info = self._wait_connection(client, app)
-            if options.get("ssh_host"):
-                info = self._forward(options["ssh_host"], info)
+            info = self._wait_connection(client, app, deadline, cancelled)
+            self._remote = {name: info[name] for name in ("ip", *PORT_NAMES)}
+            if self._ssh_host:
+                info = self._forward(self._ssh_host, info)
         except BaseException:
             self._stop_heartbeat()
             from .launch import kill_quietly
@@ -229,9 +263,14 @@ class YarnKernelProvisioner(KernelProvisionerBase):
                                     f"see `skein-jupyter logs {self.app_id}`")
         return None if str(report.state) == "RUNNING" else False
 
-    def _wait_running(self, client):
-        deadline = time.monotonic() + START_TIMEOUT
+    def _check_cancelled(self, cancelled: threading.Event) -> None:
+        if cancelled.is_set():
+            raise ApplicationError(f"the start of kernel {self.kernel_id} was cancelled; its application "
+                                   f"{self.app_id} is killed")
+
+    def _wait_running(self, client, deadline: float, cancelled: threading.Event):
         while True:
+            self._check_cancelled(cancelled)
             ended = self._ended(client)
             if isinstance(ended, ApplicationError):
                 raise ended
@@ -242,9 +281,9 @@ class YarnKernelProvisioner(KernelProvisionerBase):
                                        f"{START_TIMEOUT:.0f}s (queue full?)")
             time.sleep(0.5)
 
-    def _wait_connection(self, client, app) -> dict[str, Any]:
-        deadline = time.monotonic() + START_TIMEOUT
+    def _wait_connection(self, client, app, deadline: float, cancelled: threading.Event) -> dict[str, Any]:
         while True:
+            self._check_cancelled(cancelled)
             try:
                 value = app.kv.get(keys.KERNEL_CONNECTION)
             except Exception:  # the master went away: say why from the report below
@@ -269,9 +308,8 @@ class YarnKernelProvisioner(KernelProvisionerBase):
     def _forward(self, ssh_host: str, info: dict[str, Any]) -> dict[str, Any]:
         from .kernel_tunnel import open_tunnel
 
-        names = ["shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"]
-        self._tunnel = open_tunnel(ssh_host, info["ip"], [info[name] for name in names])
-        return {**info, "ip": "127.0.0.1", **dict(zip(names, self._tunnel.local_ports))}
+        self._tunnel = open_tunnel(ssh_host, info["ip"], [info[name] for name in PORT_NAMES])
+        return {**info, "ip": "127.0.0.1", **dict(zip(PORT_NAMES, self._tunnel.local_ports))}
 
     # ------------------------------------------------------------ lease
 
@@ -292,7 +330,21 @@ class YarnKernelProvisioner(KernelProvisionerBase):
     def _poll(self) -> int | None:
         if self.app_id is None or self._exit_code is not None:
             return self._exit_code
-        report = skein_client().application_report(self.app_id)
+        app_id = self.app_id
+        if self._tunnel is not None and not self._tunnel.alive():
+            self.log.warning("kernel %s: the SSH forward to %s ended; killing %s", self.kernel_id, self._ssh_host,
+                             app_id)
+            from .launch import kill_quietly
+
+            with_client(lambda client: kill_quietly(client, app_id))
+            self._exit_code = 1
+            self._stop_heartbeat()
+            return self._exit_code
+        try:
+            report = with_client(lambda client: client.application_report(app_id))
+        except Exception as exc:  # the cluster is unreachable: not known dead; the next poll asks again
+            self.log.warning("kernel %s: cannot ask YARN about %s: %s", self.kernel_id, app_id, exc)
+            return None
         state, final = str(report.state), str(report.final_status)
         if state in ("FINISHED", "FAILED", "KILLED"):
             self._exit_code = 0 if final == "SUCCEEDED" else -signal.SIGKILL if final == "KILLED" else 1
@@ -317,8 +369,9 @@ class YarnKernelProvisioner(KernelProvisionerBase):
         return None
 
     def _signal(self, signum: int) -> None:
+        app_id = self.app_id
         try:
-            app = skein_client().connect(self.app_id, wait=False)
+            app = with_client(lambda client: client.connect(app_id, wait=False))
             app.kv[keys.KERNEL_SIGNAL] = str(int(signum)).encode()
         except Exception as exc:  # ended already; poll() says so
             self.log.debug("signal %s to %s not sent: %s", signum, self.app_id, exc)
@@ -335,15 +388,21 @@ class YarnKernelProvisioner(KernelProvisionerBase):
         if self.app_id is not None:
             from .launch import kill_quietly
 
-            await asyncio.to_thread(kill_quietly, skein_client(), self.app_id)
+            app_id = self.app_id
+            await asyncio.to_thread(with_client, lambda client: kill_quietly(client, app_id))
 
     async def cleanup(self, restart: bool = False) -> None:
         self._stop_heartbeat()
         if self._tunnel is not None:
-            self._tunnel.close()
-            self._tunnel = None
-        if self.app_id is not None and await asyncio.to_thread(self._poll) is None:
-            await self.kill(restart)  # e.g. a kernel that did not answer shutdown_request
+            tunnel, self._tunnel = self._tunnel, None
+            await asyncio.to_thread(tunnel.close)
+        if self.app_id is not None:
+            try:
+                if await asyncio.to_thread(self._poll) is None:
+                    await self.kill(restart)  # e.g. a kernel that did not answer shutdown_request
+            except Exception as exc:  # cleanup never raises: say what may be left running
+                self.log.warning("kernel %s: could not end application %s (%s); "
+                                 "`skein-jupyter kill %s` ends it", self.kernel_id, self.app_id, exc, self.app_id)
         self.app_id = None
 
     def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
@@ -355,9 +414,27 @@ class YarnKernelProvisioner(KernelProvisionerBase):
 
     async def get_provisioner_info(self) -> dict[str, Any]:
         info = await super().get_provisioner_info()
-        info["app_id"] = self.app_id
+        info.update(app_id=self.app_id, lease=self._lease, ssh_host=self._ssh_host, remote=self._remote)
         return info
 
     async def load_provisioner_info(self, provisioner_info: dict) -> None:
+        """Take over a running kernel (another process started it): renew its lease, reopen its forward."""
         await super().load_provisioner_info(provisioner_info)
         self.app_id = provisioner_info.get("app_id")
+        self._lease, self._ssh_host = provisioner_info.get("lease"), provisioner_info.get("ssh_host")
+        self._remote = provisioner_info.get("remote")
+        if self.app_id is not None:
+            await asyncio.to_thread(self._reattach)
+
+    def _reattach(self) -> None:
+        app_id = self.app_id
+        try:
+            app = with_client(lambda client: client.connect(app_id, wait=False))
+        except Exception as exc:  # ended meanwhile: poll() says so
+            self.log.warning("kernel %s: cannot reach application %s: %s", self.kernel_id, app_id, exc)
+            return
+        if self._lease:
+            self._start_heartbeat(app, int(self._lease))
+        if self._ssh_host and self._remote:
+            self.connection_info = cast(KernelConnectionInfo,
+                                        self._forward(self._ssh_host, {**self.connection_info, **self._remote}))

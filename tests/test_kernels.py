@@ -8,6 +8,7 @@ A client SIGKILLed leaves no orphan: its application ends within the lease.
 """
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -37,6 +38,12 @@ def test_a_kernel_recipe_becomes_a_tagged_kernel_job_and_spec():
     assert spec.name == "skein-jupyter-kernel-0f8e-kernel"
     assert {"skein-jupyter", "skein-jupyter-kernel", "skein-jupyter-kernel-0f8e-kernel",
             "skein-jupyter-kernelspec-yarn-py"} <= set(spec.tags)
+    import dataclasses
+
+    from skein_jupyter.runtime.job import JobError
+
+    with pytest.raises(JobError, match="idle_timeout"):  # 0 is not "never" (that is null)
+        from_json(to_json(dataclasses.replace(job, kernel=dataclasses.replace(job.kernel, idle_timeout=0))))
     (service,) = spec.services.values()
     assert "python -m skein_jupyter_runtime kernel" in service.script
     assert (service.instances, service.max_restarts) == (1, 0)
@@ -223,7 +230,9 @@ def test_a_killed_client_leaves_no_kernel_behind(kernelspec, skein_client):
     process = subprocess.Popen([sys.executable, "-c", CLIENT, kernelspec(lease=f"{lease}s")],
                                stdout=subprocess.PIPE, text=True, env=os.environ.copy())
     try:
-        app_id = process.stdout.readline().strip()  # once the kernel is up
+        # Once the kernel is up (select: the wait has a deadline even if the client hangs).
+        readable, _, _ = select.select([process.stdout], [], [], 300)
+        app_id = process.stdout.readline().strip() if readable else "(no kernel within 300s)"
         assert app_id.startswith("application_"), app_id
     finally:
         process.send_signal(signal.SIGKILL)

@@ -292,7 +292,8 @@ class Job:
                 raise JobError("notify.emails: not a list of email addresses")  # no header can be injected
         if self.flow is not None:
             _check_flow(self.flow)
-        if self.kernel is not None and (self.kernel.lease < 10 or (self.kernel.idle_timeout or 1) < 1):
+        idle_timeout = self.kernel.idle_timeout if self.kernel is not None else None
+        if self.kernel is not None and (self.kernel.lease < 10 or (idle_timeout is not None and idle_timeout < 1)):
             raise JobError("kernel: lease below 10 seconds or idle_timeout below 1 second")
         try:
             for name in self.env:
