@@ -89,6 +89,19 @@ def test_a_failed_heartbeat_write_does_not_stop_the_lease():
     assert (kv.failed, kv[keys.KERNEL_HEARTBEAT]) == (1, b"3")
 
 
+def test_a_kernel_ended_by_its_idle_timeout_is_not_started_again():
+    import asyncio
+
+    from skein_jupyter.exceptions import ApplicationError
+    from skein_jupyter.provisioner import YarnKernelProvisioner
+    from skein_jupyter.runtime.kernel import IDLE_END
+
+    provisioner = YarnKernelProvisioner(kernel_id="k1", kernel_spec=None, parent=None)
+    provisioner._idle_end = f"{IDLE_END}: the kernel ran no code for 60s"  # what poll() read in the diagnostics
+    with pytest.raises(ApplicationError, match="not started again"):  # before anything is submitted
+        asyncio.run(provisioner.launch_kernel([]))
+
+
 def test_the_container_publishes_the_ports_ipykernel_bound_and_keeps_its_runtime_off_the_kernels_path(tmp_path):
     from skein_jupyter.runtime.kernel import PORT_NAMES, bound_ports, kernel_env
 
