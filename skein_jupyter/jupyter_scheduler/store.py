@@ -44,11 +44,18 @@ class Store:
     """The records, with an in-memory cache (job records never change but for their name or deletion)."""
 
     def __init__(self, fs: HadoopFS | None = None) -> None:
-        self.fs = fs or HadoopFS()
+        self._fs = fs
         self.jobs: dict[str, dict] = {}
         self._jobs_read: float | None = None  # when (monotonic) the records were last read
         self._jobs_dir_made = False  # reading found no records says nothing about the directory
         self._definitions: tuple[float, dict[str, dict]] | None = None
+
+    @property
+    def fs(self) -> HadoopFS:
+        """Made on first use: a server without ``hdfs`` on PATH starts, and says so when the panel asks."""
+        if self._fs is None:
+            self._fs = HadoopFS()
+        return self._fs
 
     # -- jobs
 
