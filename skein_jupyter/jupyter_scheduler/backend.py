@@ -343,8 +343,12 @@ class YarnScheduler(BaseScheduler):
         wanted = {fmt: os.path.join(target, names[fmt]) for fmt in [*(job.output_formats or []), "input"]}
         if not redownload and all(os.path.exists(path) for path in wanted.values()):
             return
-        _, info = status(self.client, app_id)
-        sources = [f"{info['output'].rstrip('/')}/*"] if info.get("output") else []
+        outcome, info = status(self.client, app_id)
+        # the files the run saved, by their exact paths (an output directory may be shared by several runs);
+        # the run's output directory only when it saved no result yet
+        exact = {fmt: row.get(key) for row in outcome.results[:1] for fmt, key in (("ipynb", "output"),
+                                                                                    ("html", "html")) if row.get(key)}
+        sources = list(exact.values()) or ([f"{info['output'].rstrip('/')}/*"] if info.get("output") else [])
         sources.append(self.store.definition_input(job.job_definition_id) if job.job_definition_id and
                        app_id not in self.store.job_records() else self.store.job_input(app_id))
         with tempfile.TemporaryDirectory(prefix="skein-jupyter-download-") as stage:
@@ -357,7 +361,12 @@ class YarnScheduler(BaseScheduler):
             input_name = os.path.basename(sources[-1])
             by_format = {"input": input_name if input_name in found else None}
             for fmt in ("ipynb", "html"):
-                by_format[fmt] = next((n for n in sorted(found) if n.endswith("." + fmt) and n != input_name), None)
+                if fmt in exact:
+                    name = os.path.basename(exact[fmt])
+                    by_format[fmt] = name if name in found else None
+                else:
+                    by_format[fmt] = next((n for n in sorted(found) if n.endswith("." + fmt) and n != input_name),
+                                          None)
             os.makedirs(target, exist_ok=True)
             for fmt, path in wanted.items():
                 if by_format.get(fmt):
