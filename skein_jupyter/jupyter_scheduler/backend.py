@@ -412,7 +412,7 @@ class YarnScheduler(BaseScheduler):
 
     async def list_job_definitions(self, query: ListJobDefinitionsQuery
                                    ) -> ListJobDefinitionsResponse:
-        records = await self._call(lambda: list(self.store.definitions(True).values()))
+        records = await self._call(lambda: list(self.store.definitions().values()))  # read again after 15 s
         found = [DescribeJobDefinition(**r) for r in records if not query.name or r["name"].startswith(query.name)]
         found.sort(key=lambda d: d.create_time, reverse=True)
         return ListJobDefinitionsResponse(job_definitions=found, total_count=len(found))
