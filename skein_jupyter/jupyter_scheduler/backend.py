@@ -117,6 +117,7 @@ class YarnScheduler(BaseScheduler):
         self._client: Any = None
         self._lock = threading.Lock()
         self._forgotten: dict[str, Status] = {}
+        self._stopping: set[str] = set()  # stops this server asked for (the run saves its output, then ends)
 
     # ----------------------------------------------------------------- plumbing
 
@@ -201,6 +202,8 @@ class YarnScheduler(BaseScheduler):
             return None
         state, final = str(report.state), str(report.final_status)
         status = job_status(state, final)
+        if status in (Status.QUEUED, Status.IN_PROGRESS) and report.id in self._stopping:
+            status = Status.STOPPING
         message = (report.diagnostics or "").strip()[:500] or None if status == Status.FAILED else None
         ended = state in ("FINISHED", "FAILED", "KILLED")
         return DescribeJob(**{key: record.get(key) for key in _FIELDS if record.get(key) is not None},
@@ -317,6 +320,7 @@ class YarnScheduler(BaseScheduler):
             except Exception as exc:
                 self.log.warning("stopping %s: %s", app_id, exc)
 
+        self._stopping.add(app_id)
         threading.Thread(target=stop, name=f"stop-{app_id}", daemon=True).start()
 
     async def stop_job(self, job_id: str) -> None:
