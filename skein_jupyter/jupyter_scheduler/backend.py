@@ -356,25 +356,27 @@ class YarnScheduler(BaseScheduler):
         sources.append(self.store.definition_input(job.job_definition_id) if job.job_definition_id and
                        app_id not in self.store.job_records() else self.store.job_input(app_id))
         with tempfile.TemporaryDirectory(prefix="skein-jupyter-download-") as stage:
+            # outputs and input in separate directories: an output may have the input copy's name
+            places = [os.path.join(stage, "out"), os.path.join(stage, "in")]
+            for place in places:
+                os.mkdir(place)
             for source in sources:  # one at a time: a missing one (no output yet) must not hide the others
                 try:
-                    self.store.fs.get([source], stage)
+                    self.store.fs.get([source], places[source == sources[-1]])
                 except SkeinJupyterError:
                     continue
-            found = os.listdir(stage)
+            found = os.listdir(places[0])
             input_name = os.path.basename(sources[-1])
-            by_format = {"input": input_name if input_name in found else None}
+            chosen = {"input": os.path.join(places[1], input_name)}
             for fmt in ("ipynb", "html"):
-                if fmt in exact:
-                    name = os.path.basename(exact[fmt])
-                    by_format[fmt] = name if name in found else None
-                else:
-                    by_format[fmt] = next((n for n in sorted(found) if n.endswith("." + fmt) and n != input_name),
-                                          None)
+                name = os.path.basename(exact[fmt]) if fmt in exact else next(
+                    (n for n in sorted(found) if n.endswith("." + fmt)), None)
+                if name:
+                    chosen[fmt] = os.path.join(places[0], name)
             os.makedirs(target, exist_ok=True)
             for fmt, path in wanted.items():
-                if by_format.get(fmt):
-                    shutil.copyfile(os.path.join(stage, by_format[fmt]), path)  # type: ignore[arg-type]
+                if fmt in chosen and os.path.isfile(chosen[fmt]):
+                    shutil.copyfile(chosen[fmt], path)
 
     # ----------------------------------------------------------------- job definitions
 
