@@ -96,8 +96,9 @@ def _preflight(recipe: Recipe) -> tuple[Any, Any]:
 
 def create(name: str, cron_expr: str, recipe: Recipe, target: str, client: skein.Client,
            tz: str = "UTC", misfire: str = "run-once", overlap: str = "skip", fs: HadoopFS | None = None,
-           progress: Progress | None = None, now: datetime | None = None) -> cron.Definition:
-    """Check everything, then write the schedule's directory; nothing is written if a check fails.
+           progress: Progress | None = None, now: datetime | None = None, paused: bool = False) -> cron.Definition:
+    """Check everything, then write the schedule's directory (``paused``: made paused); nothing is written if a
+    check fails.
 
     ``recipe`` is the target as ``run`` loads it (from a notebook and flags, or
     a run, sweep or flow recipe); it is checked and rendered as ``run``
@@ -124,7 +125,7 @@ def create(name: str, cron_expr: str, recipe: Recipe, target: str, client: skein
     now = now or datetime.now(UTC)
     definition = cron.Definition(name=name, cron=cron_expr, timezone=tz, misfire=misfire, overlap=overlap,
                                  not_before=cron.stamp(now), created=cron.stamp(now),
-                                 target=describe_target(recipe, target))
+                                 target=describe_target(recipe, target), paused=paused)
     with tempfile.TemporaryDirectory(prefix="skein-jupyter-schedule-") as stage:
         os.chmod(stage, 0o700)
         spec = render_on_cluster(recipe, client, directory, stage, progress, checks, early_checks)

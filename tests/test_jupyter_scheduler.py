@@ -71,10 +71,11 @@ class Server:
 
 @pytest.fixture(scope="module")
 def workspace(published, sandbox, tmp_path_factory):
-    """A server root with three notebooks, a small profile, and a schedules directory of this module's own."""
+    """A server root with three notebooks, a small profile, schedules and job records directories of its own."""
     from skein_jupyter import schedules
     from skein_jupyter.hdfs import HadoopFS
     from skein_jupyter.identity import hadoop_user
+    from skein_jupyter.jupyter_scheduler import store
 
     root = tmp_path_factory.mktemp("jupyterlab")
     write_notebook(root / "report.ipynb", [("alpha = 1", ["parameters"]), "print('alpha is', alpha * 2)"])
@@ -83,15 +84,17 @@ def workspace(published, sandbox, tmp_path_factory):
     profiles = root / "profiles.yaml"
     profiles.write_text("default: tiny\nprofiles:\n  tiny: {memory: 512 MiB, vcores: 1}\n  big: {memory: 1 GiB}\n")
     directory = f"/user/{hadoop_user()}/skein-jupyter/test-schedules-{PREFIX}"
-    saved = {k: os.environ.get(k) for k in (schedules.DIR_VARIABLE, "SKEIN_JUPYTER_PROFILES")}
-    os.environ.update({schedules.DIR_VARIABLE: directory, "SKEIN_JUPYTER_PROFILES": str(profiles)})
+    records = f"/user/{hadoop_user()}/skein-jupyter/test-lab-jobs-{PREFIX}"  # not there yet: the first job makes it
+    saved = {k: os.environ.get(k) for k in (schedules.DIR_VARIABLE, store.DIR_VARIABLE, "SKEIN_JUPYTER_PROFILES")}
+    os.environ.update({schedules.DIR_VARIABLE: directory, store.DIR_VARIABLE: records,
+                       "SKEIN_JUPYTER_PROFILES": str(profiles)})
     log = open(root / "servers.log", "ab")
     try:
         yield {"root": root, "env": published.metadata["name"], "directory": directory, "log": log}
     finally:
         log.close()
         print((root / "servers.log").read_text()[-3000:])
-        HadoopFS().run("-rm", "-r", "-f", "-skipTrash", directory, check=False)
+        HadoopFS().run("-rm", "-r", "-f", "-skipTrash", directory, records, check=False)
         for key, value in saved.items():
             os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 
@@ -118,15 +121,25 @@ def _downloaded(server, job_id):
     return {f["file_format"]: server.root / f["file_path"] for f in job["job_files"] if f["file_path"]}
 
 
+def _end(skein_client, job_ids):
+    from skein_jupyter.launch import kill_quietly
+
+    for job_id in job_ids:
+        kill_quietly(skein_client, job_id[len("yarn-"):])
+
+
 @pytest.mark.timeout(1800)  # three submissions through the server, one after another; minutes on a loaded machine
 def test_jobs_run_on_yarn_fail_stop_download_and_show_on_a_second_server(workspace, skein_client, tmp_path):
     from skein_jupyter.jupyter_scheduler import JOB_TAG
     from skein_jupyter.runtime import keys
 
     started = time.monotonic()
+    created = []  # ended in `finally`, whatever happened
     server = Server(workspace["root"], workspace["log"])
     server.root = workspace["root"]
     try:
+        # the panel lists the jobs before the first is created (no records directory yet)
+        assert [j for j in server.call("GET", "scheduler/jobs?max_items=0")["jobs"] if j["name"].startswith(PREFIX)] == []
         environments = server.call("GET", "scheduler/runtime_environments")
         mine = [e for e in environments if e["name"] == workspace["env"]]
         assert mine and mine[0]["compute_types"] == ["tiny", "big"] and mine[0]["default_compute_type"] == "tiny"
@@ -136,9 +149,12 @@ def test_jobs_run_on_yarn_fail_stop_download_and_show_on_a_second_server(workspa
 
         ok = server.call("POST", "scheduler/jobs", _job(workspace["env"], f"{PREFIX} ok", "report.ipynb",
                                                         parameters={"alpha": "21"}))["job_id"]
+        created.append(ok)
         broken = server.call("POST", "scheduler/jobs", _job(workspace["env"], f"{PREFIX} broken",
                                                             "broken.ipynb"))["job_id"]
+        created.append(broken)
         slow = server.call("POST", "scheduler/jobs", _job(workspace["env"], f"{PREFIX} slow", "slow.ipynb"))["job_id"]
+        created.append(slow)
         print(f"3 jobs created in {time.monotonic() - started:.1f}s")
         report = skein_client.application_report(ok[len("yarn-"):])
         assert JOB_TAG in report.tags
@@ -167,6 +183,7 @@ def test_jobs_run_on_yarn_fail_stop_download_and_show_on_a_second_server(workspa
         assert set(ids) == {ok, broken, slow}
     finally:
         server.stop()
+        _end(skein_client, created)
 
     # a second server of the same user, with its own (empty) root and data dir, sees the same jobs
     second = Server(tmp_path, workspace["log"])
@@ -212,6 +229,15 @@ def test_definition_is_a_schedule_that_fires_with_the_server_stopped(workspace, 
         assert schedules.load(definition).cron == "* * * * *"
         assert server.call("GET", f"scheduler/job_definitions/{definition}")["active"] is True
 
+        # what JupyterLab's edit form sends on a Save that changed nothing: the schedule is not made again
+        made = schedules.load(definition).created
+        server.call("PATCH", f"scheduler/job_definitions/{definition}",
+                    {"schedule": "* * * * *", "timezone": "UTC", "input_uri": "report.ipynb"})
+        assert schedules.load(definition).created == made
+        bad = requests.patch(server.url(f"scheduler/job_definitions/{definition}"), headers=server.headers, timeout=60,
+                             json={"schedule": "every minute", "parameters": {"alpha": "6"}})
+        assert bad.status_code == 500 and "cron" in bad.text, bad.text[:300]  # refused; the definition stays as it was
+        assert schedules.load(definition).created == made
         server.call("PATCH", f"scheduler/job_definitions/{definition}", {"active": False})
         assert schedules.load(definition).paused is True
         assert server.call("GET", f"scheduler/job_definitions/{definition}")["active"] is False

@@ -27,7 +27,7 @@ from ..exceptions import SkeinJupyterError
 from . import JOB_TAG
 from .store import Store
 
-__all__ = ["YarnScheduler", "job_status"]
+__all__ = ["YarnScheduler", "job_status", "saved_status", "definition_changes"]
 
 ALL_STATES = ["NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING", "FINISHED", "FAILED", "KILLED"]
 _PREFIX = "yarn-"
@@ -36,16 +36,46 @@ _FIELDS = ("name", "input_filename", "runtime_environment_name", "runtime_enviro
 
 
 def job_status(state: str, final_status: str) -> Status:
-    """A YARN application's state as a jupyter-scheduler job status."""
+    """A YARN application's state as a jupyter-scheduler job status.
+
+    A stopped run saves its output and ends FINISHED with final status KILLED (``runs.kill``), or is
+    killed outright (state KILLED): both are Stopped.
+    """
+    if final_status == "KILLED" or state == "KILLED":
+        return Status.STOPPED
     if state == "RUNNING":
         return Status.IN_PROGRESS
     if state == "FINISHED":
         return Status.COMPLETED if final_status == "SUCCEEDED" else Status.FAILED
-    if state == "KILLED":
-        return Status.STOPPED
     if state == "FAILED":
         return Status.FAILED
     return Status.QUEUED
+
+
+def saved_status(status: str | None) -> Status:
+    """The status a run saved in its summary (``succeeded``, ``stopped``, ...) as a job status."""
+    return {"succeeded": Status.COMPLETED, "stopped": Status.STOPPED}.get(status or "", Status.FAILED)
+
+
+def definition_changes(record: dict, update: dict) -> dict:
+    """What an update of a job definition changes: the keys of ``update`` whose value differs from ``record``.
+
+    JupyterLab's edit form sends the schedule, the time zone and ``input_uri`` (the definition's
+    ``input_filename``) on every Save: an ``input_uri`` naming the same file is no change.
+    """
+    changes = {}
+    for key, value in update.items():
+        if key in ("output_filename_template", "url") or value is None:
+            continue
+        if key == "input_uri":
+            if os.path.basename(value) != record.get("input_filename"):
+                changes[key] = value
+        elif key == "timezone":
+            if (value or "UTC") != (record.get("timezone") or "UTC"):
+                changes[key] = value
+        elif value != record.get(key):
+            changes[key] = value
+    return changes
 
 
 def _ms(moment: datetime | None) -> int | None:
@@ -54,6 +84,19 @@ def _ms(moment: datetime | None) -> int | None:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _no_input_folder(model: Any) -> None:
+    if getattr(model, "package_input_folder", False):
+        raise SchedulerError("'Run job with input folder' is not supported on YARN: a job ships its notebook "
+                             "only; untick it (put the files the notebook reads on HDFS)")
+
+
+def _fired(report: Any) -> bool:
+    """Whether a schedule fired the application (its record is the definition's)."""
+    from ..runtime.cron import SCHEDULE_TAG
+
+    return any(t.startswith(SCHEDULE_TAG) for t in report.tags)
 
 
 def _app_id(job_id: str) -> str:
@@ -74,6 +117,7 @@ class YarnScheduler(BaseScheduler):
         self._client: Any = None
         self._lock = threading.Lock()
         self._forgotten: dict[str, Status] = {}
+        self._stopping: set[str] = set()  # stops this server asked for (the run saves its output, then ends)
 
     # ----------------------------------------------------------------- plumbing
 
@@ -88,14 +132,24 @@ class YarnScheduler(BaseScheduler):
 
     async def _call(self, function: Any, *args: Any) -> Any:
         """Run ``function`` in a thread; skein-jupyter's errors become the scheduler's (shown in the UI)."""
+        import skein
+
         try:
             return await asyncio.to_thread(function, *args)
         except SkeinJupyterError as exc:
             raise SchedulerError(str(exc)) from None
+        except skein.exceptions.ConnectionError as exc:  # the driver is gone: a new one next time
+            with self._lock:
+                self._client = None
+            raise SchedulerError(f"lost the connection to the Skein driver ({exc}); try again") from None
+        except skein.exceptions.SkeinError as exc:
+            raise SchedulerError(str(exc)) from None
 
     def _input_path(self, input_uri: str) -> str:
-        path = os.path.join(self.root_dir, input_uri)
-        if not os.path.isfile(path):
+        """The notebook ``input_uri`` names, which must be a file under the server's root directory."""
+        root = os.path.realpath(self.root_dir)
+        path = os.path.realpath(os.path.join(root, input_uri))
+        if os.path.commonpath([root, path]) != root or not os.path.isfile(path):
             raise InputUriError(input_uri)
         return path
 
@@ -121,14 +175,20 @@ class YarnScheduler(BaseScheduler):
         return await self._call(self._create_job, model)
 
     def _create_job(self, model: CreateJob) -> str:
+        from ..launch import kill_quietly
         from ..runs import start
 
+        _no_input_folder(model)
         input_path = self._input_path(model.input_uri)
         submission = start(self._recipe(input_path, model), self.client)
         record = {key: getattr(model, key) for key in _FIELDS}
         record.update(app_id=submission.app_id, create_time=_now_ms(), output_formats=model.output_formats or
                       ["ipynb"])
-        self.store.put_job(record, input_path)
+        try:
+            self.store.put_job(record, input_path)
+        except BaseException:  # a job the panel would never show must not run
+            kill_quietly(self.client, submission.app_id)
+            raise
         return _PREFIX + submission.app_id
 
     def _describe(self, report: Any, record: dict | None, definitions: dict[str, dict]) -> DescribeJob | None:
@@ -142,6 +202,8 @@ class YarnScheduler(BaseScheduler):
             return None
         state, final = str(report.state), str(report.final_status)
         status = job_status(state, final)
+        if status in (Status.QUEUED, Status.IN_PROGRESS) and report.id in self._stopping:
+            status = Status.STOPPING
         message = (report.diagnostics or "").strip()[:500] or None if status == Status.FAILED else None
         ended = state in ("FINISHED", "FAILED", "KILLED")
         return DescribeJob(**{key: record.get(key) for key in _FIELDS if record.get(key) is not None},
@@ -157,8 +219,7 @@ class YarnScheduler(BaseScheduler):
 
         reports = [r for r in self.client.get_applications(states=ALL_STATES, user=hadoop_user())
                    if JOB_TAG in r.tags]
-        records = self.store.job_records({r.id for r in reports if not any(t.startswith("skein-jupyter-schedule:")
-                                                                           for t in r.tags)})
+        records = self.store.job_records({r.id for r in reports if not _fired(r)})
         definitions = self.store.definitions()
         jobs = [job for job in (self._describe(r, records.get(r.id), definitions) for r in reports) if job]
         listed = {r.id for r in reports}
@@ -171,27 +232,28 @@ class YarnScheduler(BaseScheduler):
         from ..identity import hadoop_user
         from ..runs import _saved_summary
 
-        if app_id not in self._forgotten:
+        status = self._forgotten.get(app_id)
+        if status is None:
             _, saved = _saved_summary(app_id, hadoop_user(), self.store.fs)
-            status = (saved or {}).get("status") if isinstance(saved, dict) else None
-            self._forgotten[app_id] = Status.COMPLETED if status == "succeeded" else Status.FAILED
+            status = saved_status(saved.get("status") if isinstance(saved, dict) else None)
+            if isinstance(saved, dict):  # a saved summary is final; without one, look again next time
+                self._forgotten[app_id] = status
         return DescribeJob(**{key: record.get(key) for key in _FIELDS if record.get(key) is not None},
                            job_id=_PREFIX + app_id, url=f"/jobs/{_PREFIX + app_id}",
                            create_time=record["create_time"], update_time=record["create_time"],
-                           status=self._forgotten[app_id],
+                           status=status,
                            status_message="YARN no longer lists this application; status from its saved summary")
 
     def _job(self, job_id: str) -> DescribeJob:
         app_id = _app_id(job_id)
         try:
             report = self.client.application_report(app_id)
-        except Exception:
+        except ValueError:  # Skein's word for an id the ResourceManager does not know (any more)
             record = self.store.job_records({app_id}).get(app_id)
-            if record is None:
+            if record is None or record.get("deleted"):
                 raise SchedulerError(f"no job {job_id}") from None
             return self._forgotten_job(app_id, record)
-        record = self.store.job_records(set() if any(t.startswith("skein-jupyter-schedule:") for t in report.tags)
-                                        else {app_id}).get(app_id)
+        record = self.store.job_records(set() if _fired(report) else {app_id}).get(app_id)
         job = self._describe(report, record, self.store.definitions()) if JOB_TAG in report.tags else None
         if job is None:
             raise SchedulerError(f"no job {job_id}")
@@ -217,10 +279,13 @@ class YarnScheduler(BaseScheduler):
             jobs = [j for j in jobs if set(query.tags) <= set(j.tags or ())]
         for field in reversed(query.sort_by):
             jobs.sort(key=lambda j: getattr(j, field.name) or 0, reverse=field.direction.value == "desc")
-        jobs = jobs[: query.max_items or len(jobs)]
-        for job in jobs:
+        offset = int(query.next_token) if (query.next_token or "").isdigit() else 0
+        page = jobs[offset: offset + query.max_items] if query.max_items else jobs[offset:]
+        for job in page:
             self.add_job_files(job)
-        return ListJobsResponse(jobs=jobs, total_count=len(jobs))
+        following = offset + len(page)
+        return ListJobsResponse(jobs=page, total_count=len(jobs),
+                                next_token=str(following) if following < len(jobs) else None)
 
     async def count_jobs(self, query: CountJobsQuery) -> int:
         return sum(1 for job in await self._call(self._jobs) if job.status == query.status)
@@ -243,7 +308,10 @@ class YarnScheduler(BaseScheduler):
         from ..runs import kill
 
         app_id = _app_id(job_id)
-        if str(self.client.application_report(app_id).state) in ("FINISHED", "FAILED", "KILLED"):
+        try:
+            if str(self.client.application_report(app_id).state) in ("FINISHED", "FAILED", "KILLED"):
+                return
+        except ValueError:  # YARN forgot it: it ended long ago
             return
 
         def stop() -> None:  # the run saves its output, then ends KILLED (or is killed outright)
@@ -252,6 +320,7 @@ class YarnScheduler(BaseScheduler):
             except Exception as exc:
                 self.log.warning("stopping %s: %s", app_id, exc)
 
+        self._stopping.add(app_id)
         threading.Thread(target=stop, name=f"stop-{app_id}", daemon=True).start()
 
     async def stop_job(self, job_id: str) -> None:
@@ -278,38 +347,51 @@ class YarnScheduler(BaseScheduler):
         wanted = {fmt: os.path.join(target, names[fmt]) for fmt in [*(job.output_formats or []), "input"]}
         if not redownload and all(os.path.exists(path) for path in wanted.values()):
             return
-        _, info = status(self.client, app_id)
-        sources = [f"{info['output'].rstrip('/')}/*"] if info.get("output") else []
+        outcome, info = status(self.client, app_id)
+        # the files the run saved, by their exact paths (an output directory may be shared by several runs);
+        # the run's output directory only when it saved no result yet
+        exact = {fmt: row.get(key) for row in outcome.results[:1] for fmt, key in (("ipynb", "output"),
+                                                                                    ("html", "html")) if row.get(key)}
+        sources = list(exact.values()) or ([f"{info['output'].rstrip('/')}/*"] if info.get("output") else [])
         sources.append(self.store.definition_input(job.job_definition_id) if job.job_definition_id and
                        app_id not in self.store.job_records() else self.store.job_input(app_id))
         with tempfile.TemporaryDirectory(prefix="skein-jupyter-download-") as stage:
+            # outputs and input in separate directories: an output may have the input copy's name
+            places = [os.path.join(stage, "out"), os.path.join(stage, "in")]
+            for place in places:
+                os.mkdir(place)
             for source in sources:  # one at a time: a missing one (no output yet) must not hide the others
                 try:
-                    self.store.fs.get([source], stage)
+                    self.store.fs.get([source], places[source == sources[-1]])
                 except SkeinJupyterError:
                     continue
-            found = os.listdir(stage)
+            found = os.listdir(places[0])
             input_name = os.path.basename(sources[-1])
-            by_format = {"input": input_name if input_name in found else None}
+            chosen = {"input": os.path.join(places[1], input_name)}
             for fmt in ("ipynb", "html"):
-                by_format[fmt] = next((n for n in sorted(found) if n.endswith("." + fmt) and n != input_name), None)
+                name = os.path.basename(exact[fmt]) if fmt in exact else next(
+                    (n for n in sorted(found) if n.endswith("." + fmt)), None)
+                if name:
+                    chosen[fmt] = os.path.join(places[0], name)
             os.makedirs(target, exist_ok=True)
             for fmt, path in wanted.items():
-                if by_format.get(fmt):
-                    shutil.copyfile(os.path.join(stage, by_format[fmt]), path)  # type: ignore[arg-type]
+                if fmt in chosen and os.path.isfile(chosen[fmt]):
+                    shutil.copyfile(chosen[fmt], path)
 
     # ----------------------------------------------------------------- job definitions
 
     def _create_definition(self, model: CreateJobDefinition, name: str | None = None,
-                           create_time: int | None = None, input_path: str | None = None) -> str:
+                           create_time: int | None = None, input_path: str | None = None,
+                           paused: bool = False) -> str:
         from .. import schedules
 
         if not model.schedule:
             raise SchedulerError("a job definition here needs a schedule (a cron expression)")
+        _no_input_folder(model)
         name = name or f"js-{secrets.token_hex(4)}"
         input_path = input_path or self._input_path(model.input_uri)
         schedules.create(name, model.schedule, self._recipe(input_path, model), model.input_filename, self.client,
-                         tz=model.timezone or "UTC")
+                         tz=model.timezone or "UTC", paused=paused)
         record = {key: getattr(model, key, None) for key in (*_FIELDS, "schedule", "timezone")}
         record.update(job_definition_id=name, create_time=create_time or _now_ms(), update_time=_now_ms(),
                       output_formats=model.output_formats or ["ipynb"])
@@ -336,7 +418,7 @@ class YarnScheduler(BaseScheduler):
 
     async def list_job_definitions(self, query: ListJobDefinitionsQuery
                                    ) -> ListJobDefinitionsResponse:
-        records = await self._call(lambda: list(self.store.definitions(True).values()))
+        records = await self._call(lambda: list(self.store.definitions().values()))  # read again after 15 s
         found = [DescribeJobDefinition(**r) for r in records if not query.name or r["name"].startswith(query.name)]
         found.sort(key=lambda d: d.create_time, reverse=True)
         return ListJobDefinitionsResponse(job_definitions=found, total_count=len(found))
@@ -347,8 +429,7 @@ class YarnScheduler(BaseScheduler):
         from .. import schedules
 
         record = self._definition(job_definition_id, True)
-        changes = {k: v for k, v in model.dict(exclude_unset=True).items()
-                   if k not in ("output_filename_template", "url") and v is not None}
+        changes = definition_changes(record, model.dict(exclude_unset=True))
         rebuild = set(changes) - {"active", "name"}
         paused = not changes.get("active", record["active"])
         if rebuild:  # what a run does changed: the schedule is made again, under the same name
@@ -360,16 +441,41 @@ class YarnScheduler(BaseScheduler):
                 else:
                     self.store.fs.get([self.store.definition_input(job_definition_id)], stage)
                     input_path = os.path.join(stage, os.path.basename(self.store.definition_input(job_definition_id)))
-                schedules.delete(job_definition_id)
-                self._create_definition(merged, job_definition_id, record["create_time"], input_path)
-            if paused:
-                schedules.set_paused(job_definition_id, True)
+                # every check that needs no change on the cluster, before anything changes
+                schedules.check_new(job_definition_id, merged.schedule, merged.timezone or "UTC", "run-once", "skip")
+                _no_input_folder(merged)
+                self._recipe(input_path, merged)
+                self._replace_definition(job_definition_id, merged, record["create_time"], input_path, paused)
         else:
             if "active" in changes and paused != (not record["active"]):
                 schedules.set_paused(job_definition_id, paused)
             if "name" in changes:
                 self.store.put_definition({**record, "name": changes["name"], "update_time": _now_ms()})
         self.store.forget_definitions()
+
+    def _replace_definition(self, name: str, model: CreateJobDefinition, create_time: int, input_path: str,
+                            paused: bool) -> None:
+        """Make the schedule ``name`` again; the old one is set aside and put back if that fails.
+
+        Its fires (``history/``) move into the new one, so the runs it fired stay in the panel.
+        """
+        from ..runtime.scheduler import HISTORY
+        from ..schedules import schedules_dir
+        from .store import base_dir
+
+        fs = self.store.fs
+        directory = f"{schedules_dir()}/{name}"
+        aside = f"{base_dir()}/edits/{name}-{secrets.token_hex(4)}"  # outside the schedules: it never fires
+        fs.mkdir(aside.rsplit("/", 1)[0])
+        fs.run("-mv", directory, aside)
+        try:
+            self._create_definition(model, name, create_time, input_path, paused)
+        except BaseException:
+            fs.run("-rm", "-r", "-f", "-skipTrash", directory, check=False)
+            fs.run("-mv", aside, directory)
+            raise
+        fs.run("-mv", f"{aside}/{HISTORY}/*", f"{directory}/{HISTORY}/", check=False)  # none yet: nothing to move
+        fs.run("-rm", "-r", "-f", "-skipTrash", aside, check=False)
 
     async def update_job_definition(self, job_definition_id: str,
                                     model: UpdateJobDefinition) -> None:
@@ -391,6 +497,9 @@ class YarnScheduler(BaseScheduler):
         from .. import schedules
 
         def fire() -> str:
-            self._definition(job_definition_id, True)
+            record = self._definition(job_definition_id, True)
+            if model.parameters and model.parameters != (record.get("parameters") or {}):
+                raise SchedulerError("a run of a job definition takes the definition's parameters; edit the job "
+                                     "definition to change them, or create a job from the notebook")
             return _PREFIX + schedules.trigger(job_definition_id, self.client)["app_id"]
         return await self._call(fire)

@@ -1,10 +1,13 @@
 """The environments the Create Job form offers: the published ones and your own (``env list``)."""
 from __future__ import annotations
 
+import asyncio
 import time
 
-from jupyter_scheduler.environments import EnvironmentManager
+from jupyter_scheduler.environments import EnvironmentManager, EnvironmentRetrievalError
 from jupyter_scheduler.models import RuntimeEnvironment
+
+from ..exceptions import SkeinJupyterError
 
 from .profiles import load_profiles
 
@@ -19,9 +22,18 @@ class YarnEnvironments(EnvironmentManager):
     def __init__(self) -> None:
         self._cached: tuple[float, list[RuntimeEnvironment]] | None = None
 
-    def list_environments(self) -> list[RuntimeEnvironment]:
+    async def list_environments(self) -> list[RuntimeEnvironment]:
+        """Read in a worker thread (HDFS), never on the server's event loop; errors shown in the form."""
         if self._cached and time.monotonic() - self._cached[0] < _TTL:
             return self._cached[1]
+        try:
+            found = await asyncio.to_thread(self._read)
+        except SkeinJupyterError as exc:
+            raise EnvironmentRetrievalError(str(exc)) from None
+        self._cached = (time.monotonic(), found)
+        return found
+
+    def _read(self) -> list[RuntimeEnvironment]:
         from ..envstore import PUBLISHED_DIR, _records, default_upload_dir
         from ..hdfs import HadoopFS
 
@@ -39,7 +51,6 @@ class YarnEnvironments(EnvironmentManager):
                             f"{record.get('uploaded', '?')}",
                 metadata={"url": str(record.get("url", ""))}, compute_types=list(profiles),
                 default_compute_type=default, utc_only=False))
-        self._cached = (time.monotonic(), found)
         return found
 
     def manage_environments_command(self) -> str:

@@ -19,6 +19,6 @@ class YarnJobFiles(JobFilesManager):
         scheduler: Any = self.scheduler
         job = await scheduler.get_job(job_id, False)
         try:
-            await asyncio.to_thread(scheduler.download, job, bool(redownload))
+            await asyncio.to_thread(scheduler.download, job, str(redownload).lower() in ("true", "1"))  # a query string
         except SkeinJupyterError as exc:
             raise SchedulerError(str(exc)) from None

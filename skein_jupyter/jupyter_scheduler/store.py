@@ -3,7 +3,8 @@
 A Job's record is ``<base>/jobs/<application id>.json`` beside a copy of its
 input notebook (``<application id>.ipynb``); a Job Definition's record is
 ``jupyter-scheduler.json`` in its schedule's directory, beside
-``jupyter-scheduler.ipynb``. ``<base>`` is ``/user/<you>/skein-jupyter/jupyter-scheduler``.
+``jupyter-scheduler.ipynb``. ``<base>`` is ``/user/<you>/skein-jupyter/jupyter-scheduler``, or the
+directory in ``$SKEIN_JUPYTER_LAB_JOBS_DIR`` (:data:`DIR_VARIABLE`; tests use it).
 Records are private (600) like the rest of your skein-jupyter files.
 """
 from __future__ import annotations
@@ -15,17 +16,19 @@ import time
 
 from ..hdfs import HadoopFS
 
-__all__ = ["base_dir", "Store", "DEFINITION_RECORD", "DEFINITION_INPUT"]
+__all__ = ["base_dir", "Store", "DEFINITION_RECORD", "DEFINITION_INPUT", "DIR_VARIABLE"]
 
 DEFINITION_RECORD = "jupyter-scheduler.json"
 DEFINITION_INPUT = "jupyter-scheduler.ipynb"
+DIR_VARIABLE = "SKEIN_JUPYTER_LAB_JOBS_DIR"
 _DEFINITIONS_TTL = 15.0
+_JOBS_TTL = 30.0  # renames and deletes made by another server show up within this
 
 
 def base_dir(user: str | None = None) -> str:
     from ..identity import hadoop_user
 
-    return f"/user/{user or hadoop_user()}/skein-jupyter/jupyter-scheduler"
+    return os.environ.get(DIR_VARIABLE) or f"/user/{user or hadoop_user()}/skein-jupyter/jupyter-scheduler"
 
 
 def _objects(text: str) -> list[dict]:
@@ -41,20 +44,30 @@ class Store:
     """The records, with an in-memory cache (job records never change but for their name or deletion)."""
 
     def __init__(self, fs: HadoopFS | None = None) -> None:
-        self.fs = fs or HadoopFS()
+        self._fs = fs
         self.jobs: dict[str, dict] = {}
-        self._jobs_read = False
+        self._jobs_read: float | None = None  # when (monotonic) the records were last read
+        self._jobs_dir_made = False  # reading found no records says nothing about the directory
         self._definitions: tuple[float, dict[str, dict]] | None = None
+
+    @property
+    def fs(self) -> HadoopFS:
+        """Made on first use: a server without ``hdfs`` on PATH starts, and says so when the panel asks."""
+        if self._fs is None:
+            self._fs = HadoopFS()
+        return self._fs
 
     # -- jobs
 
     def job_records(self, app_ids: set[str] | None = None) -> dict[str, dict]:
         """Every job record by application id; read again when an id in ``app_ids`` is not known yet."""
-        if not self._jobs_read or (app_ids and not app_ids <= set(self.jobs)):
+        stale = self._jobs_read is None or time.monotonic() - self._jobs_read > _JOBS_TTL
+        if stale or (app_ids and not app_ids <= set(self.jobs)):
+            read_at = time.monotonic()
             for record in _objects(self.fs.cat(f"{base_dir()}/jobs/*.json")):
                 if record.get("app_id"):
                     self.jobs[record["app_id"]] = record
-            self._jobs_read = True
+            self._jobs_read = read_at
         return self.jobs
 
     def put_job(self, record: dict, input_path: str | None = None) -> None:
@@ -65,8 +78,9 @@ class Store:
             if input_path:
                 with open(input_path, "rb") as f:
                     sources.append(_write(os.path.join(stage, f"{record['app_id']}.ipynb"), f.read()))
-            if not self._jobs_read and not self.fs.exists(directory):
+            if not self._jobs_dir_made:  # MKDIRS: nothing happens if it exists
                 self.fs.mkdir(directory)
+                self._jobs_dir_made = True
             self.fs.put(sources, directory + "/")
         self.jobs[record["app_id"]] = record
 

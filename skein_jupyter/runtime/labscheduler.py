@@ -3,9 +3,12 @@
 ``notebook.scheduler`` in a recipe (``notebook start --scheduler``). The environment has
 jupyter-scheduler (its JupyterLab and server extensions); skein-jupyter is not installed there:
 the application ships the package, with the pure-Python packages it imports, as an archive YARN
-unpacks into ``skein_jupyter_lib/``. It goes at the *end* of the server process's ``sys.path``
-only: the environment's own packages come first, and kernels and terminals do not see it
-(jupyter-scheduler's job processes, started by the server, inherit it).
+unpacks into ``skein_jupyter_lib/``. It goes *first* on the server process's ``sys.path`` only,
+so the backend is the version that started the server even if the environment has an older
+skein-jupyter; kernels and terminals do not see it (jupyter-scheduler's job processes, started by
+the server, inherit it). The server process exports ``SKEIN_CONFIG`` (the container's driver),
+``SKEIN_JUPYTER_CACHE_DIR`` and, under simple authentication, ``HADOOP_USER_NAME`` (the job's
+user): kernels and terminals inherit these, so a ``skein`` client there uses the same driver.
 
 Runs are submitted through one Skein driver of the container's own, started by the server
 process with the application's own credentials and tied to it (it ends when the server process
@@ -15,7 +18,7 @@ container's working directory (never the home directory, which on a NodeManager 
 so every process of the extension uses that one JVM. On a Kerberized cluster it logs in with the
 keytab the job ships (the recipe's ``kerberos.keytab``); without one it has the application's
 delegation tokens only.
-The job database and the staging area live in the container's working directory, which is
+The job database lives in the container's working directory, which is
 writable and private to the user (the localized environment is read-only).
 """
 from __future__ import annotations
@@ -62,7 +65,7 @@ def prepare(scheduler: LabSchedulerJob, user: str, home: Path) -> str | None:
         _yarn_on_path()  # the driver runs `yarn classpath`; the backend may run `hdfs dfs`
     except RuntimeError as exc:
         return str(exc)
-    sys.path.append(str(library))
+    sys.path.insert(0, str(library))
     return None
 
 
@@ -100,7 +103,8 @@ def start_driver(scheduler: LabSchedulerJob) -> str | None:
     try:
         _client = skein.Client(keytab=scheduler.keytab and os.path.abspath(scheduler.keytab),
                                principal=scheduler.principal,
-                               log=os.path.join(logs, "skein-driver.log") if logs else None)
+                               log=os.path.join(logs, "skein-driver.log") if logs else None,
+                               java_options=["-Xmx256m"])  # the container's memory is the notebook's
     except Exception as exc:  # no Java, no Hadoop configuration: the scheduler cannot submit
         return f"the Skein driver for jupyter-scheduler did not start: {exc}"
     # What skein.Client.from_global_driver() reads (an address and a pid; no secret).
