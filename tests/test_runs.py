@@ -61,6 +61,9 @@ def notebooks(tmp_path_factory):
             "import time\nprint('sleeping', flush=True)\ntime.sleep(seconds)", "print('never')"]),
         "sweepable": write_notebook(base / "sweepable.ipynb", [
             ("alpha = 1\nn = 1\nfail = False", ["parameters"]),
+            # A fresh kernel per set, even in a kernel started ahead: nothing of another set is here.
+            "import os\nassert 'seen' not in globals() and 'SJ_LEAK' not in os.environ, 'another set leaked'\n"
+            "seen = 1\nos.environ['SJ_LEAK'] = '1'",
             "total = sum(alpha * i for i in range(n))\nprint(f'total={total}')",
             "if fail:\n    raise ValueError(f'set with alpha={alpha} fails on purpose')"]),
         "no_parameters": write_notebook(base / "plain.ipynb", ["alpha = 1", "print(alpha)"]),
