@@ -193,7 +193,7 @@ def test_hard_kill_keeps_the_last_checkpoint(uploaded_venv, notebooks, skein_cli
     output = skein_client.connect(app_id, wait=False).kv[keys.RUN_OUTPUT].decode() + "/sleepy.ipynb"
     fs = HadoopFS()
     # A checkpoint taken after cell 1 printed (an earlier one, before any cell ran, may be there first).
-    wait_until(lambda: fs.exists(output) and "before" in fs.cat(output), 120,
+    wait_until(lambda: fs.exists(output) and "before" in _outputs(json.loads(fs.cat(output))["cells"][1]), 120,
                "a checkpoint of the output notebook after cell 1", poll=2)
     skein_client.kill_application(app_id)  # what `yarn application -kill` does: no time to save
     wait_for_final_state(skein_client, app_id, 120)
