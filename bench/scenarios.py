@@ -9,7 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .harness import measure
+from .harness import Figure, measure
 
 PACKAGES = ("skein", "ipykernel", "jupyter_server", "papermill")
 
@@ -330,11 +330,18 @@ def batch_overhead(context, runs):
             subprocess.run([str(papermill), str(notebook), str(Path(tmp) / "out.ipynb"), "-p", "x", "2",
                             "--no-progress-bar"], check=True, capture_output=True, timeout=600)
 
-        ours = measure("skein-jupyter run (new driver, to the summary)",
-                       lambda: _cli_run(notebook, context.url, "-p", "x", "2"), runs)
-        theirs = measure("local papermill, same notebook", local, runs)
-        floor_fig = measure("floor: bare app, new driver, to FINISHED", lambda: _bare_app(context.url), runs)
-    from .harness import Figure
+        ours = Figure("skein-jupyter run (new driver, to the summary)", "s", [])
+        theirs = Figure("local papermill, same notebook", "s", [])
+        floor_fig = Figure("floor: bare app, new driver, to FINISHED", "s", [])
+        figures = ((ours, lambda: _cli_run(notebook, context.url, "-p", "x", "2")), (theirs, local),
+                   (floor_fig, lambda: _bare_app(context.url)))
+        for _ in range(runs):  # side by side: each run measures all three under the same load
+            for figure, function in figures:
+                started = time.monotonic()
+                function()
+                figure.samples.append(time.monotonic() - started)
+                print(f"  {figure.name} [{len(figure.samples)}/{runs}]: {figure.samples[-1]:.2f} s", file=sys.stderr,
+                      flush=True)
 
     overhead = Figure("overhead: YARN run - local papermill", "s",
                       [a - b for a, b in zip(ours.samples, theirs.samples)])

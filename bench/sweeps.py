@@ -13,20 +13,34 @@ SWEEP_SETS = 32
 SWEEP_PARALLEL = 4
 
 
+def _cores():
+    """The cores this process may run on (a container's or taskset's limit), not the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def _local_sweep(papermill, notebook, directory):
-    """A callable: the 32 sets with local papermill, as many at a time as the machine has cores."""
-    cores = os.cpu_count() or 1
+    """A callable: the 32 sets with local papermill, as many at a time as this process has cores."""
+    cores = _cores()
 
     def local():
         commands = [[str(papermill), str(notebook), str(Path(directory) / f"local-{x:02d}.ipynb"), "-p", "x", str(x),
                      "--no-progress-bar"] for x in range(SWEEP_SETS)]
-        running = []
+        running: list = []
+        deadline = time.monotonic() + 1800
         while commands or running:
             while commands and len(running) < cores:  # xargs -P$(nproc), without a shell
                 running.append(subprocess.Popen(commands.pop(0), stdout=subprocess.DEVNULL,
                                                 stderr=subprocess.DEVNULL))
-            done = running.pop(0)
-            assert done.wait(600) == 0, "local papermill failed"
+            # whichever ends first frees its slot, as xargs -P does
+            for proc in [p for p in running if p.poll() is not None]:
+                assert proc.returncode == 0, "local papermill failed"
+                running.remove(proc)
+            if len(running) == cores or (running and not commands):
+                assert time.monotonic() < deadline, "local papermill did not finish in 1800 s"
+                time.sleep(0.05)
     return local, cores
 
 

@@ -17,6 +17,7 @@ URL, a glob) falls back to ``hdfs dfs``, with the same answers and errors.
 from __future__ import annotations
 
 import threading
+import time
 import urllib.parse
 from collections.abc import Sequence
 from typing import Any
@@ -36,8 +37,10 @@ class _Unavailable(Exception):
     """WebHDFS cannot make this call here: ``hdfs dfs`` makes it."""
 
 
-#: One WebHDFS filesystem per (user, proxy user) in this process; False once WebHDFS proved unusable.
+#: One WebHDFS filesystem per (user, proxy user) in this process; else when WebHDFS last failed to connect.
 _SESSIONS: dict[tuple[str, str | None], Any] = {}
+#: Seconds after a failed connection before this process tries WebHDFS again (``hdfs dfs`` meanwhile).
+_RETRY_AFTER = 60.0
 _LOCK = threading.Lock()
 #: Seconds to connect and to wait for each answer: a slow NameNode falls back to ``hdfs dfs`` quickly.
 _TIMEOUT = (5, 60)
@@ -57,13 +60,13 @@ def _webhdfs(proxy_user: str | None) -> Any:
     key = (user, proxy_user)
     with _LOCK:
         fs = _SESSIONS.get(key)
-        if fs is None:
+        if fs is None or (isinstance(fs, float) and time.monotonic() - fs >= _RETRY_AFTER):
             try:
                 fs = _connect(user, proxy_user)
-            except Exception:  # no WebHDFS here: every call of this process uses hdfs dfs
-                fs = False
+            except Exception:  # no WebHDFS now: hdfs dfs makes the calls, until a retry a while later
+                fs = time.monotonic()
             _SESSIONS[key] = fs
-    if fs is False:
+    if isinstance(fs, float):
         raise _Unavailable("no WebHDFS")
     return fs
 
@@ -161,6 +164,8 @@ class HadoopFS(ClusterFS):
                 return True
             except (FileNotFoundError, PermissionError):
                 return False
+            except ValueError as exc:  # a NameNode without CHECKACCESS (older Hadoop): hdfs dfs answers
+                raise _Unavailable(str(exc)) from None
         try:
             return bool(self._web("-test", path, call))
         except _Unavailable:

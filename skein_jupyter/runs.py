@@ -42,8 +42,10 @@ KILL_TIMEOUT = 120
 #: The same for a flow: its coordinator gives running steps STOP_GRACE, then saves flow.json and notifies.
 FLOW_KILL_TIMEOUT = max(KILL_TIMEOUT, STOP_GRACE + 90)
 POLL = 0.5
-#: Once the runtime published its summary, the application ends within a second or two: watch it closely.
+#: Once the runtime published its summary, the application ends within a second or two: watch it closely
+#: (for POLL_ENDING_FOR seconds, then at POLL again).
 POLL_ENDING = 0.1
+POLL_ENDING_FOR = 5.0
 
 
 def start(recipe: Recipe, client: skein.Client, progress: Progress | None = None,
@@ -170,9 +172,14 @@ def follow(client: skein.Client, app_id: str, progress: Progress | None = None,
         from . import flows
 
         return flows.follow(client, app_id, progress, timeout)
-    state: dict = {"progress": {}, "results": {}, "summary": None, "output": None, "error": None, "sets": None}
+    state: dict = {"progress": {}, "results": {}, "summary": None, "output": None, "error": None, "sets": None,
+                   "summary_at": None, "final": False}
 
     def poll(app_client):
+        if state["final"]:  # the results were read again once after the summary: nothing more to read
+            return
+        if state["summary_at"] is not None:
+            state["final"] = True
         if state["sets"] is None:
             state["sets"] = _n_sets(app_client)
         current = _live_state(app_client)
@@ -180,10 +187,15 @@ def follow(client: skein.Client, app_id: str, progress: Progress | None = None,
         state["results"].update(current["results"])
         for key in ("summary", "output", "error"):
             state[key] = current[key] or state[key]
+        if state["summary"] is not None and state["summary_at"] is None:
+            state["summary_at"] = time.monotonic()
         progress.status(progress_line(kind, state["sets"], state))
 
-    report = watch(client, app_id, progress, poll, timeout,
-                   interval=lambda: POLL_ENDING if state["summary"] is not None else POLL)
+    def interval():
+        ending = state["summary_at"] is not None and time.monotonic() - state["summary_at"] < POLL_ENDING_FOR
+        return POLL_ENDING if ending else POLL
+
+    report = watch(client, app_id, progress, poll, timeout, interval=interval)
     if state["summary"] is not None:
         return RunOutcome(app_id, kind, str(report.state), str(report.final_status), state["summary"],
                           _in_order(state["results"]), report.diagnostics)

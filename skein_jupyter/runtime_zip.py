@@ -119,6 +119,11 @@ def on_cluster(local: str | os.PathLike[str], fs: "HadoopFS", user: str) -> str:
     own. Where checking costs an ``hdfs dfs`` JVM (a Kerberos cluster), a
     local marker remembers that the file was there; :func:`forget` drops it
     when a submission finds the file gone.
+
+    Nothing cleans this cache: old zips stay until removed by hand. Remove
+    one only when no application launched with it still runs, since YARN
+    localizes it again for every container it starts later (a replacement,
+    a sweep's next worker), which then fails.
     """
     from .identity import security_enabled
     from .workspaces import _default_authority

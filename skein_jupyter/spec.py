@@ -210,10 +210,13 @@ def job_from_recipe(recipe: Recipe, user: str, checked_at_ms: int | None = None,
 
 
 def _output_namenodes() -> list[str]:
-    """The NameNodes' WebHDFS URLs, for a run's outputs; none (the container uses ``hdfs dfs``) if unknown."""
-    from .workspaces import namenode_urls
+    """The NameNodes' WebHDFS URLs, for a run's outputs; none (the container uses ``hdfs dfs``) if unknown
+    or if the default filesystem is not HDFS (viewfs, federation: ``hdfs dfs`` resolves those)."""
+    from .workspaces import _default_fs, namenode_urls
 
     try:
+        if not _default_fs().startswith("hdfs://"):
+            return []
         return namenode_urls()
     except UsageError:
         return []

@@ -52,14 +52,28 @@ DRIVER_LOG = Path(SKEIN_CONFIG) / "driver.log"
 
 
 @contextlib.contextmanager
-def file_lock(path, shared=False):
+def file_lock(path, shared=False, timeout=None):
     """Hold an fcntl lock on ``path`` (made if missing) for the ``with`` block; exclusive unless ``shared``.
 
-    What the test processes of a session (and sessions sharing a sandbox) serialize on."""
+    What the test processes of a session (and sessions sharing a sandbox) serialize on. With
+    ``timeout`` (seconds), a lock still held by another process then fails the test (a lock cycle
+    between test processes would otherwise hang the run)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        if timeout is None:
+            fcntl.flock(handle, mode)
+        else:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(handle, mode | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        pytest.fail(f"{path.name} still held by another test process after {timeout}s")
+                    time.sleep(1)
         try:
             yield
         finally:

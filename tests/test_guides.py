@@ -197,7 +197,8 @@ def analytics_lock(tmp_path_factory, shared):
     """The session's lock on what the name "analytics" means (see :data:`REPLACES_ANALYTICS`)."""
     from conftest import file_lock, session_dir
 
-    return file_lock(session_dir(tmp_path_factory) / "guides-analytics.lock", shared=shared)
+    # Held for a whole module (the other's pages take up to about 20 minutes): a deadline, never a hang.
+    return file_lock(session_dir(tmp_path_factory) / "guides-analytics.lock", shared=shared, timeout=2400)
 
 
 class _Exclusive:
@@ -246,6 +247,7 @@ def uploads_restored(replacing_analytics, published, uploaded_venv, sandbox):
 
     before = listing()
     yield
+    replacing_analytics()  # removing the quickstart's upload changes "analytics" too: under the exclusive lock
     names = set()
     for stage in STAGES:
         for record in stage.glob("*.json"):

@@ -61,6 +61,9 @@ def notebooks(tmp_path_factory):
             "import time\nprint('sleeping', flush=True)\ntime.sleep(seconds)", "print('never')"]),
         "sweepable": write_notebook(base / "sweepable.ipynb", [
             ("alpha = 1\nn = 1\nfail = False", ["parameters"]),
+            # A fresh kernel per set, even in a kernel started ahead: nothing of another set is here.
+            "import os\nassert 'seen' not in globals() and 'SJ_LEAK' not in os.environ, 'another set leaked'\n"
+            "seen = 1\nos.environ['SJ_LEAK'] = '1'",
             "total = sum(alpha * i for i in range(n))\nprint(f'total={total}')",
             "if fail:\n    raise ValueError(f'set with alpha={alpha} fails on purpose')"]),
         "no_parameters": write_notebook(base / "plain.ipynb", ["alpha = 1", "print(alpha)"]),
@@ -189,7 +192,9 @@ def test_hard_kill_keeps_the_last_checkpoint(uploaded_venv, notebooks, skein_cli
     _wait_for_cell(skein_client, app_id, 2)
     output = skein_client.connect(app_id, wait=False).kv[keys.RUN_OUTPUT].decode() + "/sleepy.ipynb"
     fs = HadoopFS()
-    wait_until(lambda: fs.exists(output), 120, "a checkpoint of the output notebook", poll=2)
+    # A checkpoint taken after cell 1 printed (an earlier one, before any cell ran, may be there first).
+    wait_until(lambda: fs.exists(output) and "before" in _outputs(json.loads(fs.cat(output))["cells"][1]), 120,
+               "a checkpoint of the output notebook after cell 1", poll=2)
     skein_client.kill_application(app_id)  # what `yarn application -kill` does: no time to save
     wait_for_final_state(skein_client, app_id, 120)
     nb = _notebook_on_cluster(output)

@@ -22,6 +22,7 @@ def test_a_zip_is_put_once_privately_even_by_concurrent_launches(sandbox, tmp_pa
         url = urls.pop()
         before = fs.stat(url, "%Y %b")
         assert fs.modes(url) == {url: 0o600} and before.endswith(f" {local.stat().st_size}")
+        assert fs.modes(cluster_dir(user)) == {cluster_dir(user): 0o700}  # the cache directory is private too
         assert on_cluster(local, fs, user) == url and fs.stat(url, "%Y %b") == before  # not put again
         listing = fs.run("-ls", "-C", cluster_dir(user)).stdout.split()
         assert not [path for path in listing if local.name in path and path.endswith(".partial")]

@@ -132,36 +132,61 @@ class Worker:
         return clusterfs
 
     def _prepare_output(self):
-        """Create the output directory; the first worker also writes the application's index record."""
+        """The writer and the output directory (with ``hdfs dfs`` when WebHDFS fails here)."""
         try:
             self.fs = self._writer()
-            if self.creates_output:
-                index_dir = RUNS_INDEX.format(user=self.job.user)
-                self.fs.mkdir(self.output, index_dir, share=self.job.run.share)
-                record = self.workdir / f"{self.app_id}.json"
-                record.write_text(json.dumps({
-                    "app_id": self.app_id, "kind": self.job.kind, "name": self.job.name,
-                    "notebook": self.job.run.notebook, "output": self.output, "sets": self.job.n_sets,
-                    "summary": clusterfs.join(self.output, self.summary_name)}))
-                self.fs.put([str(record)], clusterfs.join(index_dir, record.name), share=self.job.run.share)
-            else:
-                self.fs.mkdir(self.output, share=self.job.run.share)
+            try:
+                self._make_output_dir()
+            except Exception as exc:
+                if self.fs is clusterfs:
+                    raise
+                log(f"outputs: WebHDFS failed ({type(exc).__name__}: {exc}); using hdfs dfs")
+                self.fs = clusterfs
+                self._make_output_dir()
         except Exception as exc:
             self._ready_error = exc
             log(f"error: cannot create the output directory {self.output}: {exc}")
         finally:
             self._ready.set()
 
+    def _make_output_dir(self):
+        """Create the output directory; the first worker also writes the application's index record."""
+        if self.creates_output:
+            index_dir = RUNS_INDEX.format(user=self.job.user)
+            self.fs.mkdir(self.output, index_dir, share=self.job.run.share)
+            record = self.workdir / f"{self.app_id}.json"
+            record.write_text(json.dumps({
+                "app_id": self.app_id, "kind": self.job.kind, "name": self.job.name,
+                "notebook": self.job.run.notebook, "output": self.output, "sets": self.job.n_sets,
+                "summary": clusterfs.join(self.output, self.summary_name)}))
+            self.fs.put([str(record)], clusterfs.join(index_dir, record.name), share=self.job.run.share)
+        else:
+            self.fs.mkdir(self.output, share=self.job.run.share)
+
     @property
     def summary_name(self) -> str:
         return "sweep.json" if self.job.kind == "sweep" else "result.json"
 
-    def upload(self, paths: Iterable[str | os.PathLike[str]]) -> None:
-        self._ready.wait(600)
+    def _wait_ready(self) -> None:
+        if not self._ready.wait(600):
+            raise TimeoutError(f"the output directory {self.output} was not created within 600s")
         if self._ready_error is not None:
             raise self._ready_error
+
+    def upload(self, paths: Iterable[str | os.PathLike[str]]) -> None:
+        """Put ``paths`` in the output directory; when WebHDFS fails (a DataNode it cannot reach, say), the
+        same files go up with ``hdfs dfs``, which this worker uses from then on."""
+        self._wait_ready()
+        sources = [str(p) for p in paths]
         with self._upload_lock:  # one session: the uploader and checkpoints take turns
-            self.fs.put([str(p) for p in paths], self.output + "/", share=self.job.run.share)
+            if self.fs is not clusterfs:
+                try:
+                    self.fs.put(sources, self.output + "/", share=self.job.run.share)
+                    return
+                except Exception as exc:
+                    log(f"outputs: WebHDFS upload failed ({type(exc).__name__}: {exc}); using hdfs dfs from now on")
+                    self.fs = clusterfs
+            clusterfs.put(sources, self.output + "/", share=self.job.run.share)
 
     def _watch_stop(self):
         try:
@@ -263,7 +288,10 @@ class Worker:
         uploader.flush()
         if self.stop_requested.is_set():
             self.claims.close(self._set_parameters)
-        self._ready.wait(600)
+        try:
+            self._wait_ready()
+        except Exception as exc:  # the summary upload says so again; the results are published anyway
+            log(f"output directory: {exc}")
         summary = self.finalize()
         if summary is None:
             log(f"worker {self.container}: no set left for it")

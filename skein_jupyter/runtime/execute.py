@@ -103,17 +103,36 @@ def _kernel_key(args):
 
 
 class Spare:
-    """A kernel started ahead for the next set: fresh, nothing run in it."""
+    """A kernel started ahead for the next set: fresh, nothing run in it.
+
+    Papermill (nbclient) does not own a kernel manager it is given, so it
+    leaves the clients it made open: :meth:`shutdown` closes their channels
+    (the heartbeat thread, the sockets) and the manager's zmq context too.
+    """
 
     def __init__(self, key):
         from jupyter_client.manager import AsyncKernelManager
         from jupyter_core.utils import run_sync
 
-        self.key, self.run_sync = key, run_sync
-        self.km = AsyncKernelManager(kernel_name=key[0])
+        clients = []
+
+        class Manager(AsyncKernelManager):
+            def client(self, **kwargs):
+                kc = super().client(**kwargs)
+                clients.append(kc)
+                return kc
+
+        self.key, self.run_sync, self.clients = key, run_sync, clients
+        self.km = Manager(kernel_name=key[0])
         # What nbclient passes to an IPython kernel it starts itself (no history file).
         extra = ["--HistoryManager.hist_file=:memory:"] if self.km.ipykernel else []
         run_sync(self.km.start_kernel)(extra_arguments=extra, cwd=key[1] or os.getcwd())
+
+    def alive(self) -> bool:
+        try:
+            return bool(self.run_sync(self.km.is_alive)())
+        except Exception:
+            return False
 
     def shutdown(self):
         try:
@@ -122,6 +141,16 @@ class Spare:
             self.run_sync(self.km.cleanup_resources)()
         except Exception as exc:  # it is gone already, or going
             log(f"kernel started ahead: shutdown: {type(exc).__name__}: {exc}")
+        for kc in self.clients:
+            try:
+                kc.stop_channels()
+            except Exception as exc:
+                log(f"kernel started ahead: client: {type(exc).__name__}: {exc}")
+        self.clients.clear()
+        try:
+            self.km.context.destroy(linger=0)
+        except Exception as exc:
+            log(f"kernel started ahead: zmq context: {type(exc).__name__}: {exc}")
 
 
 def run_set(args, emit, km=None):
@@ -150,24 +179,11 @@ def run_set(args, emit, km=None):
     return "succeeded"
 
 
-def main(events_fd):
-    _die_with_parent()
-    out = os.fdopen(int(events_fd), "w", buffering=1)
-
-    def emit(**event):
-        try:
-            out.write(json.dumps(event) + "\n")
-        except (OSError, ValueError):  # the supervisor stopped reading; keep running
-            pass
-
+def serve(lines, emit) -> int:
+    """Run the sets whose argument files ``lines`` name, one after another; 1 after a stop or timeout."""
     spare = None
     try:
-        for signum in STATUS_BY_SIGNAL:
-            signal.signal(signum, _interrupt)
-        import papermill  # noqa: F401  (once, before the first set)
-
-        _track_cells(emit)
-        for line in sys.stdin:
+        for line in lines:
             # nbclient replaces (then resets to the default) SIGINT and SIGTERM handlers while it runs.
             for signum in STATUS_BY_SIGNAL:
                 signal.signal(signum, _interrupt)
@@ -175,6 +191,9 @@ def main(events_fd):
                 args = json.load(f)
             key = _kernel_key(args)
             current = spare if spare is not None and key is not None and spare.key == key else None
+            if current is not None and not current.alive():  # it died waiting: papermill starts one itself
+                log("kernel started ahead: it died before its set; starting a new one")
+                current = None
             if spare is not None and current is None:
                 spare.shutdown()
             spare = None
@@ -196,3 +215,24 @@ def main(events_fd):
         if spare is not None:
             spare.shutdown()
     return 0
+
+
+def main(events_fd):
+    _die_with_parent()
+    out = os.fdopen(int(events_fd), "w", buffering=1)
+
+    def emit(**event):
+        try:
+            out.write(json.dumps(event) + "\n")
+        except (OSError, ValueError):  # the supervisor stopped reading; keep running
+            pass
+
+    try:
+        for signum in STATUS_BY_SIGNAL:
+            signal.signal(signum, _interrupt)
+        import papermill  # noqa: F401  (once, before the first set)
+
+        _track_cells(emit)
+    except Interrupted:
+        return 1
+    return serve(sys.stdin, emit)

@@ -47,13 +47,19 @@ class Engine:
         self.reader.start()
 
     def _read(self, stream):
-        for line in stream:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if self.listener is not None:
-                self.listener(event)
+        with stream:  # the read end closes with the engine
+            for line in stream:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                listener = self.listener
+                if listener is None:
+                    continue
+                try:
+                    listener(event)
+                except Exception as exc:  # one bad event never stops the events that follow
+                    log(f"engine event {event.get('event')!r} not handled: {type(exc).__name__}: {exc}")
         self.drained.set()
 
     def alive(self) -> bool:
@@ -176,8 +182,13 @@ class SetRun:
         started = time.monotonic()
         deadline = started + timeout if timeout else None
         kill_at = None
-        engine.send(args_path)
-        while not self.finished_event.is_set() and engine.alive():
+        if not engine.send(args_path):  # it ended between sets: a new one, once
+            log(f"set {self.index}: the papermill engine is gone; starting a new one")
+            engine.close()
+            self.engine = engine = Engine()
+            engine.listener = self._on_event
+            engine.send(args_path)
+        while not self.finished_event.is_set() and engine.alive() and engine.reader.is_alive():
             now = time.monotonic()
             if deadline and now >= deadline and self.signalled is None:
                 log(f"set {self.index}: whole-run timeout of {timeout}s reached; stopping the kernel")
@@ -194,7 +205,7 @@ class SetRun:
         if not self.finished_event.is_set():  # the engine ended: its last events, if any
             engine.drained.wait(10)
         engine.listener = None
-        if self.signalled or self.own_engine or not engine.alive():  # a signalled engine ends: not reused
+        if self.signalled or self.own_engine or not engine.alive() or not engine.reader.is_alive():  # not reused
             engine.close()
         finished.set()
         checkpoints.join()

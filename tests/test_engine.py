@@ -1,0 +1,144 @@
+"""The papermill engine of a worker (runtime/execute.py, runtime/setrun.py) with a real local ipykernel. No cluster.
+
+The engine runs in a child process here as in a container; the worker it
+reports to is a small stand-in (a dict for the key-value store, no uploads),
+since only the engine's own behaviour is under test.
+"""
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import types
+
+import pytest
+
+pytest.importorskip("ipykernel")
+pytest.importorskip("papermill")
+
+from skein_jupyter.runtime.setrun import Engine, SetRun  # noqa: E402
+
+NOTEBOOK = {
+    "cells": [
+        {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "x = 0", "outputs": [],
+         "execution_count": None},
+        {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+         "source": "import os\nassert 'seen' not in globals()\nseen = x\nprint(os.getpid())"},
+    ],
+    "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    "nbformat": 4, "nbformat_minor": 5,
+}
+
+
+def _args(tmp_path, index, prestart=True):
+    path = tmp_path / f"args-{index}.json"
+    path.write_text(json.dumps({
+        "input": str(tmp_path / "nb.ipynb"), "output": str(tmp_path / f"out-{index}.ipynb"),
+        "parameters": {"x": index}, "kernel": None, "engine": None, "cell_timeout": None, "start_timeout": 60,
+        "papermill_options": {}, "prestart": prestart}))
+    return str(path)
+
+
+@pytest.fixture
+def notebook(tmp_path):
+    (tmp_path / "nb.ipynb").write_text(json.dumps(NOTEBOOK))
+    return tmp_path
+
+
+# Run in its own interpreter: the engine patches papermill's execution manager for the process.
+SERVE = textwrap.dedent("""
+    import json, sys, threading
+    from skein_jupyter.runtime import execute
+
+    killed = []
+    spares = []
+
+    class Recorded(execute.Spare):
+        def __init__(self, key):
+            super().__init__(key)
+            spares.append(self)
+
+    execute.Spare = Recorded
+    run_set = execute.run_set
+
+    def counted(args, emit, km=None):
+        status = run_set(args, emit, km)
+        print(json.dumps({"threads": threading.active_count(), "status": status, "given": km is not None}),
+              flush=True)
+        if sys.argv[1] == "kill" and len(spares) == 2 and not killed:  # the kernel for the next set dies
+            spares[-1].km.provisioner.process.kill()
+            spares[-1].km.provisioner.process.wait()
+            killed.append(1)
+        return status
+
+    execute.run_set = counted
+    execute._track_cells(lambda **event: None)
+    before = threading.active_count()
+    code = execute.serve(sys.argv[2:], lambda **event: None)
+    print(json.dumps({"before": before, "after": threading.active_count(), "code": code}), flush=True)
+""")
+
+
+def _serve(mode, paths):
+    proc = subprocess.run([sys.executable, "-c", SERVE, mode, *paths], capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+def test_kernels_started_ahead_leak_nothing_and_a_dead_one_is_replaced(notebook):
+    """Four sets, each with a kernel started ahead by the previous one; the one for set 2 dies while it waits.
+
+    The thread count does not grow from set to set nor after the end, and set 2
+    runs in a kernel papermill starts itself, and succeeds.
+    """
+    started = time.monotonic()
+    rows = _serve("kill", [_args(notebook, i) for i in range(4)])
+    sets, end = rows[:-1], rows[-1]
+    print(f"four sets in {time.monotonic() - started:.1f}s; threads {[r['threads'] for r in sets]}, "
+          f"{end['before']} before, {end['after']} after")
+    assert [r["status"] for r in sets] == ["succeeded"] * 4
+    assert [r["given"] for r in sets] == [False, True, False, True]
+    assert sets[3]["threads"] <= sets[1]["threads"]
+    assert end["after"] <= end["before"] and end["code"] == 0
+    assert json.loads((notebook / "out-2.ipynb").read_text())["metadata"]["papermill"]["parameters"] == {"x": 2}
+
+
+def _worker(tmp_path):
+    run = types.SimpleNamespace(notebook="nb.ipynb", sets=[{"x": 0}, {"x": 1}], html=False, checkpoint_interval=0,
+                                input=str(tmp_path / "nb.ipynb"), kernel=None, engine=None, cell_timeout=None,
+                                start_timeout=60, papermill_options={}, timeout=120)
+    job = types.SimpleNamespace(run=run, parameters=lambda i: run.sets[i])
+    return types.SimpleNamespace(job=job, kv={}, progress_key=lambda i: f"progress/{i}", workdir=tmp_path,
+                                 output="/nowhere", stop_requested=threading.Event(), upload=lambda paths: None)
+
+
+def test_engine_gone_between_sets_is_replaced_and_survives_a_failing_handler(notebook):
+    """The engine can no longer take a set (its input closed, as when it ends): a new one runs the set.
+
+    Then an exception in the handler of one event is logged; the following
+    events, and the result, still arrive.
+    """
+    engine = Engine()
+    engine.proc.stdin.close()
+    set_run = SetRun(_worker(notebook), 0, 1, engine)
+    result = set_run.execute()
+    assert result["status"] == "succeeded", result
+    assert set_run.engine is not engine
+    engine = set_run.engine
+    seen, done = [], threading.Event()
+
+    def listener(event):
+        seen.append(event["event"])
+        if event["event"] == "result":
+            done.set()
+        if len(seen) == 1:
+            raise KeyError("cells")
+
+    engine.listener = listener
+    try:
+        assert engine.send(_args(notebook, 1, prestart=False))
+        assert done.wait(120), seen
+        assert engine.reader.is_alive() and seen[0] == "start"
+    finally:
+        engine.close()
