@@ -14,10 +14,7 @@ import types
 
 import pytest
 
-pytest.importorskip("ipykernel")
-pytest.importorskip("papermill")
-
-from skein_jupyter.runtime.setrun import Engine, SetRun  # noqa: E402
+from skein_jupyter.runtime.setrun import Engine, SetRun
 
 NOTEBOOK = {
     "cells": [
