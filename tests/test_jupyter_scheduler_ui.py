@@ -168,8 +168,16 @@ def test_create_a_job_in_the_yarn_jupyterlab(published, skein_client, tmp_path, 
                 _through_tunnel(tunnel, base, server["token"])
                 _put(base, server["token"], NOTEBOOK, {"type": "notebook", "format": "json", "content": _notebook()})
                 _create_job(browser, server, job_name)
-                jobs = [job for job in _api(base, server["token"], "scheduler/jobs")["jobs"] if job["name"] == job_name]
-                assert len(jobs) == 1, f"the server lists {len(jobs)} jobs named {job_name}"
+                # Create returns once the server has submitted the run: its first submission starts the
+                # server's own Skein driver and uploads the application's files (tens of seconds)
+                listed_by = time.monotonic() + 300
+                while True:
+                    jobs = [job for job in _api(base, server["token"], "scheduler/jobs")["jobs"]
+                            if job["name"] == job_name]
+                    if jobs or time.monotonic() > listed_by:
+                        break
+                    time.sleep(3)
+                assert len(jobs) == 1, f"the server lists {len(jobs)} jobs named {job_name} 300 s after Create"
                 app_id = jobs[0]["job_id"].removeprefix("yarn-")
                 started.append(app_id)
                 report = skein_client.application_report(app_id)  # a YARN application of ours: KeyError if not
