@@ -172,8 +172,11 @@ def test_create_a_job_in_the_yarn_jupyterlab(published, skein_client, tmp_path, 
                 # server's own Skein driver and uploads the application's files (tens of seconds)
                 listed_by = time.monotonic() + 300
                 while True:
-                    jobs = [job for job in _api(base, server["token"], "scheduler/jobs")["jobs"]
-                            if job["name"] == job_name]
+                    try:  # the listing waits while the server's first submission starts its driver
+                        jobs = [job for job in _api(base, server["token"], "scheduler/jobs", timeout=120)["jobs"]
+                                if job["name"] == job_name]
+                    except TimeoutError:
+                        jobs = []
                     if jobs or time.monotonic() > listed_by:
                         break
                     time.sleep(3)
