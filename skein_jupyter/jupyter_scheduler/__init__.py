@@ -37,5 +37,12 @@ def __getattr__(name: str) -> Any:
     if name in _WHERE:
         import importlib
 
-        return getattr(importlib.import_module(_WHERE[name], __name__), name)
+        try:
+            module = importlib.import_module(_WHERE[name], __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != "jupyter_scheduler":
+                raise
+            raise ModuleNotFoundError(f"skein_jupyter.jupyter_scheduler.{name} needs jupyter-scheduler, the optional "
+                                      "extra: pip install 'skein-jupyter[scheduler]'", name=exc.name) from None
+        return getattr(module, name)
     raise AttributeError(name)
