@@ -296,9 +296,11 @@ def trigger(name: str, client: skein.Client, fs: HadoopFS | None = None, wait: f
     record_path = f"{directory}/{HISTORY}/t{key}-trigger.json"
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        text = fs.cat(record_path)
-        if text.strip():
-            record = json.loads(text)
+        try:
+            record = json.loads(fs.cat(record_path) or "null")
+        except ValueError:  # being written (a scheduler before atomic records): read it again
+            record = None
+        if isinstance(record, dict):
             if record.get("state") == "not submitted":
                 raise ApplicationError(f"the scheduler could not submit {name}: {record.get('error')}; see "
                                        "`skein-jupyter scheduler status` and the scheduler's log")

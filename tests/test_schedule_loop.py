@@ -35,6 +35,8 @@ class Files:
         self.files[path] = data
 
     def rename(self, source, target, overwrite=False):
+        if target in self.files and not overwrite:  # as HDFS: no rename onto an existing file
+            return False
         self.files[target] = self.files.pop(source)
         return True
 
@@ -159,3 +161,15 @@ def test_short_drops_tokens_anywhere():
                           "/webhdfs/v1/a?op=OPEN&delegation=SECRET123 (Caused by x)\nurl=/b?delegation=SECRET456")
     assert "SECRET" not in webhdfs.short(exc)
     assert "SECRET" not in webhdfs.short("token=SECRET789 in a message")
+
+
+def test_a_fire_claimed_by_another_scheduler_holds_and_no_half_record_is_left():
+    s, files, yarn = scheduler()
+    theirs = {"scheduled": "2026-12-01T06:00:00Z", "how": "cron", "app_id": "application_1_7", "state": "SUBMITTED"}
+    path = f"{ROOT}/nightly/history/x.json"
+    files.files[path] = json.dumps(theirs).encode()
+    assert s._claim(path, {"state": "submitting"}) == theirs  # the one written first holds
+    assert sorted(files.files) == sorted([path, f"{ROOT}/nightly/schedule.json", f"{ROOT}/nightly/spec.yaml"])
+    mine = f"{ROOT}/nightly/history/y.json"
+    assert s._claim(mine, {"state": "submitting"}) == {"state": "submitting"}
+    assert json.loads(files.files[mine]) == {"state": "submitting"} and not [p for p in files.files if "tmp" in p]

@@ -26,6 +26,7 @@ the scheduler does not read the jobs it submits.
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -193,17 +194,23 @@ class Scheduler:
         return record
 
     def _claim(self, path: str, record: dict) -> dict:
-        """Write a new fire's record unless one exists (exclusive create); the record that holds."""
-        try:
-            self.hdfs.write(path, (json.dumps(record, sort_keys=True) + "\n").encode(), overwrite=False,
-                            createparent=False)
+        """Write a new fire's record unless one exists; the record that holds.
+
+        Atomic and exclusive: the record is written whole under a temporary
+        name, then renamed without overwrite (HDFS refuses a rename onto an
+        existing file), so a reader never sees half a record.
+        """
+        temporary = f"{path}.{secrets.token_hex(4)}.tmp"
+        self.hdfs.write(temporary, (json.dumps(record, sort_keys=True) + "\n").encode(), overwrite=False,
+                        createparent=False)
+        if self.hdfs.rename(temporary, path):
             return record
-        except FileExistsError:
-            try:
-                found = json.loads(self.hdfs.cat(path))
-                return found if isinstance(found, dict) else record
-            except ValueError:
-                return record
+        self.hdfs.delete(temporary)
+        try:
+            found = json.loads(self.hdfs.cat(path))
+            return found if isinstance(found, dict) else record
+        except (OSError, ValueError):
+            return record
 
     def skip(self, name: str, scheduled: datetime, how: str, reason: str, missed: int = 0) -> None:
         key = cron.stamp(scheduled)
