@@ -113,3 +113,15 @@ def test_profiles_file_sets_recipe_fields_and_bad_files_are_refused(tmp_path, mo
     monkeypatch.delenv(profiles.PROFILES_VARIABLE)
     monkeypatch.setattr(profiles, "DEFAULT_FILE", str(tmp_path / "absent.yaml"))
     assert profiles.load_profiles() == (profiles.BUILTIN["profiles"], "small")
+
+
+def test_a_damaged_record_hides_only_itself():
+    import json
+
+    from skein_jupyter.jupyter_scheduler.store import _objects
+
+    job = json.dumps({"app_id": "application_1_1"}) + "\n"
+    definition = json.dumps({"name": "js-1", "nested": {"a": 1}}, indent=1) + "\n"
+    assert _objects(job + '{"app_id": "applica\n' + definition) == [json.loads(job), json.loads(definition)]
+    assert _objects(job + "not json\n" + job) == [json.loads(job)] * 2
+    assert _objects("") == []

@@ -32,12 +32,19 @@ def base_dir(user: str | None = None) -> str:
 
 
 def _objects(text: str) -> list[dict]:
-    from ..schedules import _parse_many
-
-    try:
-        return [o for o in _parse_many(text) if isinstance(o, dict)]
-    except ValueError:  # one being written right now: the next read has it
-        return []
+    """The JSON objects of several files read one after another; a damaged file is skipped, not the others."""
+    decoder, found, index = json.JSONDecoder(), [], 0
+    while (index := text.find("{", index)) >= 0:
+        try:
+            value, index = decoder.raw_decode(text, index)
+        except ValueError:  # a damaged file: go on at the next file's first line
+            index = text.find("\n{", index + 1)
+            if index < 0:
+                break
+            continue
+        if isinstance(value, dict):
+            found.append(value)
+    return found
 
 
 class Store:
