@@ -264,8 +264,20 @@ def _destination(name: str, user: bool, prefix: str | os.PathLike[str] | None) -
     return Path(_manager()._get_destination_dir(name, user=user, prefix=None if prefix is None else str(prefix)))
 
 
+def _check_destination(destination: Path, name: str, replace: bool) -> None:
+    if destination.exists():
+        existing = _read(str(destination))
+        if existing is None or _ours(existing) is None:
+            raise UsageError(f"{destination} is a kernelspec that is not a skein-jupyter kernel; choose another "
+                             "--name")
+        if not replace:
+            raise UsageError(f"kernel {name} is installed already ({destination}); pass --replace to "
+                             "replace it, or choose another --name")
+
+
 def install_kernel(options: Mapping[str, Any], display_name: str | None = None, user: bool = True,
-                   prefix: str | os.PathLike[str] | None = None, replace: bool = False) -> InstalledKernel:
+                   prefix: str | os.PathLike[str] | None = None, replace: bool = False,
+                   check_cluster: bool = True) -> InstalledKernel:
     """Check ``options`` (:func:`kernel_config`) and install their kernelspec.
 
     Parameters
@@ -281,6 +293,9 @@ def install_kernel(options: Mapping[str, Any], display_name: str | None = None, 
         Into ``<prefix>/share/jupyter/kernels`` (``sys.prefix`` for ``--sys-prefix``).
     replace : bool
         Replace a kernel of ours of the same name there (never another kernelspec).
+    check_cluster : bool
+        Ask the cluster first (:func:`check_against_cluster`); without, those
+        checks happen only when the kernel starts (e.g. installing offline).
 
     Raises
     ------
@@ -292,14 +307,9 @@ def install_kernel(options: Mapping[str, Any], display_name: str | None = None, 
     if prefix is not None:
         user = False
     destination = _destination(config["name"], user, prefix)
-    if destination.exists():
-        existing = _read(str(destination))
-        if existing is None or _ours(existing) is None:
-            raise UsageError(f"{destination} is a kernelspec that is not a skein-jupyter kernel; choose another "
-                             "--name")
-        if not replace:
-            raise UsageError(f"kernel {config['name']} is installed already ({destination}); pass --replace to "
-                             "replace it, or choose another --name")
+    _check_destination(destination, config["name"], replace)
+    if check_cluster:
+        check_against_cluster(config)
     with tempfile.TemporaryDirectory(prefix="skein-jupyter-kernel-") as tmp:
         source = Path(tmp) / config["name"]
         source.mkdir()
@@ -311,6 +321,37 @@ def install_kernel(options: Mapping[str, Any], display_name: str | None = None, 
             where = "--user or --prefix" if not user else "--prefix"
             raise UsageError(f"no permission to write {destination.parent}; install with {where}") from None
     return InstalledKernel(config["name"], installed, spec["display_name"], config)
+
+
+def check_against_cluster(config: Mapping[str, Any], client: Any = None) -> None:
+    """What only the cluster can say about a kernel's ``config`` (from :func:`kernel_config`).
+
+    The environment exists (a published or own name, an ``hdfs://``
+    archive), the queue exists, and the container fits the cluster's
+    maximum allocation with your configuration applied, as at the kernel's
+    start. Raises :class:`UsageError` naming the option and the fix.
+    """
+    from .envstore import resolve_name
+    from .hdfs import HadoopFS
+    from .launch import skein_client
+    from .provisioner import kernel_recipe
+    from .spec import check_cluster_limits
+
+    ref = EnvironmentRef.parse(str(config["env"]))
+    if ref.kind is EnvironmentKind.NAME:
+        try:
+            resolve_name(ref.value)
+        except UsageError as exc:
+            raise _fail("env", str(exc)) from None
+    elif ref.kind is EnvironmentKind.HDFS and not HadoopFS().exists(ref.value):
+        raise _fail("env", f"{ref.value} does not exist; see `skein-jupyter env list`, or upload an archive "
+                           "with `skein-jupyter env upload`")
+    recipe = kernel_recipe("install-check", dict(config))
+    if client is not None:
+        check_cluster_limits(recipe, client)
+    else:
+        with skein_client(recipe) as client:
+            check_cluster_limits(recipe, client)
 
 
 def list_kernels() -> list[InstalledKernel]:

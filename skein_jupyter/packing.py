@@ -30,8 +30,9 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip", ".tar")
 REQUIRED: dict[str, tuple] = {
     "notebook": ("skein", ("jupyter-server", "notebook", "jupyterlab"), "ipykernel"),
     "run": ("skein", "papermill", "ipykernel"),
+    "kernel": ("skein", "ipykernel"),
 }
-REQUIRED["all"] = tuple(dict.fromkeys(REQUIRED["notebook"] + REQUIRED["run"]))
+REQUIRED["all"] = tuple(dict.fromkeys(REQUIRED["notebook"] + REQUIRED["run"]))  # a kernel needs no more
 METADATA_FORMAT = 1
 
 
@@ -128,8 +129,9 @@ def check_requirements(packages: Collection[str], job: str) -> None:
         if not any(option in packages for option in options):
             missing.append(options[0])
     if missing:
-        what = {"notebook": "notebook servers", "run": "papermill runs", "all": "notebook servers and runs"}[job]
-        others = {"all": " or pack for one kind of job with --for notebook or --for run"}.get(job, "")
+        what = {"notebook": "notebook servers", "run": "papermill runs", "kernel": "YARN kernels",
+                "all": "notebook servers, runs and kernels"}[job]
+        others = {"all": " or pack for one kind of job with --for notebook, --for run or --for kernel"}.get(job, "")
         raise UsageError(f"the environment lacks {', '.join(missing)}, needed for {what}: install "
                          f"{'it' if len(missing) == 1 else 'them'} (pip install {' '.join(missing)}){others}")
 
@@ -213,7 +215,7 @@ def pack(output: str | os.PathLike[str], conda: str | None = None, prefix: str |
     conda, prefix : str, optional
         A conda environment name, or an environment's root directory; the
         running Python's environment when neither is given.
-    job : {"all", "notebook", "run"}
+    job : {"all", "notebook", "run", "kernel"}
         Which jobs the environment must be able to run; checked before packing.
     compress_level : int
         0-9; higher is smaller and slower.

@@ -125,6 +125,10 @@ def test_missing_packages_are_listed_with_the_fix(tmp_path):
                                          "--for", "run"]))
     assert message == ("the environment lacks skein, papermill, ipykernel, needed for papermill runs: "
                        "install them (pip install skein papermill ipykernel)")
+    message = _error(runner.invoke(cli, ["env", "pack", "--venv", str(bare), "-o", str(tmp_path / "e.tar.gz"),
+                                         "--for", "kernel"]))
+    assert message == ("the environment lacks skein, ipykernel, needed for YARN kernels: "
+                       "install them (pip install skein ipykernel)")
     assert not list(tmp_path.glob("*.tar.gz*")) and not list(tmp_path.glob(".*partial*"))
 
 

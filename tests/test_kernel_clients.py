@@ -83,7 +83,7 @@ def test_kernel_config_refuses_bad_options_in_one_line(options, message):
 def test_install_list_remove_through_the_cli(jupyter_dirs, tmp_path):
     runner = CliRunner()
     result = runner.invoke(cli, ["kernel", "install", "--env", "analytics", "--memory", "3GiB", "--vcores", "2",
-                                 "--idle-timeout", "30m", "--json"])
+                                 "--idle-timeout", "30m", "--json", "--no-check"])
     assert result.exit_code == 0, result.output
     installed = json.loads(result.output)
     spec = json.loads((Path(installed["resource_dir"]) / "kernel.json").read_text())
@@ -100,12 +100,13 @@ def test_install_list_remove_through_the_cli(jupyter_dirs, tmp_path):
     assert KernelSpecManager().get_kernel_spec("yarn-analytics").display_name == "Python on YARN (analytics)"
 
     # A second install of the name needs --replace; --prefix installs elsewhere.
-    again = runner.invoke(cli, ["kernel", "install", "--env", "analytics"])
+    again = runner.invoke(cli, ["kernel", "install", "--env", "analytics", "--no-check"])
     assert again.exit_code == 2 and "--replace" in again.output
-    assert runner.invoke(cli, ["kernel", "install", "--env", "analytics", "--replace", "--gpus", "1"]).exit_code == 0
+    assert runner.invoke(cli, ["kernel", "install", "--env", "analytics", "--replace", "--gpus", "1", "--no-check"]).exit_code == 0
     prefix = tmp_path / "prefix"
     result = runner.invoke(cli, ["kernel", "install", "--env", "hdfs:///e/ml.tar.gz", "--name", "yarn-ml",
-                                 "--display-name", "ML on YARN", "--ssh-host", "edge", "--prefix", str(prefix)])
+                                 "--display-name", "ML on YARN", "--ssh-host", "edge", "--prefix", str(prefix),
+                                 "--no-check"])
     assert result.exit_code == 0, result.output
     assert (prefix / "share/jupyter/kernels/yarn-ml/kernel.json").is_file()
 
@@ -168,14 +169,15 @@ def test_sys_prefix_installs_into_this_environment_and_never_over_another_kernel
                                                                                  monkeypatch):
     monkeypatch.setattr(sys, "prefix", str(tmp_path / "env"))
     result = CliRunner().invoke(cli, ["kernel", "install", "--env", "analytics", "--name", "python3",
-                                      "--sys-prefix"])
+                                      "--sys-prefix", "--no-check"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "env/share/jupyter/kernels/python3/kernel.json").is_file()
     plain = tmp_path / "env/share/jupyter/kernels/other"
     plain.mkdir()
     (plain / "kernel.json").write_text('{"argv": ["python"], "display_name": "other", "language": "python"}')
     with pytest.raises(UsageError, match="not a skein-jupyter kernel"):
-        install_kernel({"env": "analytics", "name": "other"}, prefix=tmp_path / "env", replace=True)
+        install_kernel({"env": "analytics", "name": "other"}, prefix=tmp_path / "env", replace=True,
+                       check_cluster=False)
     assert json.loads((plain / "kernel.json").read_text())["display_name"] == "other"
 
 
@@ -261,6 +263,35 @@ def _app_of(container_id):
 
 def _clients_env(data, **more):
     return {**os.environ, "JUPYTER_DATA_DIR": str(data), "JUPYTER_PATH": "", "PYTHONUNBUFFERED": "1", **more}
+
+
+@pytest.mark.yarn
+@pytest.mark.parametrize("args, message", [
+    (["--env", "nosuch-env-17"], "kernel option env: no environment named 'nosuch-env-17'"),
+    (["--env", "hdfs:///nope/missing-17.tar.gz"], "kernel option env: hdfs:///nope/missing-17.tar.gz does not exist"),
+])
+def test_install_asks_the_cluster_whether_the_environment_exists(jupyter_dirs, tmp_path, args, message):
+    result = CliRunner().invoke(cli, ["kernel", "install", *args])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"Error: {message}") and len(result.output.strip().splitlines()) == 1
+    assert _files(tmp_path) == []
+
+
+@pytest.mark.yarn
+def test_install_refuses_a_queue_or_container_the_cluster_cannot_run(uploaded_venv, skein_client, jupyter_dirs,
+                                                                     tmp_path):
+    from skein_jupyter.kernels import check_against_cluster
+
+    check_against_cluster(kernel_config(env=uploaded_venv.url, memory="1GiB"), skein_client)  # fits: no error
+    with pytest.raises(UsageError, match="above the cluster maximum"):
+        check_against_cluster(kernel_config(env=uploaded_venv.url, memory="999GiB"), skein_client)
+    with pytest.raises(UsageError, match="'nosuchqueue' is not a queue of this cluster"):
+        check_against_cluster(kernel_config(env=uploaded_venv.url, queue="nosuchqueue"), skein_client)
+    # and the command says so in one line, writing nothing (its own Skein client, as a user's)
+    result = CliRunner().invoke(cli, ["kernel", "install", "--env", uploaded_venv.url, "--memory", "999GiB"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: resources.memory: ") and len(result.output.strip().splitlines()) == 1
+    assert _files(tmp_path) == []
 
 
 @pytest.mark.yarn

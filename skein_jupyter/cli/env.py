@@ -34,7 +34,7 @@ def env():
 @click.option("--prefix", metavar="PATH", help="Pack the conda environment or virtualenv at PATH.")
 @click.option("--venv", metavar="PATH", help="Pack the virtualenv at PATH (venv-pack); same as --prefix.")
 @click.option("-o", "--output", required=True, metavar="FILE", help="Archive to write: .tar.gz, .tgz, .zip or .tar.")
-@click.option("--for", "job", type=click.Choice(["all", "notebook", "run"]), default="all", show_default=True,
+@click.option("--for", "job", type=click.Choice(["all", "notebook", "run", "kernel"]), default="all", show_default=True,
               help="Jobs the environment must run; their packages are checked before packing.")
 @click.option("--name", help="Name in `env list` and for --env NAME: letters, digits, '.', '_' and '-' "
               "[default: the archive's name].")

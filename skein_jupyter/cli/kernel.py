@@ -54,14 +54,17 @@ def kernel():
 @click.option("--sys-prefix", is_flag=True, help="Install into this Python environment (sys.prefix).")
 @click.option("--prefix", metavar="PATH", help="Install into PATH/share/jupyter/kernels.")
 @click.option("--replace", is_flag=True, help="Replace a skein-jupyter kernel of the same name.")
+@click.option("--no-check", is_flag=True, help="Do not ask the cluster whether the environment exists and the "
+              "queue and resources fit (e.g. installing into an image offline); the kernel's start checks them.")
 @json_option
 def kernel_install(env, name, display_name, memory, vcores, gpus, queue, node_label, idle_timeout, lease, ssh_host,
-                   user, sys_prefix, prefix, replace, as_json):
+                   user, sys_prefix, prefix, replace, no_check, as_json):
     """Install a kernelspec whose kernels start in YARN containers.
 
     Options left out take your configuration (`skein-jupyter config show
-    --kind kernel`) when the kernel starts. Every option is checked first:
-    on a bad one nothing is written (exit 2).
+    --kind kernel`) when the kernel starts. Every option is checked first,
+    and the cluster is asked whether the environment exists and the queue
+    and resources fit: on a bad one nothing is written (exit 2).
 
     \b
     Example:
@@ -76,7 +79,7 @@ def kernel_install(env, name, display_name, memory, vcores, gpus, queue, node_la
         {"env": env, "name": name, "memory": memory, "vcores": vcores, "gpus": gpus, "queue": queue,
          "node_label": node_label, "idle_timeout": idle_timeout, "lease": lease, "ssh_host": ssh_host},
         display_name=display_name, user=where in (None, "--user"),
-        prefix=this_prefix() if where == "--sys-prefix" else prefix, replace=replace)
+        prefix=this_prefix() if where == "--sys-prefix" else prefix, replace=replace, check_cluster=not no_check)
     if as_json:
         echo_json(installed.to_dict())
     else:
