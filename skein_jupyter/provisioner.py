@@ -163,6 +163,21 @@ def kernel_recipe(kernel_id: str, options: dict[str, Any]) -> Recipe:
     return recipe
 
 
+async def _off_loop(call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)`` in a worker thread; in this thread once the interpreter is shutting down.
+
+    jupyter_client shuts kernels down at exit (``jupyter run``), when no new
+    thread may start: the call (a poll, a kill) is then made here, rather
+    than failing with ``cannot schedule new futures after interpreter shutdown``.
+    """
+    try:
+        return await asyncio.to_thread(call, *args)
+    except RuntimeError as exc:
+        if "interpreter shutdown" not in str(exc):
+            raise
+        return call(*args)
+
+
 def renew_lease(kv: Any, stop: threading.Event, interval: float, log: Any) -> None:
     """Write a new heartbeat into ``kv`` every ``interval`` seconds until ``stop`` is set.
 
@@ -358,11 +373,11 @@ class YarnKernelProvisioner(KernelProvisionerBase):
         if self._exit_code is None and now - self._polled_at < POLL_CACHE:
             return None
         self._polled_at = now
-        return await asyncio.to_thread(self._poll)
+        return await _off_loop(self._poll)
 
     async def wait(self) -> int | None:
         while self.app_id is not None:
-            code = await asyncio.to_thread(self._poll)
+            code = await _off_loop(self._poll)
             if code is not None:
                 return code
             await asyncio.sleep(POLL_CACHE)
@@ -379,7 +394,7 @@ class YarnKernelProvisioner(KernelProvisionerBase):
     async def send_signal(self, signum: int) -> None:
         """Ask the container to send ``signum`` to the kernel's process (0 sends nothing)."""
         if self.app_id is not None and signum and await self.poll() is None:
-            await asyncio.to_thread(self._signal, signum)
+            await _off_loop(self._signal, signum)
 
     async def terminate(self, restart: bool = False) -> None:
         await self.send_signal(signal.SIGTERM)
@@ -389,16 +404,16 @@ class YarnKernelProvisioner(KernelProvisionerBase):
             from .launch import kill_quietly
 
             app_id = self.app_id
-            await asyncio.to_thread(with_client, lambda client: kill_quietly(client, app_id))
+            await _off_loop(with_client, lambda client: kill_quietly(client, app_id))
 
     async def cleanup(self, restart: bool = False) -> None:
         self._stop_heartbeat()
         if self._tunnel is not None:
             tunnel, self._tunnel = self._tunnel, None
-            await asyncio.to_thread(tunnel.close)
+            await _off_loop(tunnel.close)
         if self.app_id is not None:
             try:
-                if await asyncio.to_thread(self._poll) is None:
+                if await _off_loop(self._poll) is None:
                     await self.kill(restart)  # e.g. a kernel that did not answer shutdown_request
             except Exception as exc:  # cleanup never raises: say what may be left running
                 self.log.warning("kernel %s: could not end application %s (%s); "

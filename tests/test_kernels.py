@@ -89,6 +89,18 @@ def test_a_failed_heartbeat_write_does_not_stop_the_lease():
     assert (kv.failed, kv[keys.KERNEL_HEARTBEAT]) == (1, b"3")
 
 
+def test_calls_made_while_the_interpreter_shuts_down_run_in_this_thread(monkeypatch):
+    """jupyter_client shuts kernels down at exit, when no worker thread may start (``jupyter run``)."""
+    import asyncio
+    import concurrent.futures.thread
+
+    from skein_jupyter.provisioner import _off_loop
+
+    assert asyncio.run(_off_loop(lambda x: x + 1, 1)) == 2
+    monkeypatch.setattr(concurrent.futures.thread, "_shutdown", True)
+    assert asyncio.run(_off_loop(lambda x: x + 1, 41)) == 42
+
+
 def test_a_kernel_ended_by_its_idle_timeout_is_not_started_again():
     import asyncio
 
