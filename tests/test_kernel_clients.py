@@ -109,6 +109,7 @@ def test_install_list_remove_through_the_cli(jupyter_dirs, tmp_path):
                                  "--no-check"])
     assert result.exit_code == 0, result.output
     assert (prefix / "share/jupyter/kernels/yarn-ml/kernel.json").is_file()
+    assert f"add it to JUPYTER_PATH (export JUPYTER_PATH={prefix / 'share/jupyter'})" in result.output
 
     listed = runner.invoke(cli, ["kernel", "list"])
     assert listed.exit_code == 0

@@ -1,4 +1,6 @@
 """``skein-jupyter kernel``: kernelspecs whose kernels start in YARN containers."""
+import os
+
 import click
 
 from .options import json_option, one_of
@@ -72,7 +74,7 @@ def kernel_install(env, name, display_name, memory, vcores, gpus, queue, node_la
       skein-jupyter kernel install --env analytics --name yarn-gpu --gpus 1 --queue gpu --sys-prefix
       skein-jupyter kernel install --env hdfs:///apps/envs/ml.tar.gz --ssh-host me@edge.example.com
     """
-    from ..kernels import install_kernel, sys_prefix as this_prefix
+    from ..kernels import install_kernel, list_kernels, sys_prefix as this_prefix
 
     where = one_of({"--user": user, "--sys-prefix": sys_prefix, "--prefix": prefix}, "install in one place")
     installed = install_kernel(
@@ -86,6 +88,10 @@ def kernel_install(env, name, display_name, memory, vcores, gpus, queue, node_la
         click.echo(f"Installed kernel {installed.name} ({installed.display_name}) in {installed.resource_dir}")
         click.echo(f"Use it: papermill NOTEBOOK.ipynb OUT.ipynb -k {installed.name}, or pick "
                    f"\"{installed.display_name}\" in JupyterLab")
+        if prefix and installed.name not in {kernel.name for kernel in list_kernels()}:
+            data = os.path.join(os.path.abspath(prefix), "share", "jupyter")
+            click.echo(f"Note: Jupyter does not look in {data} here; to use, list or remove this kernel, add it "
+                       f"to JUPYTER_PATH (export JUPYTER_PATH={data})")
 
 
 @kernel.command("list")
