@@ -97,14 +97,19 @@ def env_list(directory, as_json):
     """List the packed environments in a directory on the cluster.
 
     DIR defaults to your own (hdfs:///user/<you>/.skein-jupyter/environments);
-    admins publish in hdfs:///apps/skein-jupyter/environments. A directory
-    that does not exist is an error (exit 2).
+    admins publish in hdfs:///apps/skein-jupyter/environments. A DIR given
+    that does not exist is an error (exit 2); your own is empty until your
+    first upload.
 
     \b
     Example:
       skein-jupyter env list hdfs:///apps/skein-jupyter/environments
     """
-    from ..envstore import list_environments
+    from ..envstore import PUBLISHED_DIR, default_upload_dir, list_environments
 
     _check_directory("DIR", directory)
-    echo_rows(list_environments(directory), as_json, "No environments there", ENV_HEADER, env_line)
+    where = (directory or default_upload_dir()).rstrip("/")
+    empty = f"No environments in {where}"
+    if where != PUBLISHED_DIR:
+        empty += f"; the published ones: skein-jupyter env list {PUBLISHED_DIR}"
+    echo_rows(list_environments(directory), as_json, empty, ENV_HEADER, env_line)
