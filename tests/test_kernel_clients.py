@@ -102,7 +102,8 @@ def test_install_list_remove_through_the_cli(jupyter_dirs, tmp_path):
     # A second install of the name needs --replace; --prefix installs elsewhere.
     again = runner.invoke(cli, ["kernel", "install", "--env", "analytics", "--no-check"])
     assert again.exit_code == 2 and "--replace" in again.output
-    assert runner.invoke(cli, ["kernel", "install", "--env", "analytics", "--replace", "--gpus", "1", "--no-check"]).exit_code == 0
+    replaced = runner.invoke(cli, ["kernel", "install", "--env", "analytics", "--replace", "--gpus", "1", "--no-check"])
+    assert replaced.exit_code == 0, replaced.output
     prefix = tmp_path / "prefix"
     result = runner.invoke(cli, ["kernel", "install", "--env", "hdfs:///e/ml.tar.gz", "--name", "yarn-ml",
                                  "--display-name", "ML on YARN", "--ssh-host", "edge", "--prefix", str(prefix),
