@@ -49,7 +49,9 @@ def kernel_class() -> type:
         _handling = None  # a token for the shell request the main thread handles now
         _execute = False  # whether that request is an execute_request (assumed until should_handle tells)
         _typing = False  # its type is not known yet (should_handle, before its handler starts, tells)
-        _interrupt = None  # the token of the request an interrupt is delivered to
+        _interrupt = None  # the interrupt being delivered to that request, until it lands
+        _landed = None  # the request an interrupt landed in: a late copy of it is ignored
+        _lock = threading.Lock()  # no SIGINT sent for a request once it is over (not taken by the handler)
 
         async def dispatch_shell(self, msg, *args, **kwargs):
             if args or kwargs.get("subshell_id") is not None or kwargs.get("concurrent"):
@@ -58,8 +60,9 @@ def kernel_class() -> type:
             try:
                 return await super().dispatch_shell(msg, *args, **kwargs)
             finally:
-                self._handling = self._interrupt = None
-                self._typing = False
+                with self._lock:
+                    self._handling = self._interrupt = self._landed = None
+                    self._typing = False
 
         def should_handle(self, stream, msg, idents):
             if self._typing:  # the main thread's request (a comm message handled meanwhile is not)
@@ -70,23 +73,33 @@ def kernel_class() -> type:
             self.saved_sigint_handler = signal.signal(signal.SIGINT, self._on_sigint)
 
         def _on_sigint(self, signum, frame):
-            if self._interrupt is not None and self._execute and run_code is not None and not in_cell(frame):
+            token = self._handling
+            if self._interrupt is None:
+                if token is not None and self._landed is token:
+                    return  # a copy the delivery thread sent while the interrupt landed
+                raise KeyboardInterrupt  # a SIGINT from elsewhere: as ipykernel
+            if self._execute and run_code is not None and not in_cell(frame):
                 return  # in ipykernel's or IPython's own code: the delivery thread sends it again
-            self._interrupt = None
+            self._interrupt, self._landed = None, token
             raise KeyboardInterrupt
 
         def _send_interrupt_children(self):  # on the control thread
-            token = self._handling
-            if token is None or not self._execute:
-                return super()._send_interrupt_children()
-            if self._interrupt is not token:
-                self._interrupt = token
-                threading.Thread(target=self._deliver, args=(token,), name="skein-jupyter-interrupt",
-                                 daemon=True).start()
+            with self._lock:
+                token = self._handling
+                if token is not None and self._execute:
+                    if self._interrupt is None:  # else one is on its way already
+                        self._interrupt = delivery = object()
+                        threading.Thread(target=self._deliver, args=(token, delivery), daemon=True,
+                                         name="skein-jupyter-interrupt").start()
+                    return
+            super()._send_interrupt_children()
 
-        def _deliver(self, token):
-            while self._interrupt is token and self._handling is token:
-                os.kill(os.getpid(), signal.SIGINT)
+        def _deliver(self, token, delivery):
+            while True:
+                with self._lock:
+                    if self._interrupt is not delivery or self._handling is not token:
+                        return
+                    os.kill(os.getpid(), signal.SIGINT)
                 time.sleep(RETRY)
 
     return Kernel
