@@ -371,15 +371,17 @@ def test_a_local_jupyter_server_lists_the_kernel_and_starts_it_over_rest(uploade
         ws = kernel_socket(server, kernel_id)
         try:
             msg_id = send_code(ws, "import os\nprint(os.environ['CONTAINER_ID'])")
-            printed, replied = "", False
+            printed, replied, idle = "", False, False
             deadline = time.monotonic() + 300
-            while not replied and time.monotonic() < deadline:
+            # The reply (shell) may overtake the output (iopub): the output is complete at iopub's idle.
+            while not (replied and idle) and time.monotonic() < deadline:
                 msg = json.loads(ws.recv())
                 if msg["parent_header"].get("msg_id") != msg_id:
                     continue
                 if msg["msg_type"] == "stream":
                     printed += msg["content"]["text"]
                 replied = replied or msg["msg_type"] == "execute_reply"
+                idle = idle or (msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle")
         finally:
             ws.close()
         assert replied and printed.strip().startswith("container_"), printed

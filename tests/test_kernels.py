@@ -134,6 +134,62 @@ def test_the_container_publishes_the_ports_ipykernel_bound_and_keeps_its_runtime
     assert "PYTHONPATH" not in kernel_env({"PYTHONPATH": "skein_jupyter_runtime.zip"})
 
 
+def test_an_interrupt_reaches_the_cell_even_when_it_lands_in_ipykernels_own_code(tmp_path, monkeypatch):
+    """The container's kernel (runtime/kernel_launcher.py), run here locally: an interrupt sent at the cell's
+    ``busy`` while IPython is still in a slow ``pre_run_cell`` hook (as a loaded machine makes its own code
+    slow) interrupts the cell; one that lands after the cell, in a ``post_run_cell`` hook, leaves its
+    reply ``ok``. (Plain ipykernel 7 gives no execute_reply at all in both cases.)"""
+    import queue
+
+    from jupyter_client import KernelManager
+
+    from skein_jupyter.runtime.kernel import kernel_command
+
+    directory = tmp_path / "kernels" / "launcher"
+    directory.mkdir(parents=True)
+    (directory / "kernel.json").write_text(json.dumps({  # the command line the container runs
+        "argv": kernel_command(directory, "{connection_file}"), "display_name": "launcher", "language": "python",
+        "interrupt_mode": "message"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    km = KernelManager(kernel_name="launcher")
+    km.start_kernel()
+    client = km.client()
+    client.start_channels()
+
+    def run(code, interrupt=False):
+        """(status, ename) of the reply to ``code``, interrupted as soon as it is ``busy`` if asked."""
+        msg_id = client.execute(code)
+        deadline = time.monotonic() + 60
+        while interrupt:
+            msg = client.get_iopub_msg(timeout=max(1, deadline - time.monotonic()))
+            interrupt = not (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
+                             and msg["content"]["execution_state"] == "busy")
+            if not interrupt:
+                km.interrupt_kernel()
+        try:
+            while (reply := client.get_shell_msg(timeout=max(1, deadline - time.monotonic())))[
+                    "parent_header"].get("msg_id") != msg_id:
+                pass
+        except queue.Empty:
+            return "no reply", None
+        return reply["content"]["status"], reply["content"].get("ename")
+
+    try:
+        client.wait_for_ready(timeout=120)
+        started = time.monotonic()
+        assert run("import time\nget_ipython().events.register('pre_run_cell', lambda info: time.sleep(1))\n"
+                   "get_ipython().events.register('post_run_cell', lambda result: time.sleep(1))") == ("ok", None)
+        assert run("time.sleep(600)", interrupt=True) == ("error", "KeyboardInterrupt")  # landed in pre_run_cell
+        assert run("x = 1", interrupt=True) == ("ok", None)  # landed in post_run_cell: nothing to interrupt
+        assert run("get_ipython().events.callbacks['pre_run_cell'].clear()\n"
+                   "get_ipython().events.callbacks['post_run_cell'].clear()\nx") == ("ok", None)
+        assert run("time.sleep(600)", interrupt=True) == ("error", "KeyboardInterrupt")
+        print(f"interrupts answered in {time.monotonic() - started:.1f}s")
+    finally:
+        client.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
 # ----------------------------------------------------------------- on the sandbox
 
 @pytest.fixture

@@ -7,6 +7,10 @@ into the key-value store (``skein-jupyter.kernel.connection``), where the
 provisioner reads them: the key is on no command line and in no log, and no
 connection from the container back to the client is needed.
 
+The kernel is ipykernel's, started through ``kernel_launcher.py`` (written next to
+the connection file and run as a script, the runtime off the kernel's path), whose
+interrupt always reaches the running cell (see there why).
+
 The container ends with the kernel: exit 0 after a ``shutdown_request``, so the
 application ends SUCCEEDED. It ends the kernel itself when the client's lease
 lapses (``skein-jupyter.kernel.heartbeat`` unchanged for ``lease`` seconds:
@@ -15,8 +19,11 @@ the application ends KILLED), or after ``idle_timeout`` without running code
 refuses to start it again, so a client's automatic restart does not start a new
 application every ``idle_timeout``).
 """
+from __future__ import annotations
+
 import json
 import os
+import pkgutil
 import secrets
 import signal
 import socket
@@ -38,6 +45,8 @@ IDLE_END = "idle timeout"
 START_TIMEOUT = 120.0
 #: The runtime's own archive on PYTHONPATH (spec.RUNTIME_FILE), kept out of the kernel's.
 RUNTIME_ZIP = "skein_jupyter_runtime.zip"
+#: The script that starts the kernel (``kernel_launcher.py`` of this package, copied out of the runtime's zip).
+LAUNCHER = "kernel_launcher.py"
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 
 
@@ -58,6 +67,15 @@ def bound_ports(process, connection_file, timeout=START_TIMEOUT):
             return ports
         time.sleep(0.1)
     return None
+
+
+def kernel_command(directory: Path, connection_file: str | Path) -> list[str]:
+    """The kernel's command line: this package's ``kernel_launcher.py``, written into ``directory``, as a script."""
+    source = pkgutil.get_data(__package__ or "", LAUNCHER)  # from the runtime's zip in the container
+    assert source is not None, "the runtime's loader reads no data"
+    launcher = Path(directory) / LAUNCHER
+    launcher.write_bytes(source)
+    return [sys.executable, str(launcher), "-f", str(connection_file)]
 
 
 def reachable_ip():
@@ -144,8 +162,7 @@ def main(job) -> int:
             "signature_scheme": "hmac-sha256", "kernel_name": ""}
     connection_file = dirs["JUPYTER_RUNTIME_DIR"] / "kernel.json"
     connection_file.write_text(json.dumps(info))
-    process = subprocess.Popen([sys.executable, "-m", "ipykernel_launcher", "-f", str(connection_file)],
-                               env=kernel_env(os.environ))
+    process = subprocess.Popen(kernel_command(dirs["JUPYTER_RUNTIME_DIR"], connection_file), env=kernel_env(os.environ))
     ports = bound_ports(process, connection_file)
     if ports is None:
         code = stop(process)
