@@ -45,7 +45,8 @@ def _read(base, token, path):
         return response.read().decode()
 
 
-#: Wraps the page's fetch: what the server answered to each POST to scheduler/jobs (the UI's Create).
+#: Wraps the page's fetch, before JupyterLab keeps a reference to it: what the server answered to each
+#: POST to scheduler/jobs (the UI's Create).
 _RECORD_POSTS = """
 window.__schedulerPosts = window.__schedulerPosts || [];
 if (!window.__fetchRecorded) {
@@ -57,7 +58,8 @@ if (!window.__fetchRecorded) {
         if (method.toUpperCase() !== "POST" || !/scheduler\\/jobs(\\?|$)/.test(url)) {
             return fetch0.apply(this, arguments);
         }
-        const entry = {url: url, body: init && init.body, sent: Date.now()};
+        const entry = {url: url, sent: Date.now()};
+        entry.body = init && init.body || (resource && resource.clone ? await resource.clone().text() : null);
         window.__schedulerPosts.push(entry);
         try {
             const response = await fetch0.apply(this, arguments);
@@ -117,6 +119,7 @@ def _create_job(driver, server, job_name):
     from selenium.webdriver.common.keys import Keys
 
     began = time.monotonic()
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": _RECORD_POSTS})
     driver.get(server["tunnel_url"])
     item = _wait(driver, 120, f"{NOTEBOOK} in the file browser", lambda d: next(
         (e for e in d.find_elements(By.CSS_SELECTOR, ".jp-DirListing-item") if NOTEBOOK in e.text), False))
@@ -145,7 +148,6 @@ def _create_job(driver, server, job_name):
     assert typed == job_name, f"the form's job name is {typed!r}, not the {job_name!r} typed into it"
     create = _wait(driver, 60, "the Create button to be enabled (the environments are listed)",
                    lambda d: (b := _button(d, "Create")) and b.is_enabled() and b)
-    driver.execute_script(_RECORD_POSTS)
     _click(driver, create)
     print(f"job created from the UI: {time.monotonic() - began:.1f}s")
 
@@ -153,8 +155,12 @@ def _create_job(driver, server, job_name):
 def _row(driver, job_name):
     from selenium.webdriver.common.by import By
 
+    def name(row):  # its first cell ("Job name"); the row's text may put the next cell on the same line
+        cells = row.find_elements(By.CSS_SELECTOR, "td, th")
+        return cells[0].text.strip() if cells else None
+
     return next((r for r in driver.find_elements(By.CSS_SELECTOR, ".jp-notebook-jobs-panel tbody tr")
-                 if r.text.split("\n", 1)[0].strip() == job_name), None)
+                 if name(r) == job_name), None)
 
 
 def _watch_until_completed(driver, job_name, timeout=600):
@@ -230,12 +236,14 @@ def test_create_a_job_in_the_yarn_jupyterlab(published, skein_client, tmp_path, 
                 # Create returns once the server has submitted the run: its first submission starts the
                 # server's own Skein driver and uploads the application's files (tens of seconds)
                 listed_by = time.monotonic() + 300
-                listed = []
+                listed, answers = [], []
                 while True:
-                    try:  # the listing waits while the server's first submission starts its driver
+                    asked = time.monotonic()
+                    try:  # while the server submits the run (a listing never waits for a submission)
                         listed = _api(base, server["token"], "scheduler/jobs", timeout=120)["jobs"]
+                        answers.append(time.monotonic() - asked)
                     except TimeoutError:
-                        pass
+                        answers.append(None)
                     jobs = [job for job in listed if job["name"] == job_name]
                     refused = browser.execute_script(
                         "return (window.__schedulerPosts || []).some(p => p.error || p.status >= 400)")
@@ -244,6 +252,8 @@ def test_create_a_job_in_the_yarn_jupyterlab(published, skein_client, tmp_path, 
                     time.sleep(3)
                 create = _posts(browser)
                 print(f"the UI's Create: {create}")
+                print("listings while the server submitted (s): "
+                      + ", ".join("timed out" if a is None else f"{a:.1f}" for a in answers))
                 assert len(jobs) == 1, (f"the server lists {len(jobs)} jobs named {job_name} (of {[j['name'] for j in listed]}) "
                                         f"after Create ({create})")
                 app_id = jobs[0]["job_id"].removeprefix("yarn-")
