@@ -21,16 +21,18 @@ from jupyter_scheduler.models import (CountJobsQuery, CreateJob, CreateJobDefini
                                       ListJobDefinitionsResponse, ListJobsQuery, ListJobsResponse, Status,
                                       UpdateJob, UpdateJobDefinition)
 from jupyter_scheduler.scheduler import BaseScheduler
-from traitlets import Unicode
+from traitlets import Bool, Unicode
 
 from ..exceptions import SkeinJupyterError
 from . import JOB_TAG
+from .driver import BackgroundClient
 from .store import Store
 
 __all__ = ["YarnScheduler", "job_status", "saved_status", "definition_changes"]
 
 ALL_STATES = ["NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING", "FINISHED", "FAILED", "KILLED"]
 _PREFIX = "yarn-"
+DRIVER_WAIT = 180.0  # how long a request waits for the driver the server started (tens of seconds when loaded)
 _FIELDS = ("name", "input_filename", "runtime_environment_name", "runtime_environment_parameters",
            "output_formats", "parameters", "tags", "compute_type", "output_filename_template")
 
@@ -99,6 +101,12 @@ def _fired(report: Any) -> bool:
     return any(t.startswith(SCHEDULE_TAG) for t in report.tags)
 
 
+def _make_client() -> Any:
+    from ..launch import skein_client
+
+    return skein_client()
+
+
 def _app_id(job_id: str) -> str:
     if not job_id.startswith(_PREFIX + "application_"):
         raise SchedulerError(f"no job {job_id}: jobs here are named yarn-<YARN application id>")
@@ -109,13 +117,17 @@ class YarnScheduler(BaseScheduler):
     """The scheduler class of ``SchedulerApp`` (see :mod:`skein_jupyter.jupyter_scheduler`)."""
 
     db_url = Unicode(help="Not used: the state is on the cluster.")
+    warm_up = Bool(True, config=True, help="Start the Skein driver and read the environments when the server "
+                                           "starts, in the background (False: on first use).")
     task_runner = None  # the user's scheduler application fires the definitions
 
     def __init__(self, root_dir: str, environments_manager: Any, config: Any = None, **kwargs: Any) -> None:
         super().__init__(root_dir=root_dir, environments_manager=environments_manager, config=config, **kwargs)
         self.store = Store()
-        self._client: Any = None
-        self._lock = threading.Lock()
+        self._driver = BackgroundClient(_make_client)
+        if self.warm_up:  # in the background: the first requests find the driver and the environments ready
+            self._driver.start()
+            getattr(environments_manager, "warm_up", lambda: None)()
         self._forgotten: dict[str, Status] = {}
         self._stopping: set[str] = set()  # stops this server asked for (the run saves its output, then ends)
 
@@ -123,12 +135,8 @@ class YarnScheduler(BaseScheduler):
 
     @property
     def client(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                from ..launch import skein_client
-
-                self._client = skein_client()
-            return self._client
+        """The server's Skein client; waits (up to :data:`DRIVER_WAIT` s) only while its driver starts."""
+        return self._driver.get(DRIVER_WAIT)
 
     async def _call(self, function: Any, *args: Any) -> Any:
         """Run ``function`` in a thread; skein-jupyter's errors become the scheduler's (shown in the UI)."""
@@ -138,9 +146,8 @@ class YarnScheduler(BaseScheduler):
             return await asyncio.to_thread(function, *args)
         except SkeinJupyterError as exc:
             raise SchedulerError(str(exc)) from None
-        except skein.exceptions.ConnectionError as exc:  # the driver is gone: a new one next time
-            with self._lock:
-                self._client = None
+        except skein.exceptions.ConnectionError as exc:  # the driver is gone: a new one starts now
+            self._driver.reset()
             raise SchedulerError(f"lost the connection to the Skein driver ({exc}); try again") from None
         except skein.exceptions.SkeinError as exc:
             raise SchedulerError(str(exc)) from None

@@ -1,8 +1,17 @@
-"""The environments the Create Job form offers: the published ones and your own (``env list``)."""
+"""The environments the Create Job form offers: the published ones and your own (``env list``).
+
+They are read from HDFS (seconds: a ``hdfs dfs`` JVM) when the server starts, in the background
+(:meth:`YarnEnvironments.warm_up`), and again in the background when the form asks for them after
+:data:`_TTL` seconds: the form gets the last list at once. jupyter-scheduler's form (2.12) puts back
+the job name it proposed over one typed while it waits for the environments; answering at once keeps
+the name the user types.
+"""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from concurrent.futures import Future
 
 from jupyter_scheduler.environments import EnvironmentManager, EnvironmentRetrievalError
 from jupyter_scheduler.models import RuntimeEnvironment
@@ -21,17 +30,45 @@ class YarnEnvironments(EnvironmentManager):
 
     def __init__(self) -> None:
         self._cached: tuple[float, list[RuntimeEnvironment]] | None = None
+        self._lock = threading.Lock()  # held only to look at or replace the read under way
+        self._reading: Future | None = None
+
+    def warm_up(self) -> None:
+        """Read them now, in the background (when the server starts): the form finds them ready."""
+        self._refresh()
+
+    def _refresh(self) -> Future:
+        """The read under way, or a new one in a worker thread (HDFS, never on the server's event loop)."""
+        with self._lock:
+            reading = self._reading
+            if reading is None or reading.done():
+                reading = self._reading = Future()
+                threading.Thread(target=self._run, args=(reading,), name="skein-jupyter-environments",
+                                 daemon=True).start()
+            return reading
+
+    def _run(self, reading: Future) -> None:
+        try:
+            found = self._read()
+        except BaseException as exc:  # given to the request that waits for it (shown in the form)
+            reading.set_exception(exc)
+            return
+        self._cached = (time.monotonic(), found)
+        reading.set_result(found)
 
     async def list_environments(self) -> list[RuntimeEnvironment]:
-        """Read in a worker thread (HDFS), never on the server's event loop; errors shown in the form."""
-        if self._cached and time.monotonic() - self._cached[0] < _TTL:
-            return self._cached[1]
+        """The last list read (read again in the background when older than :data:`_TTL`); errors shown in
+        the form."""
+        cached = self._cached
+        if cached and time.monotonic() - cached[0] < _TTL:
+            return cached[1]
+        reading = self._refresh()
+        if cached:
+            return cached[1]
         try:
-            found = await asyncio.to_thread(self._read)
+            return await asyncio.wrap_future(reading)
         except SkeinJupyterError as exc:
             raise EnvironmentRetrievalError(str(exc)) from None
-        self._cached = (time.monotonic(), found)
-        return found
 
     def _read(self) -> list[RuntimeEnvironment]:
         from ..envstore import PUBLISHED_DIR, _records, default_upload_dir

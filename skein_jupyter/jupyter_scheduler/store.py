@@ -68,7 +68,7 @@ class Store:
                 if record.get("app_id"):
                     self.jobs[record["app_id"]] = record
             self._jobs_read = read_at
-        return self.jobs
+        return dict(self.jobs)  # a copy: a submission in another thread adds to it while a listing reads it
 
     def put_job(self, record: dict, input_path: str | None = None) -> None:
         """Write (or replace) a job's record, and its input notebook's copy if given."""
