@@ -57,3 +57,39 @@ def test_the_environments_are_read_at_start_and_served_at_once_when_old(monkeypa
     assert manager._reading.result(10) == ["list-2"]
     monkeypatch.setattr(environments, "_TTL", 60.0)
     assert asyncio.run(manager.list_environments()) == ["list-2"] and len(reads) == 2
+
+
+def test_a_listing_reads_the_job_records_again_at_most_every_few_seconds(monkeypatch):
+    """An application without a record (another server's job) costs one `hdfs dfs` read, not one per listing."""
+    from skein_jupyter.jupyter_scheduler import store
+
+    class Records:  # only what Store calls: counts the reads, fails a write when asked
+        def __init__(self):
+            self.reads, self.fail = 0, False
+
+        def cat(self, *patterns):
+            self.reads += 1
+            return ""
+
+        def mkdir(self, path):
+            pass
+
+        def put(self, sources, target):
+            if self.fail:
+                raise ApplicationError("put failed")
+
+    monkeypatch.setenv(store.DIR_VARIABLE, "/base")
+    fs = Records()
+    records = store.Store(fs)  # type: ignore[arg-type]
+    for _ in range(3):
+        assert records.job_records({"application_1_0009"}) == {}
+    assert fs.reads == 1
+    records.put_job({"app_id": "application_1_0001"})  # this server's own job: listed at once
+    assert "application_1_0001" in records.job_records({"application_1_0001"}) and fs.reads == 1
+    fs.fail = True
+    with pytest.raises(ApplicationError):
+        records.put_job({"app_id": "application_1_0002"})
+    assert "application_1_0002" not in records.job_records()
+    monkeypatch.setattr(store, "_UNKNOWN_TTL", 0.0)
+    records.job_records({"application_1_0009"})
+    assert fs.reads == 2
