@@ -108,8 +108,29 @@ def _button(driver, text):
 
 
 def _click(driver, element):
+    """Click ``element``; a "Server Connection Error" dialog over it is said, closed, and the click tried again."""
+    from selenium.common.exceptions import ElementClickInterceptedException
+
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
-    element.click()
+    try:
+        element.click()
+    except ElementClickInterceptedException:
+        if not _close_connection_error(driver):
+            raise
+        element.click()
+
+
+def _close_connection_error(driver):
+    """JupyterLab's dialog when a request to the server failed (it keeps trying): printed, then closed."""
+    from selenium.webdriver.common.by import By
+
+    for dialog in driver.find_elements(By.CSS_SELECTOR, "dialog"):
+        if "Server Connection Error" in dialog.text:
+            print(f"{time.strftime('%H:%M:%S')} JupyterLab said: {' '.join(dialog.text.split())}")
+            _screenshot(driver, "jupyter-scheduler-connection-error.png")
+            next(b for b in dialog.find_elements(By.CSS_SELECTOR, "button") if b.text.strip() == "Close").click()
+            return True
+    return False
 
 
 def _create_job(driver, server, job_name):
@@ -267,7 +288,7 @@ def test_create_a_job_in_the_yarn_jupyterlab(published, skein_client, tmp_path, 
                 report = skein_client.application_report(app_id)
                 assert (str(report.state), str(report.final_status)) == ("FINISHED", "SUCCEEDED")
         except BaseException:
-            _explain_failure(browser, started)
+            _explain_failure(browser, started, sshd)
             raise
         finally:
             for app_id in started:
@@ -278,10 +299,15 @@ def test_create_a_job_in_the_yarn_jupyterlab(published, skein_client, tmp_path, 
                     print(f"could not end {app_id}: {exc}")
 
 
-def _explain_failure(driver, started):
-    """Print what explains a failure: the page's POSTs and messages, the server's log, the runs' logs."""
+def _explain_failure(driver, started, sshd):
+    """Print what explains a failure: the page's POSTs and messages, the tunnel's and sshd's logs, the server's
+    log, the runs' logs."""
     from skein_jupyter.applications import application_logs, log_sections
 
+    for name in ("ssh.log", "sshd.log"):
+        path = sshd.directory / name
+        if path.exists():
+            print(f"----- {name} (the tunnel) -----\n{path.read_text()[-4000:]}")
     try:
         _screenshot(driver, "jupyter-scheduler-failure.png")
         print(f"----- the UI's POSTs to scheduler/jobs -----\n{_posts(driver)}")

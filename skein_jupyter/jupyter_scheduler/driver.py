@@ -14,7 +14,21 @@ from typing import Any
 
 from ..exceptions import InfrastructureError
 
-__all__ = ["BackgroundClient", "DriverStarting"]
+__all__ = ["BackgroundClient", "DriverStarting", "in_thread"]
+
+
+def in_thread(function: Callable[[], Any], name: str) -> Future:
+    """``function()`` in a daemon thread of its own; its result, or its exception, in the future returned."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(function())
+        except BaseException as exc:  # given to whoever waits (each request says it)
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 class DriverStarting(InfrastructureError):
@@ -38,16 +52,8 @@ class BackgroundClient:
         with self._lock:
             start = self._start
             if start is None or (start.done() and start.exception() is not None):
-                start = self._start = Future()
-                threading.Thread(target=self._run, args=(start,), name="skein-jupyter-driver-start",
-                                 daemon=True).start()
+                start = self._start = in_thread(self._make, "skein-jupyter-driver-start")
             return start
-
-    def _run(self, start: Future) -> None:
-        try:
-            start.set_result(self._make())
-        except BaseException as exc:  # given to whoever waits (each request says it)
-            start.set_exception(exc)
 
     def get(self, timeout: float) -> Any:
         """The client, once started (waits up to ``timeout`` seconds for the start under way)."""

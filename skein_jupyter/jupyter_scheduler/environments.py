@@ -18,6 +18,7 @@ from jupyter_scheduler.models import RuntimeEnvironment
 
 from ..exceptions import SkeinJupyterError
 
+from .driver import in_thread
 from .profiles import load_profiles
 
 __all__ = ["YarnEnvironments"]
@@ -42,19 +43,13 @@ class YarnEnvironments(EnvironmentManager):
         with self._lock:
             reading = self._reading
             if reading is None or reading.done():
-                reading = self._reading = Future()
-                threading.Thread(target=self._run, args=(reading,), name="skein-jupyter-environments",
-                                 daemon=True).start()
+                reading = self._reading = in_thread(self._read_and_keep, "skein-jupyter-environments")
             return reading
 
-    def _run(self, reading: Future) -> None:
-        try:
-            found = self._read()
-        except BaseException as exc:  # given to the request that waits for it (shown in the form)
-            reading.set_exception(exc)
-            return
+    def _read_and_keep(self) -> list[RuntimeEnvironment]:
+        found = self._read()
         self._cached = (time.monotonic(), found)
-        reading.set_result(found)
+        return found
 
     async def list_environments(self) -> list[RuntimeEnvironment]:
         """The last list read (read again in the background when older than :data:`_TTL`); errors shown in
