@@ -33,7 +33,7 @@ def _scheduler(root):
     backend = pytest.importorskip("skein_jupyter.jupyter_scheduler.backend")
     from skein_jupyter.jupyter_scheduler.environments import YarnEnvironments
 
-    return backend.YarnScheduler(root_dir=str(root), environments_manager=YarnEnvironments())
+    return backend.YarnScheduler(root_dir=str(root), environments_manager=YarnEnvironments(), warm_up=False)
 
 
 def test_notebooks_outside_the_server_root_are_refused(tmp_path):

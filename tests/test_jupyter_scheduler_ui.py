@@ -45,6 +45,61 @@ def _read(base, token, path):
         return response.read().decode()
 
 
+#: Wraps the page's fetch, before JupyterLab keeps a reference to it: what the server answered to each
+#: POST to scheduler/jobs (the UI's Create).
+_RECORD_POSTS = """
+window.__schedulerPosts = window.__schedulerPosts || [];
+if (!window.__fetchRecorded) {
+    window.__fetchRecorded = true;
+    const fetch0 = window.fetch;
+    window.fetch = async function (resource, init) {
+        const url = String(resource && resource.url || resource);
+        const method = (init && init.method) || (resource && resource.method) || "GET";
+        if (method.toUpperCase() !== "POST" || !/scheduler\\/jobs(\\?|$)/.test(url)) {
+            return fetch0.apply(this, arguments);
+        }
+        const entry = {url: url, sent: Date.now()};
+        entry.body = init && init.body || (resource && resource.clone ? await resource.clone().text() : null);
+        window.__schedulerPosts.push(entry);
+        try {
+            const response = await fetch0.apply(this, arguments);
+            entry.status = response.status;
+            entry.response = await response.clone().text();
+            entry.answered = Date.now();
+            return response;
+        } catch (exc) {
+            entry.error = String(exc);
+            throw exc;
+        }
+    };
+}
+"""
+
+
+def _posts(driver):
+    """The POSTs to scheduler/jobs the page sent (body, status, answer, seconds), as text."""
+    posts = driver.execute_script("return window.__schedulerPosts || []")
+    lines = []
+    for post in posts:
+        took = f"{(post['answered'] - post['sent']) / 1000:.1f}s" if post.get("answered") else "no answer yet"
+        lines.append(f"POST {post.get('url')} {post.get('body')} -> {post.get('status', post.get('error'))} "
+                     f"({took}): {post.get('response')}")
+    return "\n".join(lines) or "no POST to scheduler/jobs"
+
+
+def _page_messages(driver):
+    """What the page tells the user: the form's error, toasts, and the notification center's list."""
+    from selenium.webdriver.common.by import By
+
+    shown = [e.text.strip() for e in driver.find_elements(By.CSS_SELECTOR, "[role=alert], .Toastify__toast")]
+    bell = driver.find_elements(By.CSS_SELECTOR, ".jp-Notification-Status")
+    if bell:
+        _click(driver, bell[0])  # opens the notification center
+        time.sleep(1)
+        shown += [e.text.strip() for e in driver.find_elements(By.CSS_SELECTOR, ".jp-Notification-Center")]
+    return "\n".join(f"- {text}" for text in shown if text) or "none"
+
+
 def _button(driver, text):
     from selenium.webdriver.common.by import By
 
@@ -53,8 +108,29 @@ def _button(driver, text):
 
 
 def _click(driver, element):
+    """Click ``element``; a "Server Connection Error" dialog over it is said, closed, and the click tried again."""
+    from selenium.common.exceptions import ElementClickInterceptedException
+
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
-    element.click()
+    try:
+        element.click()
+    except ElementClickInterceptedException:
+        if not _close_connection_error(driver):
+            raise
+        element.click()
+
+
+def _close_connection_error(driver):
+    """JupyterLab's dialog when a request to the server failed (it keeps trying): printed, then closed."""
+    from selenium.webdriver.common.by import By
+
+    for dialog in driver.find_elements(By.CSS_SELECTOR, "dialog"):
+        if "Server Connection Error" in dialog.text:
+            print(f"{time.strftime('%H:%M:%S')} JupyterLab said: {' '.join(dialog.text.split())}")
+            _screenshot(driver, "jupyter-scheduler-connection-error.png")
+            next(b for b in dialog.find_elements(By.CSS_SELECTOR, "button") if b.text.strip() == "Close").click()
+            return True
+    return False
 
 
 def _create_job(driver, server, job_name):
@@ -64,6 +140,7 @@ def _create_job(driver, server, job_name):
     from selenium.webdriver.common.keys import Keys
 
     began = time.monotonic()
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": _RECORD_POSTS})
     driver.get(server["tunnel_url"])
     item = _wait(driver, 120, f"{NOTEBOOK} in the file browser", lambda d: next(
         (e for e in d.find_elements(By.CSS_SELECTOR, ".jp-DirListing-item") if NOTEBOOK in e.text), False))
@@ -73,18 +150,23 @@ def _create_job(driver, server, job_name):
     ActionChains(driver).context_click(item).perform()
     _wait(driver, 30, 'the context menu\'s "Create Job"', lambda d: next(
         (m for m in d.find_elements(By.CSS_SELECTOR, ".lm-Menu-item") if m.text.strip() == "Create Job"), False)).click()
-    name = _wait(driver, 60, "the Create Job form", lambda d: d.find_elements(By.ID, "jp-create-job-jobName") or False)[0]
-    name.send_keys(Keys.CONTROL, "a")
-    name.send_keys(job_name)
-    # The form lists the environments (from HDFS) before it shows their output formats.
+    _wait(driver, 60, "the Create Job form", lambda d: d.find_elements(By.ID, "jp-create-job-jobName") or False)
+    # The form lists the environments (from HDFS) before it shows their output formats. The name is typed
+    # after that: when the environments arrive, jupyter-scheduler's form sets the environment on the model
+    # it had when it opened, which puts back the name it proposed (the notebook's) over one typed meanwhile.
     html = _wait(driver, 240, "the form's environments and output formats", lambda d: d.find_elements(
         By.ID, "jp-create-job-outputFormat-html") or False)[0]
+    name = driver.find_element(By.ID, "jp-create-job-jobName")
+    name.send_keys(Keys.CONTROL, "a")
+    name.send_keys(job_name)
     if not html.is_selected():
         _click(driver, html)
     _click(driver, driver.find_element(By.CSS_SELECTOR, "button[title='Add new parameter']"))
     driver.find_element(By.NAME, "parameter-0-name").send_keys("answer")
     driver.find_element(By.NAME, "parameter-0-value").send_keys("42", Keys.TAB)  # validated on blur
     _screenshot(driver, "jupyter-scheduler-form.png")
+    typed = driver.find_element(By.ID, "jp-create-job-jobName").get_attribute("value")
+    assert typed == job_name, f"the form's job name is {typed!r}, not the {job_name!r} typed into it"
     create = _wait(driver, 60, "the Create button to be enabled (the environments are listed)",
                    lambda d: (b := _button(d, "Create")) and b.is_enabled() and b)
     _click(driver, create)
@@ -94,8 +176,12 @@ def _create_job(driver, server, job_name):
 def _row(driver, job_name):
     from selenium.webdriver.common.by import By
 
+    def name(row):  # its first cell ("Job name"); the row's text may put the next cell on the same line
+        cells = row.find_elements(By.CSS_SELECTOR, "td, th")
+        return cells[0].text.strip() if cells else None
+
     return next((r for r in driver.find_elements(By.CSS_SELECTOR, ".jp-notebook-jobs-panel tbody tr")
-                 if r.text.split("\n", 1)[0].strip() == job_name), None)
+                 if name(r) == job_name), None)
 
 
 def _watch_until_completed(driver, job_name, timeout=600):
@@ -171,16 +257,26 @@ def test_create_a_job_in_the_yarn_jupyterlab(published, skein_client, tmp_path, 
                 # Create returns once the server has submitted the run: its first submission starts the
                 # server's own Skein driver and uploads the application's files (tens of seconds)
                 listed_by = time.monotonic() + 300
+                listed, answers = [], []
                 while True:
-                    try:  # the listing waits while the server's first submission starts its driver
-                        jobs = [job for job in _api(base, server["token"], "scheduler/jobs", timeout=120)["jobs"]
-                                if job["name"] == job_name]
+                    asked = time.monotonic()
+                    try:  # while the server submits the run (a listing never waits for a submission)
+                        listed = _api(base, server["token"], "scheduler/jobs", timeout=120)["jobs"]
+                        answers.append(time.monotonic() - asked)
                     except TimeoutError:
-                        jobs = []
-                    if jobs or time.monotonic() > listed_by:
+                        answers.append(None)
+                    jobs = [job for job in listed if job["name"] == job_name]
+                    refused = browser.execute_script(
+                        "return (window.__schedulerPosts || []).some(p => p.error || p.status >= 400)")
+                    if jobs or refused or time.monotonic() > listed_by:
                         break
                     time.sleep(3)
-                assert len(jobs) == 1, f"the server lists {len(jobs)} jobs named {job_name} 300 s after Create"
+                create = _posts(browser)
+                print(f"the UI's Create: {create}")
+                print("listings while the server submitted (s): "
+                      + ", ".join("timed out" if a is None else f"{a:.1f}" for a in answers))
+                assert len(jobs) == 1, (f"the server lists {len(jobs)} jobs named {job_name} (of {[j['name'] for j in listed]}) "
+                                        f"after Create ({create})")
                 app_id = jobs[0]["job_id"].removeprefix("yarn-")
                 started.append(app_id)
                 report = skein_client.application_report(app_id)  # a YARN application of ours: KeyError if not
@@ -192,18 +288,7 @@ def test_create_a_job_in_the_yarn_jupyterlab(published, skein_client, tmp_path, 
                 report = skein_client.application_report(app_id)
                 assert (str(report.state), str(report.final_status)) == ("FINISHED", "SUCCEEDED")
         except BaseException:
-            try:
-                _screenshot(browser, "jupyter-scheduler-failure.png")
-            except Exception as exc:  # the browser itself may be what failed
-                print(f"no failure screenshot: {exc}")
-            if started:
-                from skein_jupyter.applications import application_logs
-
-                for app_id in started:  # ended in `finally`; here only their logs
-                    try:
-                        print(f"----- logs of {app_id} -----\n{application_logs(app_id, timeout=60)[-6000:]}")
-                    except Exception as exc:
-                        print(f"----- no logs of {app_id}: {exc}")
+            _explain_failure(browser, started, sshd)
             raise
         finally:
             for app_id in started:
@@ -212,6 +297,37 @@ def test_create_a_job_in_the_yarn_jupyterlab(published, skein_client, tmp_path, 
                         skein_client.kill_application(app_id)
                 except Exception as exc:  # keep cleaning up the others
                     print(f"could not end {app_id}: {exc}")
+
+
+def _explain_failure(driver, started, sshd):
+    """Print what explains a failure: the page's POSTs and messages, the tunnel's and sshd's logs, the server's
+    log, the runs' logs."""
+    from skein_jupyter.applications import application_logs, log_sections
+
+    for name in ("ssh.log", "sshd.log"):
+        path = sshd.directory / name
+        if path.exists():
+            print(f"----- {name} (the tunnel) -----\n{path.read_text()[-4000:]}")
+    try:
+        _screenshot(driver, "jupyter-scheduler-failure.png")
+        print(f"----- the UI's POSTs to scheduler/jobs -----\n{_posts(driver)}")
+        print(f"----- what the page shows -----\n{_page_messages(driver)}")
+    except Exception as exc:  # the browser itself may be what failed
+        print(f"----- no screenshot or page messages: {exc}")
+    for n, app_id in enumerate(started):  # ended in `finally`; here only their logs
+        try:
+            logs = application_logs(app_id, timeout=60)
+        except Exception as exc:
+            print(f"----- no logs of {app_id}: {exc}")
+            continue
+        kinds = ("jupyter.log", "skein-driver.log") if n == 0 else ("papermill.log", "application.master.log")
+        shown = False
+        for kind in kinds:
+            for section in log_sections(logs, kind):
+                print(f"----- {kind} of {app_id} -----\n{section[-12000:]}")
+                shown = True
+        if not shown:
+            print(f"----- logs of {app_id} -----\n{logs[-6000:]}")
 
 
 # ----- without a cluster: what `--scheduler` puts into the job and the spec

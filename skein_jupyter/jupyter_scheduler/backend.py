@@ -9,30 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import threading
-import time
 from datetime import datetime
 from typing import Any
 
 from jupyter_scheduler.exceptions import InputUriError, SchedulerError
-from jupyter_scheduler.models import (CountJobsQuery, CreateJob, CreateJobDefinition, CreateJobFromDefinition,
-                                      DescribeJob, DescribeJobDefinition, ListJobDefinitionsQuery,
-                                      ListJobDefinitionsResponse, ListJobsQuery, ListJobsResponse, Status,
-                                      UpdateJob, UpdateJobDefinition)
+from jupyter_scheduler.models import (CountJobsQuery, CreateJob, CreateJobFromDefinition, DescribeJob,
+                                      ListJobsQuery, ListJobsResponse, Status, UpdateJob)
 from jupyter_scheduler.scheduler import BaseScheduler
-from traitlets import Unicode
+from traitlets import Bool, Unicode
 
 from ..exceptions import SkeinJupyterError
 from . import JOB_TAG
+from .definitions import (JOB_ID_PREFIX, RECORD_FIELDS, DefinitionsMixin, definition_changes, no_input_folder,
+                          now_ms)
+from .driver import BackgroundClient
 from .store import Store
 
-__all__ = ["YarnScheduler", "job_status", "saved_status", "definition_changes"]
+__all__ = ["YarnScheduler", "job_status", "saved_status", "definition_changes"]  # definition_changes: .definitions
 
 ALL_STATES = ["NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING", "FINISHED", "FAILED", "KILLED"]
-_PREFIX = "yarn-"
-_FIELDS = ("name", "input_filename", "runtime_environment_name", "runtime_environment_parameters",
-           "output_formats", "parameters", "tags", "compute_type", "output_filename_template")
+DRIVER_WAIT = 180.0  # how long a request waits for the driver the server started (tens of seconds when loaded)
 
 
 def job_status(state: str, final_status: str) -> Status:
@@ -57,39 +54,8 @@ def saved_status(status: str | None) -> Status:
     return {"succeeded": Status.COMPLETED, "stopped": Status.STOPPED}.get(status or "", Status.FAILED)
 
 
-def definition_changes(record: dict, update: dict) -> dict:
-    """What an update of a job definition changes: the keys of ``update`` whose value differs from ``record``.
-
-    JupyterLab's edit form sends the schedule, the time zone and ``input_uri`` (the definition's
-    ``input_filename``) on every Save: an ``input_uri`` naming the same file is no change.
-    """
-    changes = {}
-    for key, value in update.items():
-        if key in ("output_filename_template", "url") or value is None:
-            continue
-        if key == "input_uri":
-            if os.path.basename(value) != record.get("input_filename"):
-                changes[key] = value
-        elif key == "timezone":
-            if (value or "UTC") != (record.get("timezone") or "UTC"):
-                changes[key] = value
-        elif value != record.get(key):
-            changes[key] = value
-    return changes
-
-
 def _ms(moment: datetime | None) -> int | None:
     return int(moment.timestamp() * 1000) if moment else None
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _no_input_folder(model: Any) -> None:
-    if getattr(model, "package_input_folder", False):
-        raise SchedulerError("'Run job with input folder' is not supported on YARN: a job ships its notebook "
-                             "only; untick it (put the files the notebook reads on HDFS)")
 
 
 def _fired(report: Any) -> bool:
@@ -99,23 +65,33 @@ def _fired(report: Any) -> bool:
     return any(t.startswith(SCHEDULE_TAG) for t in report.tags)
 
 
+def _make_client() -> Any:
+    from ..launch import skein_client
+
+    return skein_client()
+
+
 def _app_id(job_id: str) -> str:
-    if not job_id.startswith(_PREFIX + "application_"):
+    if not job_id.startswith(JOB_ID_PREFIX + "application_"):
         raise SchedulerError(f"no job {job_id}: jobs here are named yarn-<YARN application id>")
-    return job_id[len(_PREFIX):]
+    return job_id[len(JOB_ID_PREFIX):]
 
 
-class YarnScheduler(BaseScheduler):
+class YarnScheduler(DefinitionsMixin, BaseScheduler):
     """The scheduler class of ``SchedulerApp`` (see :mod:`skein_jupyter.jupyter_scheduler`)."""
 
     db_url = Unicode(help="Not used: the state is on the cluster.")
+    warm_up = Bool(True, config=True, help="Start the Skein driver and read the environments when the server "
+                                           "starts, in the background (False: on first use).")
     task_runner = None  # the user's scheduler application fires the definitions
 
     def __init__(self, root_dir: str, environments_manager: Any, config: Any = None, **kwargs: Any) -> None:
         super().__init__(root_dir=root_dir, environments_manager=environments_manager, config=config, **kwargs)
         self.store = Store()
-        self._client: Any = None
-        self._lock = threading.Lock()
+        self._driver = BackgroundClient(_make_client)
+        if self.warm_up:  # in the background: the first requests find the driver and the environments ready
+            self._driver.start()
+            getattr(environments_manager, "warm_up", lambda: None)()
         self._forgotten: dict[str, Status] = {}
         self._stopping: set[str] = set()  # stops this server asked for (the run saves its output, then ends)
 
@@ -123,12 +99,8 @@ class YarnScheduler(BaseScheduler):
 
     @property
     def client(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                from ..launch import skein_client
-
-                self._client = skein_client()
-            return self._client
+        """The server's Skein client; waits (up to :data:`DRIVER_WAIT` s) only while its driver starts."""
+        return self._driver.get(DRIVER_WAIT)
 
     async def _call(self, function: Any, *args: Any) -> Any:
         """Run ``function`` in a thread; skein-jupyter's errors become the scheduler's (shown in the UI)."""
@@ -138,9 +110,8 @@ class YarnScheduler(BaseScheduler):
             return await asyncio.to_thread(function, *args)
         except SkeinJupyterError as exc:
             raise SchedulerError(str(exc)) from None
-        except skein.exceptions.ConnectionError as exc:  # the driver is gone: a new one next time
-            with self._lock:
-                self._client = None
+        except skein.exceptions.ConnectionError as exc:  # the driver is gone: a new one starts now
+            self._driver.reset()
             raise SchedulerError(f"lost the connection to the Skein driver ({exc}); try again") from None
         except skein.exceptions.SkeinError as exc:
             raise SchedulerError(str(exc)) from None
@@ -178,18 +149,18 @@ class YarnScheduler(BaseScheduler):
         from ..launch import kill_quietly
         from ..runs import start
 
-        _no_input_folder(model)
+        no_input_folder(model)
         input_path = self._input_path(model.input_uri)
         submission = start(self._recipe(input_path, model), self.client)
-        record = {key: getattr(model, key) for key in _FIELDS}
-        record.update(app_id=submission.app_id, create_time=_now_ms(), output_formats=model.output_formats or
+        record = {key: getattr(model, key) for key in RECORD_FIELDS}
+        record.update(app_id=submission.app_id, create_time=now_ms(), output_formats=model.output_formats or
                       ["ipynb"])
         try:
             self.store.put_job(record, input_path)
         except BaseException:  # a job the panel would never show must not run
             kill_quietly(self.client, submission.app_id)
             raise
-        return _PREFIX + submission.app_id
+        return JOB_ID_PREFIX + submission.app_id
 
     def _describe(self, report: Any, record: dict | None, definitions: dict[str, dict]) -> DescribeJob | None:
         from ..runtime.cron import SCHEDULE_TAG
@@ -197,7 +168,7 @@ class YarnScheduler(BaseScheduler):
         definition_id = next((t[len(SCHEDULE_TAG):] for t in report.tags if t.startswith(SCHEDULE_TAG)), None)
         if record is None and definition_id in definitions:
             record = dict(definitions[definition_id], job_definition_id=definition_id,
-                          create_time=_ms(report.start_time) or _now_ms())
+                          create_time=_ms(report.start_time) or now_ms())
         if record is None or record.get("deleted"):
             return None
         state, final = str(report.state), str(report.final_status)
@@ -206,10 +177,10 @@ class YarnScheduler(BaseScheduler):
             status = Status.STOPPING
         message = (report.diagnostics or "").strip()[:500] or None if status == Status.FAILED else None
         ended = state in ("FINISHED", "FAILED", "KILLED")
-        return DescribeJob(**{key: record.get(key) for key in _FIELDS if record.get(key) is not None},
-                           job_id=_PREFIX + report.id, url=f"/jobs/{_PREFIX + report.id}",
+        return DescribeJob(**{key: record.get(key) for key in RECORD_FIELDS if record.get(key) is not None},
+                           job_id=JOB_ID_PREFIX + report.id, url=f"/jobs/{JOB_ID_PREFIX + report.id}",
                            job_definition_id=record.get("job_definition_id"), create_time=record["create_time"],
-                           update_time=_ms(report.finish_time) or _now_ms(),
+                           update_time=_ms(report.finish_time) or now_ms(),
                            start_time=_ms(report.start_time) if state != "ACCEPTED" else None,
                            end_time=_ms(report.finish_time) if ended else None, status=status,
                            status_message=message)
@@ -238,8 +209,8 @@ class YarnScheduler(BaseScheduler):
             status = saved_status(saved.get("status") if isinstance(saved, dict) else None)
             if isinstance(saved, dict):  # a saved summary is final; without one, look again next time
                 self._forgotten[app_id] = status
-        return DescribeJob(**{key: record.get(key) for key in _FIELDS if record.get(key) is not None},
-                           job_id=_PREFIX + app_id, url=f"/jobs/{_PREFIX + app_id}",
+        return DescribeJob(**{key: record.get(key) for key in RECORD_FIELDS if record.get(key) is not None},
+                           job_id=JOB_ID_PREFIX + app_id, url=f"/jobs/{JOB_ID_PREFIX + app_id}",
                            create_time=record["create_time"], update_time=record["create_time"],
                            status=status,
                            status_message="YARN no longer lists this application; status from its saved summary")
@@ -294,7 +265,7 @@ class YarnScheduler(BaseScheduler):
         job = self._job(job_id)
         app_id = _app_id(job_id)
         record = dict(self.store.job_records().get(app_id) or
-                      {key: getattr(job, key) for key in (*_FIELDS, "job_definition_id", "create_time")})
+                      {key: getattr(job, key) for key in (*RECORD_FIELDS, "job_definition_id", "create_time")})
         record.update(app_id=app_id, **changes)
         self.store.put_job(record)
 
@@ -377,129 +348,3 @@ class YarnScheduler(BaseScheduler):
             for fmt, path in wanted.items():
                 if fmt in chosen and os.path.isfile(chosen[fmt]):
                     shutil.copyfile(chosen[fmt], path)
-
-    # ----------------------------------------------------------------- job definitions
-
-    def _create_definition(self, model: CreateJobDefinition, name: str | None = None,
-                           create_time: int | None = None, input_path: str | None = None,
-                           paused: bool = False) -> str:
-        from .. import schedules
-
-        if not model.schedule:
-            raise SchedulerError("a job definition here needs a schedule (a cron expression)")
-        _no_input_folder(model)
-        name = name or f"js-{secrets.token_hex(4)}"
-        input_path = input_path or self._input_path(model.input_uri)
-        schedules.create(name, model.schedule, self._recipe(input_path, model), model.input_filename, self.client,
-                         tz=model.timezone or "UTC", paused=paused)
-        record = {key: getattr(model, key, None) for key in (*_FIELDS, "schedule", "timezone")}
-        record.update(job_definition_id=name, create_time=create_time or _now_ms(), update_time=_now_ms(),
-                      output_formats=model.output_formats or ["ipynb"])
-        try:
-            self.store.put_definition(record, input_path)
-        except BaseException:
-            schedules.delete(name)
-            raise
-        return name
-
-    async def create_job_definition(self, model: CreateJobDefinition) -> str:
-        return await self._call(self._create_definition, model)
-
-    def _definition(self, job_definition_id: str, fresh: bool = False) -> dict:
-        record = self.store.definitions(fresh).get(job_definition_id)
-        if record is None and not fresh:
-            return self._definition(job_definition_id, True)
-        if record is None:
-            raise SchedulerError(f"no job definition {job_definition_id}")
-        return record
-
-    async def get_job_definition(self, job_definition_id: str) -> DescribeJobDefinition:
-        return DescribeJobDefinition(**await self._call(self._definition, job_definition_id))
-
-    async def list_job_definitions(self, query: ListJobDefinitionsQuery
-                                   ) -> ListJobDefinitionsResponse:
-        records = await self._call(lambda: list(self.store.definitions().values()))  # read again after 15 s
-        found = [DescribeJobDefinition(**r) for r in records if not query.name or r["name"].startswith(query.name)]
-        found.sort(key=lambda d: d.create_time, reverse=True)
-        return ListJobDefinitionsResponse(job_definitions=found, total_count=len(found))
-
-    def _update_definition(self, job_definition_id: str, model: UpdateJobDefinition) -> None:
-        import tempfile
-
-        from .. import schedules
-
-        record = self._definition(job_definition_id, True)
-        changes = definition_changes(record, model.dict(exclude_unset=True))
-        rebuild = set(changes) - {"active", "name"}
-        paused = not changes.get("active", record["active"])
-        if rebuild:  # what a run does changed: the schedule is made again, under the same name
-            merged = CreateJobDefinition(**{**record, **changes, "input_uri": changes.get("input_uri") or
-                                            record["input_filename"]})
-            with tempfile.TemporaryDirectory(prefix="skein-jupyter-definition-") as stage:
-                if changes.get("input_uri"):
-                    input_path = self._input_path(changes["input_uri"])
-                else:
-                    self.store.fs.get([self.store.definition_input(job_definition_id)], stage)
-                    input_path = os.path.join(stage, os.path.basename(self.store.definition_input(job_definition_id)))
-                # every check that needs no change on the cluster, before anything changes
-                schedules.check_new(job_definition_id, merged.schedule, merged.timezone or "UTC", "run-once", "skip")
-                _no_input_folder(merged)
-                self._recipe(input_path, merged)
-                self._replace_definition(job_definition_id, merged, record["create_time"], input_path, paused)
-        else:
-            if "active" in changes and paused != (not record["active"]):
-                schedules.set_paused(job_definition_id, paused)
-            if "name" in changes:
-                self.store.put_definition({**record, "name": changes["name"], "update_time": _now_ms()})
-        self.store.forget_definitions()
-
-    def _replace_definition(self, name: str, model: CreateJobDefinition, create_time: int, input_path: str,
-                            paused: bool) -> None:
-        """Make the schedule ``name`` again; the old one is set aside and put back if that fails.
-
-        Its fires (``history/``) move into the new one, so the runs it fired stay in the panel.
-        """
-        from ..runtime.scheduler import HISTORY
-        from ..schedules import schedules_dir
-        from .store import base_dir
-
-        fs = self.store.fs
-        directory = f"{schedules_dir()}/{name}"
-        aside = f"{base_dir()}/edits/{name}-{secrets.token_hex(4)}"  # outside the schedules: it never fires
-        fs.mkdir(aside.rsplit("/", 1)[0])
-        fs.run("-mv", directory, aside)
-        try:
-            self._create_definition(model, name, create_time, input_path, paused)
-        except BaseException:
-            fs.run("-rm", "-r", "-f", "-skipTrash", directory, check=False)
-            fs.run("-mv", aside, directory)
-            raise
-        fs.run("-mv", f"{aside}/{HISTORY}/*", f"{directory}/{HISTORY}/", check=False)  # none yet: nothing to move
-        fs.run("-rm", "-r", "-f", "-skipTrash", aside, check=False)
-
-    async def update_job_definition(self, job_definition_id: str,
-                                    model: UpdateJobDefinition) -> None:
-        await self._call(self._update_definition, job_definition_id, model)
-
-    async def delete_job_definition(self, job_definition_id: str) -> None:
-        """Delete the schedule; the runs it fired stay (as jobs, outputs on HDFS)."""
-        from .. import schedules
-
-        def delete() -> None:
-            self._definition(job_definition_id, True)
-            schedules.delete(job_definition_id)
-            self.store.forget_definitions()
-        await self._call(delete)
-
-    async def create_job_from_definition(self, job_definition_id: str,
-                                         model: CreateJobFromDefinition) -> str:
-        """Fire the definition's schedule now, through your scheduler (its stored parameters)."""
-        from .. import schedules
-
-        def fire() -> str:
-            record = self._definition(job_definition_id, True)
-            if model.parameters and model.parameters != (record.get("parameters") or {}):
-                raise SchedulerError("a run of a job definition takes the definition's parameters; edit the job "
-                                     "definition to change them, or create a job from the notebook")
-            return _PREFIX + schedules.trigger(job_definition_id, self.client)["app_id"]
-        return await self._call(fire)

@@ -23,6 +23,7 @@ DEFINITION_INPUT = "jupyter-scheduler.ipynb"
 DIR_VARIABLE = "SKEIN_JUPYTER_LAB_JOBS_DIR"
 _DEFINITIONS_TTL = 15.0
 _JOBS_TTL = 30.0  # renames and deletes made by another server show up within this
+_UNKNOWN_TTL = 10.0  # an application without a record (another server's job, being made) is looked for this often
 
 
 def base_dir(user: str | None = None) -> str:
@@ -67,19 +68,36 @@ class Store:
     # -- jobs
 
     def job_records(self, app_ids: set[str] | None = None) -> dict[str, dict]:
-        """Every job record by application id; read again when an id in ``app_ids`` is not known yet."""
-        stale = self._jobs_read is None or time.monotonic() - self._jobs_read > _JOBS_TTL
-        if stale or (app_ids and not app_ids <= set(self.jobs)):
+        """Every job record by application id; read again when an id in ``app_ids`` is not known yet (at most
+        every :data:`_UNKNOWN_TTL` s: each read is a ``hdfs dfs`` JVM, and a listing must answer quickly)."""
+        age = time.monotonic() - self._jobs_read if self._jobs_read is not None else None
+        unknown = bool(app_ids and not app_ids <= set(self.jobs))
+        if age is None or age > _JOBS_TTL or (unknown and age > _UNKNOWN_TTL):
             read_at = time.monotonic()
             for record in _objects(self.fs.cat(f"{base_dir()}/jobs/*.json")):
                 if record.get("app_id"):
                     self.jobs[record["app_id"]] = record
             self._jobs_read = read_at
-        return self.jobs
+        return dict(self.jobs)  # a copy: a submission in another thread adds to it while a listing reads it
 
     def put_job(self, record: dict, input_path: str | None = None) -> None:
-        """Write (or replace) a job's record, and its input notebook's copy if given."""
+        """Write (or replace) a job's record, and its input notebook's copy if given.
+
+        The record is known (listed) at once; it is forgotten again if writing it fails.
+        """
         directory = f"{base_dir()}/jobs"
+        before = self.jobs.get(record["app_id"])
+        self.jobs[record["app_id"]] = record
+        try:
+            self._write_job(record, input_path, directory)
+        except BaseException:
+            if before is None:
+                self.jobs.pop(record["app_id"], None)
+            else:
+                self.jobs[record["app_id"]] = before
+            raise
+
+    def _write_job(self, record: dict, input_path: str | None, directory: str) -> None:
         with tempfile.TemporaryDirectory(prefix="skein-jupyter-job-") as stage:
             sources = [_write(os.path.join(stage, f"{record['app_id']}.json"), json.dumps(record) + "\n")]
             if input_path:
@@ -89,7 +107,6 @@ class Store:
                 self.fs.mkdir(directory)
                 self._jobs_dir_made = True
             self.fs.put(sources, directory + "/")
-        self.jobs[record["app_id"]] = record
 
     def job_input(self, app_id: str) -> str:
         return f"{base_dir()}/jobs/{app_id}.ipynb"
