@@ -213,9 +213,25 @@ def _download_html(driver, server, base, job_name):
     """Download the job's output files from the panel; the HTML file's text, read through the server."""
     from selenium.webdriver.common.by import By
 
+    from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
+
     began = time.monotonic()
-    row = _row(driver, job_name)
-    _click(driver, row.find_element(By.CSS_SELECTOR, f"button[title='Download output files for \"{job_name}\"']"))
+
+    def download(d):
+        """Click the row's download button, as a user does again after closing a "Server Connection Error"."""
+        row = _row(d, job_name)
+        buttons = row.find_elements(By.CSS_SELECTOR, f"button[title='Download output files for \"{job_name}\"']") \
+            if row is not None else []
+        try:
+            if buttons:
+                _click(d, buttons[0])
+                return True
+        except (ElementClickInterceptedException, StaleElementReferenceException):
+            _close_connection_error(d)
+        time.sleep(2)
+        return False
+
+    _wait(driver, 240, "the row's download button to take a click", download)
 
     def html_link(d):
         reload = _button(d, "Reload")
