@@ -329,8 +329,26 @@ def check_against_cluster(config: Mapping[str, Any], client: Any = None) -> None
     The environment exists (a published or own name, an ``hdfs://``
     archive), the queue exists, and the container fits the cluster's
     maximum allocation with your configuration applied, as at the kernel's
-    start. Raises :class:`UsageError` naming the option and the fix.
+    start. Raises :class:`UsageError` naming the option and the fix, or
+    :class:`InfrastructureError` when the cluster cannot be asked (both say
+    ``--no-check`` installs without asking).
     """
+    import shutil
+
+    from .exceptions import InfrastructureError
+
+    offline = "or pass --no-check to install without asking the cluster (the kernel's start checks it then)"
+    missing = [tool for tool in ("hdfs", "yarn") if shutil.which(tool) is None]
+    if missing:
+        raise UsageError(f"cannot ask the cluster about this kernel: `{missing[0]}` is not on PATH; run on a "
+                         f"Hadoop edge node (for the sandbox: eval \"$(skein-jupyter sandbox env)\"), {offline}")
+    try:
+        _ask_cluster(config, client)
+    except InfrastructureError as exc:
+        raise InfrastructureError(f"{exc}; {offline}") from None
+
+
+def _ask_cluster(config: Mapping[str, Any], client: Any) -> None:
     from .envstore import resolve_name
     from .hdfs import HadoopFS
     from .launch import skein_client

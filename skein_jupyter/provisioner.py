@@ -70,6 +70,7 @@ How a kernel lives (see ``runtime/kernel.py`` for the container's side):
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import signal
@@ -171,11 +172,12 @@ async def _off_loop(call: Callable[..., T], *args: Any) -> T:
     than failing with ``cannot schedule new futures after interpreter shutdown``.
     """
     try:
-        return await asyncio.to_thread(call, *args)
-    except RuntimeError as exc:
+        future = asyncio.get_running_loop().run_in_executor(None, functools.partial(call, *args))
+    except RuntimeError as exc:  # only the hand-over: an error of ``call`` itself is raised below
         if "interpreter shutdown" not in str(exc):
             raise
         return call(*args)
+    return await future
 
 
 def renew_lease(kv: Any, stop: threading.Event, interval: float, log: Any) -> None:

@@ -20,7 +20,7 @@ def test_the_driver_starts_once_in_the_background_and_a_failed_start_is_tried_ag
         return f"client-{len(made)}"
 
     driver = BackgroundClient(make)
-    driver.start()  # the server's start fails
+    assert isinstance(driver.start().exception(5), ApplicationError)  # the server's start fails
     with pytest.raises(ApplicationError, match="not on PATH"):  # a request starts it again and says why
         driver.get(5)
     assert len(made) == 2

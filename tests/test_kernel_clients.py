@@ -156,6 +156,14 @@ def test_bad_install_exits_2_and_writes_nothing(jupyter_dirs, tmp_path, monkeypa
     assert _files(tmp_path) == before
 
 
+def test_install_without_cluster_tools_names_no_check(jupyter_dirs, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no hdfs, no yarn: off the cluster
+    result = CliRunner().invoke(cli, ["kernel", "install", "--env", "analytics"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: cannot ask the cluster") and "--no-check" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not jupyter_dirs.exists()
+
+
 @pytest.mark.parametrize("args", [["run", "--dry-run"], ["schedule", "create", "k17", "--cron", "0 6 * * *"],
                                   ["notebook", "start"]])
 def test_a_kernel_recipe_is_refused_by_run_schedule_and_notebook_start(tmp_path, monkeypatch, args):

@@ -72,7 +72,8 @@ def bound_ports(process, connection_file, timeout=START_TIMEOUT):
 def kernel_command(directory: Path, connection_file: str | Path) -> list[str]:
     """The kernel's command line: this package's ``kernel_launcher.py``, written into ``directory``, as a script."""
     source = pkgutil.get_data(__package__ or "", LAUNCHER)  # from the runtime's zip in the container
-    assert source is not None, "the runtime's loader reads no data"
+    if source is None:
+        raise RuntimeError(f"{LAUNCHER} is not in the runtime's archive")
     launcher = Path(directory) / LAUNCHER
     launcher.write_bytes(source)
     return [sys.executable, str(launcher), "-f", str(connection_file)]

@@ -1,4 +1,4 @@
-"""The kernel the container runs: ipykernel's, with an interrupt that always reaches the running cell.
+"""The kernel the container runs: ipykernel's, with an interrupt that reaches a cell even as it starts.
 
 ``runtime/kernel.py`` writes this file next to the kernel's connection file and runs
 it as a script (``python kernel_launcher.py -f kernel.json``), as
@@ -18,7 +18,11 @@ reply at all: the client waits forever. Here an interrupt that arrives while
 an ``execute_request`` is being handled is sent again every
 :data:`RETRY` seconds until it lands in the cell's code (KeyboardInterrupt
 there, an error reply as usual), or the request is over (then it had nothing
-left to interrupt). Any other SIGINT keeps ipykernel's behaviour.
+left to interrupt). One delivery that lands in a hook IPython runs around the
+cell (``EventManager.trigger``: autoreload, matplotlib's figure rendering)
+raises there, once, as plain ipykernel would: IPython reports it and goes on,
+and a cell after the hook is still interrupted. Any other SIGINT keeps
+ipykernel's behaviour.
 """
 import os
 import signal
@@ -35,15 +39,21 @@ def kernel_class() -> type:
     from ipykernel.ipkernel import IPythonKernel
     from IPython.core.interactiveshell import InteractiveShell
 
-    run_code = getattr(InteractiveShell.run_code, "__code__", None)  # runs each cell: exec(cell, user_ns)
+    from IPython.core.events import EventManager
 
-    def in_cell(frame):
-        """Whether ``frame`` is the cell's code or code it called (the cell's frame is run_code's callee)."""
+    run_code = getattr(InteractiveShell.run_code, "__code__", None)  # runs each cell: exec(cell, user_ns)
+    trigger = getattr(EventManager.trigger, "__code__", None)  # runs the hooks (pre_run_cell, post_execute, ...)
+
+    def called_by(frame, caller):
+        """Whether ``frame`` is code that ``caller`` (a code object) called, or code called from there."""
         while frame is not None:
-            if frame.f_back is not None and frame.f_back.f_code is run_code:
+            if frame.f_back is not None and frame.f_back.f_code is caller:
                 return True
             frame = frame.f_back
         return False
+
+    def in_cell(frame):
+        return called_by(frame, run_code)
 
     class Kernel(IPythonKernel):
         _handling = None  # a token for the shell request the main thread handles now
@@ -51,6 +61,7 @@ def kernel_class() -> type:
         _typing = False  # its type is not known yet (should_handle, before its handler starts, tells)
         _interrupt = None  # the interrupt being delivered to that request, until it lands
         _landed = None  # the request an interrupt landed in: a late copy of it is ignored
+        _hooked = None  # the interrupt that stopped a hook already
         _lock = threading.Lock()  # no SIGINT sent for a request once it is over (not taken by the handler)
 
         async def dispatch_shell(self, msg, *args, **kwargs):
@@ -61,7 +72,7 @@ def kernel_class() -> type:
                 return await super().dispatch_shell(msg, *args, **kwargs)
             finally:
                 with self._lock:
-                    self._handling = self._interrupt = self._landed = None
+                    self._handling = self._interrupt = self._landed = self._hooked = None
                     self._typing = False
 
         def should_handle(self, stream, msg, idents):
@@ -79,8 +90,13 @@ def kernel_class() -> type:
                     return  # a copy the delivery thread sent while the interrupt landed
                 raise KeyboardInterrupt  # a SIGINT from elsewhere: as ipykernel
             if self._execute and run_code is not None and not in_cell(frame):
+                if trigger is not None and self._hooked is not self._interrupt and called_by(frame, trigger):
+                    # In a hook (autoreload, matplotlib's figure rendering): stopped as with plain ipykernel,
+                    # once per interrupt (IPython reports it and goes on); a cell after it is interrupted still.
+                    self._hooked = self._interrupt
+                    raise KeyboardInterrupt
                 return  # in ipykernel's or IPython's own code: the delivery thread sends it again
-            self._interrupt, self._landed = None, token
+            self._landed, self._interrupt = token, None
             raise KeyboardInterrupt
 
         def _send_interrupt_children(self):  # on the control thread

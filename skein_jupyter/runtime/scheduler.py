@@ -198,19 +198,30 @@ class Scheduler:
 
         Atomic and exclusive: the record is written whole under a temporary
         name, then renamed without overwrite (HDFS refuses a rename onto an
-        existing file), so a reader never sees half a record.
+        existing file), so a reader never sees half a record. When another
+        record holds and cannot be read now, this raises: the fire is not
+        taken as ours (the next pass looks again).
         """
         temporary = f"{path}.{secrets.token_hex(4)}.tmp"
         self.hdfs.write(temporary, (json.dumps(record, sort_keys=True) + "\n").encode(), overwrite=False,
                         createparent=False)
-        if self.hdfs.rename(temporary, path):
-            return record
-        self.hdfs.delete(temporary)
         try:
-            found = json.loads(self.hdfs.cat(path))
-            return found if isinstance(found, dict) else record
-        except (OSError, ValueError):
-            return record
+            if self.hdfs.rename(temporary, path):
+                return record
+        except Exception:
+            self._discard(temporary)
+            raise
+        self._discard(temporary)
+        found = json.loads(self.hdfs.cat(path))
+        if not isinstance(found, dict):
+            raise ValueError(f"{path} is not a record")
+        return found
+
+    def _discard(self, path: str) -> None:
+        try:
+            self.hdfs.delete(path)
+        except Exception as exc:  # left behind: readers take only *.json
+            log(f"could not remove {path}: {describe(exc)}")
 
     def skip(self, name: str, scheduled: datetime, how: str, reason: str, missed: int = 0) -> None:
         key = cron.stamp(scheduled)
