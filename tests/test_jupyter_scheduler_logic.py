@@ -37,7 +37,7 @@ def _scheduler(root):
 
 
 def test_notebooks_outside_the_server_root_are_refused(tmp_path):
-    from jupyter_scheduler.exceptions import InputUriError
+    from jupyter_scheduler.exceptions import InputUriError, SchedulerError
 
     root = tmp_path / "root"
     (root / "sub").mkdir(parents=True)
@@ -45,9 +45,11 @@ def test_notebooks_outside_the_server_root_are_refused(tmp_path):
     (tmp_path / "secret.ipynb").write_text("{}")
     scheduler = _scheduler(root)
     assert scheduler._input_path("sub/a.ipynb") == str((root / "sub" / "a.ipynb").resolve())
-    for uri in ("../secret.ipynb", str(tmp_path / "secret.ipynb"), "sub/../../secret.ipynb", "missing.ipynb"):
-        with pytest.raises(InputUriError):
+    for uri in ("../secret.ipynb", str(tmp_path / "secret.ipynb"), "sub/../../secret.ipynb"):
+        with pytest.raises(InputUriError, match="is outside the server's root directory"):
             scheduler._input_path(uri)
+    with pytest.raises(SchedulerError, match="missing.ipynb does not exist under the server's root"):
+        scheduler._input_path("missing.ipynb")  # a SchedulerError too: an edit's refusal says why (not a 500)
 
 
 def test_jobs_are_listed_page_by_page(tmp_path):

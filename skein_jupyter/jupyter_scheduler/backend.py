@@ -77,6 +77,17 @@ def _app_id(job_id: str) -> str:
     return job_id[len(JOB_ID_PREFIX):]
 
 
+class NotebookRefused(InputUriError, SchedulerError):
+    """A job's notebook that is missing or outside the server's root: the panel shows why, on create and edit."""
+
+    def __init__(self, input_uri: str, message: str) -> None:
+        super().__init__(input_uri)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class YarnScheduler(DefinitionsMixin, BaseScheduler):
     """The scheduler class of ``SchedulerApp`` (see :mod:`skein_jupyter.jupyter_scheduler`)."""
 
@@ -120,8 +131,11 @@ class YarnScheduler(DefinitionsMixin, BaseScheduler):
         """The notebook ``input_uri`` names, which must be a file under the server's root directory."""
         root = os.path.realpath(self.root_dir)
         path = os.path.realpath(os.path.join(root, input_uri))
-        if os.path.commonpath([root, path]) != root or not os.path.isfile(path):
-            raise InputUriError(input_uri)
+        if os.path.commonpath([root, path]) != root:
+            raise NotebookRefused(input_uri, f"{input_uri} is outside the server's root directory; jobs run "
+                                             "notebooks under it: move or copy the notebook there")
+        if not os.path.isfile(path):
+            raise NotebookRefused(input_uri, f"{input_uri} does not exist under the server's root directory")
         return path
 
     def _recipe(self, input_path: str, model: Any) -> Any:

@@ -127,8 +127,10 @@ class DefinitionsMixin:
         rebuild = set(changes) - {"active", "name"}
         paused = not changes.get("active", record["active"])
         if rebuild:  # what a run does changed: the schedule is made again, under the same name
-            merged = CreateJobDefinition(**{**record, **changes, "input_uri": changes.get("input_uri") or
-                                            record["input_filename"]})
+            new_input = changes.get("input_uri")  # a new notebook: its name is shown (and listed) from now on
+            merged = CreateJobDefinition(**{**record, **changes, "input_uri": new_input or record["input_filename"],
+                                            "input_filename": os.path.basename(new_input) if new_input
+                                            else record["input_filename"]})
             with tempfile.TemporaryDirectory(prefix="skein-jupyter-definition-") as stage:
                 if changes.get("input_uri"):
                     input_path = self._input_path(changes["input_uri"])
