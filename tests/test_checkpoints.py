@@ -1,64 +1,81 @@
-"""Checkpoints of a set's output notebook (runtime/setrun.py) never upload a file papermill is rewriting.
+"""The engine's papermill saves (runtime/execute.py) leave a whole notebook at every moment.
 
-Papermill saves in place (truncate, then write). A checkpoint read at that
-moment is empty or cut short; uploaded, it would replace the last good copy on
-HDFS (CI once read an empty checkpoint in test_runs.py's hard-kill test). No
-cluster: the worker below records what would be uploaded; the real uploads
-are in test_runs.py.
+Papermill saves in place (truncate, then write). A checkpoint that uploads the
+file at that moment sends an empty or cut-short notebook over the last good
+copy on HDFS (CI once read an empty checkpoint in test_runs.py's hard-kill
+test). No cluster: papermill's own I/O layer writes local files here; the
+uploads are in test_runs.py.
 """
 import json
+import os
 import threading
 import time
-from pathlib import Path
-from types import SimpleNamespace
 
-from skein_jupyter.runtime.setrun import SetRun
+import pytest
+from papermill.iorw import papermill_io
 
-WHOLE = json.dumps({"cells": [{"cell_type": "code", "outputs": [{"text": "before"}]}], "nbformat": 4})
-
-
-class Uploads:
-    """A worker's part a SetRun uses, keeping the bytes each upload would send."""
-
-    def __init__(self, workdir: Path, interval: int = 1) -> None:
-        run = SimpleNamespace(notebook="/data/report.ipynb", sets=[{}], html=False, checkpoint_interval=interval,
-                              parameters={})
-        self.job = SimpleNamespace(run=run, parameters=lambda index: {})
-        self.workdir, self.output, self.sent = workdir, "/user/me/out", []
-
-    def upload(self, paths):
-        self.sent.extend((Path(p).name, Path(p).read_bytes()) for p in paths)
+from skein_jupyter.runtime.execute import _atomic_saves
 
 
-def test_a_notebook_cut_short_is_not_uploaded_and_a_whole_one_is_under_its_own_name(tmp_path):
-    worker = Uploads(tmp_path)
-    set_run = SetRun(worker, 0, 1)
-    for partial in ("", WHOLE[:40]):
-        set_run.local.write_text(partial)
-        assert set_run._snapshot() is None
-        assert set_run.save({"output": "x", "html": None}) == []  # the last checkpoint stays
-    set_run.local.write_text(WHOLE)
-    snapshot = set_run._snapshot()
-    assert snapshot is not None and snapshot.name == set_run.local.name and snapshot != set_run.local
-    assert snapshot.read_text() == WHOLE
-    assert set_run.save({"output": "x", "html": None}) == [set_run.local]
+@pytest.fixture
+def atomic():
+    handler = _atomic_saves()
+    yield handler
+    vars(handler).pop("write", None)  # papermill's own write again, for the rest of this process
 
 
-def test_checkpoints_wait_out_a_rewrite_then_upload_the_whole_notebook(tmp_path):
-    worker = Uploads(tmp_path)
-    set_run = SetRun(worker, 0, 1)
-    set_run.local.write_text("")  # papermill has just truncated it
-    finished = threading.Event()
-    thread = threading.Thread(target=set_run._checkpoints, args=(finished,), daemon=True)
-    thread.start()
-    time.sleep(2.5)
-    assert worker.sent == []
-    set_run.local.write_text(WHOLE)
-    deadline = time.monotonic() + 10
-    while not worker.sent and time.monotonic() < deadline:
-        time.sleep(0.1)
-    finished.set()
-    thread.join(10)
-    assert not thread.is_alive()
-    assert worker.sent and all(json.loads(data) for _, data in worker.sent)
-    assert {name for name, _ in worker.sent} == {set_run.local.name}
+def _notebook(n):
+    return json.dumps({"cells": [{"cell_type": "code", "source": "x", "outputs": [{"text": "y" * 2000}]}] * n,
+                      "metadata": {"n": n}, "nbformat": 4, "nbformat_minor": 5})
+
+
+def test_a_reader_only_ever_sees_whole_notebooks(atomic, tmp_path):
+    target = tmp_path / "out.ipynb"
+    papermill_io.write(_notebook(1), str(target))
+    saves, done, seen, cut = 60, threading.Event(), [], []
+
+    def save():
+        for i in range(saves):
+            papermill_io.write(_notebook(200 + i), str(target))
+        done.set()
+
+    writer = threading.Thread(target=save, daemon=True)
+    writer.start()
+    deadline = time.monotonic() + 120
+    while not done.is_set() and time.monotonic() < deadline:
+        data = target.read_bytes()
+        try:
+            seen.append(json.loads(data)["metadata"]["n"])
+        except ValueError:
+            cut.append(len(data))
+    writer.join(10)
+    assert done.is_set(), "60 saves did not finish in 120 s"
+    assert cut == [], f"{len(cut)} reads found a notebook cut short (sizes {cut[:5]})"
+    assert len(seen) > 1 and json.loads(target.read_text())["metadata"]["n"] == 200 + saves - 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ipynb"]  # no temporary file left
+
+
+def test_a_save_interrupted_before_its_rename_keeps_the_last_whole_notebook(atomic, tmp_path, monkeypatch):
+    target = tmp_path / "out.ipynb"
+    papermill_io.write(_notebook(3), str(target))
+
+    def stopped(*args):  # a stop (the engine's Interrupted is a BaseException too) after the data is written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        papermill_io.write(_notebook(4), str(target))
+    monkeypatch.undo()
+    assert json.loads(target.read_text())["metadata"]["n"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ipynb"]
+
+
+def test_a_relative_path_is_from_papermills_cwd_and_a_missing_folder_is_refused(atomic, tmp_path):
+    previous = atomic.cwd(str(tmp_path))
+    try:
+        papermill_io.write(_notebook(1), "rel.ipynb")
+        with pytest.raises(FileNotFoundError, match="doesn't exist"):
+            papermill_io.write(_notebook(1), "missing/rel.ipynb")
+    finally:
+        atomic.cwd(previous)
+    assert json.loads((tmp_path / "rel.ipynb").read_text())["metadata"]["n"] == 1

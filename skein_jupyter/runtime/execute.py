@@ -16,14 +16,17 @@ set runs (a kernel nothing has run in yet), so the next set does not wait
 for one to boot; an unused one is shut down when the engine ends.
 
 Papermill saves the output notebook after every cell (and every 30 seconds
-during a long one); on SIGTERM (stop) or SIGUSR1 (timeout) the notebook is
-saved as it is, the kernel is shut down and the engine ends (kernels also
+during a long one), here to a temporary file renamed over it, so the file is
+always a whole notebook for the checkpoints that upload it. On SIGTERM (stop)
+or SIGUSR1 (timeout) the notebook is saved as it is, the kernel is shut down and the engine ends (kernels also
 watch their parent, and end with it).
 """
+import contextlib
 import json
 import os
 import signal
 import sys
+import tempfile
 
 from .common import log
 
@@ -82,6 +85,39 @@ def _track_cells(emit):
             emit(event="done", index=cell_index)
 
     engines.NotebookExecutionManager = Tracked
+
+
+def _atomic_saves():
+    """Make papermill's saves of a local notebook atomic: a temporary file beside it, renamed over it.
+
+    Papermill writes in place (truncate, then write). A checkpoint uploading
+    the file at that moment, or a stop landing in the write, would find it
+    empty or cut short and replace the last good copy with it. Now a reader
+    sees the previous whole notebook or the new one; a write that fails or is
+    interrupted leaves the previous one and no temporary file.
+    """
+    from papermill.iorw import papermill_io
+
+    local = papermill_io.get_handler(os.path.join(os.sep, "output.ipynb"))  # the handler of plain paths
+
+    def write(buf, path):
+        # Relative paths are from papermill's cwd, as in its own handler (without changing the process's).
+        target = os.path.abspath(os.path.join(getattr(local, "_cwd", None) or os.getcwd(), path))
+        folder = os.path.dirname(target)
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"output folder {folder} doesn't exist.")
+        fd, partial = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".partial", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(buf)
+            os.replace(partial, target)
+        except BaseException:  # Interrupted (a stop, a timeout) included
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+            raise
+
+    local.write = write
+    return local
 
 
 def _interrupt(signum, frame):
@@ -233,6 +269,10 @@ def main(events_fd):
         import papermill  # noqa: F401  (once, before the first set)
 
         _track_cells(emit)
+        try:
+            _atomic_saves()
+        except (ImportError, AttributeError) as exc:  # a papermill without this handler: saves stay in place
+            log(f"papermill saves its output in place ({type(exc).__name__}: {exc})")
     except Interrupted:
         return 1
     return serve(sys.stdin, emit)

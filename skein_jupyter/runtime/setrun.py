@@ -143,33 +143,12 @@ class SetRun:
             except OSError:
                 continue
             if mtime != uploaded_mtime and time.monotonic() - last >= interval:
-                snapshot = self._snapshot()
-                if snapshot is None:  # caught mid-write: again in a second
-                    continue
                 try:
-                    self.worker.upload([snapshot])
+                    self.worker.upload([self.local])
                     uploaded_mtime = mtime
                 except Exception as exc:
                     log(f"set {self.index}: checkpoint failed: {exc}")
                 last = time.monotonic()
-
-    def _snapshot(self) -> Path | None:
-        """A whole copy of the output notebook as papermill last wrote it, or None while it is being written.
-
-        Papermill rewrites the file in place (truncate, then write): a copy
-        taken at that moment is empty or cut short, and uploading it would
-        replace the last good checkpoint on HDFS with it.
-        """
-        try:
-            data = self.local.read_bytes()
-            json.loads(data)
-        except (OSError, ValueError):
-            return None
-        folder = self.worker.workdir / f"checkpoint-{self.index}"
-        folder.mkdir(mode=0o700, exist_ok=True)
-        snapshot = folder / self.local.name  # the name it has on HDFS
-        snapshot.write_bytes(data)
-        return snapshot
 
     def _args_file(self):
         run = self.worker.job.run
@@ -260,11 +239,7 @@ class SetRun:
     def save(self, result: dict) -> list[Path]:
         """HTML (when asked) of the output notebook, whatever the outcome; returns the files to upload."""
         files = []
-        if self.local.exists() and self._snapshot() is None:
-            # Killed while papermill rewrote it: the last checkpoint on HDFS is kept rather than this.
-            log(f"set {self.index}: the output notebook was cut short (killed while saving); the last "
-                "checkpoint on the cluster is kept")
-        elif self.local.exists():
+        if self.local.exists():
             files.append(self.local)
             if self.remote_html:
                 html = self.local.with_suffix(".html")
