@@ -8,13 +8,14 @@ uploads are in test_runs.py.
 """
 import json
 import os
+import signal
 import threading
 import time
 
 import pytest
 from papermill.iorw import papermill_io
 
-from skein_jupyter.runtime.execute import _atomic_saves
+from skein_jupyter.runtime.execute import Interrupted, _atomic_saves
 
 
 @pytest.fixture
@@ -32,11 +33,14 @@ def _notebook(n):
 def test_a_reader_only_ever_sees_whole_notebooks(atomic, tmp_path):
     target = tmp_path / "out.ipynb"
     papermill_io.write(_notebook(1), str(target))
-    saves, done, seen, cut = 60, threading.Event(), [], []
+    saves, done, seen, cut, failed = 60, threading.Event(), [], [], []
 
     def save():
-        for i in range(saves):
-            papermill_io.write(_notebook(200 + i), str(target))
+        try:
+            for i in range(saves):
+                papermill_io.write(_notebook(200 + i), str(target))
+        except Exception as exc:
+            failed.append(exc)
         done.set()
 
     writer = threading.Thread(target=save, daemon=True)
@@ -49,7 +53,7 @@ def test_a_reader_only_ever_sees_whole_notebooks(atomic, tmp_path):
         except ValueError:
             cut.append(len(data))
     writer.join(10)
-    assert done.is_set(), "60 saves did not finish in 120 s"
+    assert done.is_set() and not failed, f"60 saves did not finish in 120 s: {failed}"
     assert cut == [], f"{len(cut)} reads found a notebook cut short (sizes {cut[:5]})"
     assert len(seen) > 1 and json.loads(target.read_text())["metadata"]["n"] == 200 + saves - 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ipynb"]  # no temporary file left
@@ -59,11 +63,11 @@ def test_a_save_interrupted_before_its_rename_keeps_the_last_whole_notebook(atom
     target = tmp_path / "out.ipynb"
     papermill_io.write(_notebook(3), str(target))
 
-    def stopped(*args):  # a stop (the engine's Interrupted is a BaseException too) after the data is written
-        raise KeyboardInterrupt
+    def stopped(*args):  # the engine's Interrupted (a BaseException), after the data is written
+        raise Interrupted("stopped")
 
     monkeypatch.setattr(os, "replace", stopped)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted):
         papermill_io.write(_notebook(4), str(target))
     monkeypatch.undo()
     assert json.loads(target.read_text())["metadata"]["n"] == 3
@@ -79,3 +83,26 @@ def test_a_relative_path_is_from_papermills_cwd_and_a_missing_folder_is_refused(
     finally:
         atomic.cwd(previous)
     assert json.loads((tmp_path / "rel.ipynb").read_text())["metadata"]["n"] == 1
+
+
+def test_a_stop_signal_during_a_save_lands_after_it(atomic, tmp_path, monkeypatch):
+    target = tmp_path / "out.ipynb"
+    replace = os.replace
+
+    def signalled_then_replace(*args):  # the timeout's signal arrives in the middle of the save
+        os.kill(os.getpid(), signal.SIGUSR1)
+        return replace(*args)
+
+    def timed_out(*args):
+        raise Interrupted("timed_out")
+
+    previous = signal.signal(signal.SIGUSR1, timed_out)
+    monkeypatch.setattr(os, "replace", signalled_then_replace)
+    try:
+        with pytest.raises(Interrupted):
+            papermill_io.write(_notebook(5), str(target))
+    finally:
+        monkeypatch.undo()
+        signal.signal(signal.SIGUSR1, previous)
+    assert json.loads(target.read_text())["metadata"]["n"] == 5  # the save finished before the stop
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ipynb"]

@@ -26,7 +26,6 @@ import json
 import os
 import signal
 import sys
-import tempfile
 
 from .common import log
 
@@ -93,8 +92,9 @@ def _atomic_saves():
     Papermill writes in place (truncate, then write). A checkpoint uploading
     the file at that moment, or a stop landing in the write, would find it
     empty or cut short and replace the last good copy with it. Now a reader
-    sees the previous whole notebook or the new one; a write that fails or is
-    interrupted leaves the previous one and no temporary file.
+    sees the previous whole notebook or the new one. A stop or timeout signal
+    waits until the save is done (blocked meanwhile, then delivered); a write
+    that fails leaves the previous notebook.
     """
     from papermill.iorw import papermill_io
 
@@ -103,18 +103,21 @@ def _atomic_saves():
     def write(buf, path):
         # Relative paths are from papermill's cwd, as in its own handler (without changing the process's).
         target = os.path.abspath(os.path.join(getattr(local, "_cwd", None) or os.getcwd(), path))
-        folder = os.path.dirname(target)
+        folder, name = os.path.split(target)
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"output folder {folder} doesn't exist.")
-        fd, partial = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".partial", dir=folder)
+        partial = os.path.join(folder, f".{name}.partial")
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, set(STATUS_BY_SIGNAL))
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
+            with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as f:
                 f.write(buf)
             os.replace(partial, target)
-        except BaseException:  # Interrupted (a stop, a timeout) included
+        except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(partial)
             raise
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a signal that came meanwhile lands now
 
     local.write = write
     return local
@@ -271,7 +274,7 @@ def main(events_fd):
         _track_cells(emit)
         try:
             _atomic_saves()
-        except (ImportError, AttributeError) as exc:  # a papermill without this handler: saves stay in place
+        except Exception as exc:  # best effort: a papermill whose internals differ saves in place
             log(f"papermill saves its output in place ({type(exc).__name__}: {exc})")
     except Interrupted:
         return 1

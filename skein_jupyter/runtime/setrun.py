@@ -139,8 +139,11 @@ class SetRun:
         uploaded_mtime, last = None, time.monotonic()
         while not finished.wait(1.0):
             try:
-                mtime = self.local.stat().st_mtime
+                stat = self.local.stat()
             except OSError:
+                continue
+            mtime = stat.st_mtime
+            if stat.st_size == 0:  # only papermill saving in place (an engine without atomic saves) leaves this
                 continue
             if mtime != uploaded_mtime and time.monotonic() - last >= interval:
                 try:
