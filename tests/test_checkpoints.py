@@ -15,7 +15,7 @@ import time
 import pytest
 from papermill.iorw import papermill_io
 
-from skein_jupyter.runtime.execute import Interrupted, _atomic_saves
+from skein_jupyter.runtime.execute import Interrupted, _atomic_saves, _interrupt
 
 
 @pytest.fixture
@@ -93,16 +93,14 @@ def test_a_stop_signal_during_a_save_lands_after_it(atomic, tmp_path, monkeypatc
         os.kill(os.getpid(), signal.SIGUSR1)
         return replace(*args)
 
-    def timed_out(*args):
-        raise Interrupted("timed_out")
-
-    previous = signal.signal(signal.SIGUSR1, timed_out)
+    previous = signal.signal(signal.SIGUSR1, _interrupt)  # the engine's handler
     monkeypatch.setattr(os, "replace", signalled_then_replace)
     try:
-        with pytest.raises(Interrupted):
+        with pytest.raises(Interrupted) as raised:
             papermill_io.write(_notebook(5), str(target))
     finally:
         monkeypatch.undo()
         signal.signal(signal.SIGUSR1, previous)
+    assert raised.value.status == "timed_out"
     assert json.loads(target.read_text())["metadata"]["n"] == 5  # the save finished before the stop
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ipynb"]

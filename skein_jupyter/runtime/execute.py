@@ -12,8 +12,10 @@ when a cell starts, ``{"event": "done", "index": i}`` when it ends, and one
 
 Every set gets a fresh kernel, shut down when the set ends. With
 ``"prestart": true`` the engine starts the *next* set's kernel while this
-set runs (a kernel nothing has run in yet), so the next set does not wait
-for one to boot; an unused one is shut down when the engine ends.
+set runs in a kernel started ahead (a kernel nothing has run in yet), so the
+next set does not wait for one to boot; a set that starts its own kernel (the
+first) boots alone, and the next set's kernel starts after it. An unused one
+is shut down when the engine ends.
 
 Papermill saves the output notebook after every cell (and every 30 seconds
 during a long one), here to a temporary file renamed over it, so the file is
@@ -93,8 +95,8 @@ def _atomic_saves():
     the file at that moment, or a stop landing in the write, would find it
     empty or cut short and replace the last good copy with it. Now a reader
     sees the previous whole notebook or the new one. A stop or timeout signal
-    waits until the save is done (blocked meanwhile, then delivered); a write
-    that fails leaves the previous notebook.
+    that comes during a save is raised when the save is done (see
+    :func:`_interrupt`); a write that fails leaves the previous notebook.
     """
     from papermill.iorw import papermill_io
 
@@ -107,7 +109,7 @@ def _atomic_saves():
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"output folder {folder} doesn't exist.")
         partial = os.path.join(folder, f".{name}.partial")
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, set(STATUS_BY_SIGNAL))
+        _saving["depth"] += 1
         try:
             with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as f:
                 f.write(buf)
@@ -117,13 +119,24 @@ def _atomic_saves():
                 os.unlink(partial)
             raise
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a signal that came meanwhile lands now
+            _saving["depth"] -= 1
+            pending, _saving["pending"] = _saving["pending"], None
+            if pending is not None:  # a stop or timeout that came during the save lands now
+                raise Interrupted(pending)
 
     local.write = write
     return local
 
 
+#: A save in progress (depth) and the stop or timeout that came during it (pending), for :func:`_atomic_saves`.
+_saving: dict = {"depth": 0, "pending": None}
+
+
 def _interrupt(signum, frame):
+    """The stop and timeout signals' handler (Python runs it in the main thread, where papermill saves)."""
+    if _saving["depth"]:
+        _saving["pending"] = STATUS_BY_SIGNAL[signum]  # raised once the notebook is in place
+        return
     raise Interrupted(STATUS_BY_SIGNAL[signum])
 
 
@@ -218,6 +231,15 @@ def run_set(args, emit, km=None):
     return "succeeded"
 
 
+def _ahead(key):
+    """A kernel started ahead for a next set, or None (papermill then starts that set's kernel, and says why)."""
+    try:
+        return Spare(key)
+    except Exception as exc:
+        log(f"kernel not started ahead: {type(exc).__name__}: {exc}")
+        return None
+
+
 def serve(lines, emit) -> int:
     """Run the sets whose argument files ``lines`` name, one after another; 1 after a stop or timeout."""
     spare = None
@@ -236,11 +258,12 @@ def serve(lines, emit) -> int:
             if spare is not None and current is None:
                 spare.shutdown()
             spare = None
-            if key is not None and args.get("prestart"):
-                try:
-                    spare = Spare(key)  # booting while this set runs
-                except Exception as exc:  # papermill starts this set's kernel itself, and says what is wrong
-                    log(f"kernel not started ahead: {type(exc).__name__}: {exc}")
+            ahead = key is not None and bool(args.get("prestart"))
+            if ahead and current is not None:
+                # Booting while this set runs in its kernel started ahead. A set that boots its own kernel (the
+                # first one) does not share the CPU with a second boot: on a busy node that could exceed the
+                # kernel start timeout; the next set's kernel starts after it.
+                spare = _ahead(key)
             try:
                 status = run_set(args, emit, current.km if current is not None else None)
             finally:
@@ -248,6 +271,8 @@ def serve(lines, emit) -> int:
                     current.shutdown()
             if status in ("stopped", "timed_out"):
                 return 1
+            if ahead and spare is None:
+                spare = _ahead(key)
     except Interrupted:  # between sets: nothing was running
         return 1
     finally:
