@@ -60,9 +60,10 @@ SERVE = textwrap.dedent("""
     run_set = execute.run_set
 
     def counted(args, emit, km=None):
+        ahead = len(spares)  # kernels started ahead before this set ran
         status = run_set(args, emit, km)
-        print(json.dumps({"threads": threading.active_count(), "status": status, "given": km is not None}),
-              flush=True)
+        print(json.dumps({"threads": threading.active_count(), "status": status, "given": km is not None,
+                          "ahead": ahead}), flush=True)
         if sys.argv[1] == "kill" and len(spares) == 2 and not killed:  # the kernel for the next set dies
             spares[-1].km.provisioner.process.kill()
             spares[-1].km.provisioner.process.wait()
@@ -71,6 +72,7 @@ SERVE = textwrap.dedent("""
 
     execute.run_set = counted
     execute._track_cells(lambda **event: None)
+    execute._atomic_saves()
     before = threading.active_count()
     code = execute.serve(sys.argv[2:], lambda **event: None)
     print(json.dumps({"before": before, "after": threading.active_count(), "code": code}), flush=True)
@@ -96,6 +98,8 @@ def test_kernels_started_ahead_leak_nothing_and_a_dead_one_is_replaced(notebook)
           f"{end['before']} before, {end['after']} after")
     assert [r["status"] for r in sets] == ["succeeded"] * 4
     assert [r["given"] for r in sets] == [False, True, False, True]
+    # The next set's kernel starts only once a set runs (at its first cell), never beside a kernel still booting.
+    assert [r["ahead"] for r in sets] == [0, 1, 2, 3]
     assert sets[3]["threads"] <= sets[1]["threads"]
     assert end["after"] <= end["before"] and end["code"] == 0
     assert json.loads((notebook / "out-2.ipynb").read_text())["metadata"]["papermill"]["parameters"] == {"x": 2}
@@ -139,3 +143,39 @@ def test_engine_gone_between_sets_is_replaced_and_survives_a_failing_handler(not
         assert engine.reader.is_alive() and seen[0] == "start"
     finally:
         engine.close()
+
+
+# A stop or timeout that comes during an autosave in a long cell (nbclient saves from its output task).
+AUTOSAVE_STOP = textwrap.dedent("""
+    import os, signal, sys
+    from skein_jupyter.runtime import execute
+    import papermill
+
+    signal.signal(signal.SIGUSR1, execute._interrupt)
+    handler = execute._atomic_saves()
+    write, saves = handler.write, []
+
+    def counted(buf, path):
+        saves.append(1)
+        if len(saves) == 4:  # an autosave while the long cell prints
+            os.kill(os.getpid(), signal.SIGUSR1)
+        return write(buf, path)
+
+    handler.write = counted
+    try:
+        papermill.execute_notebook(sys.argv[1], sys.argv[2], progress_bar=False, autosave_cell_every=1)
+        print("ended without Interrupted")
+    except execute.Interrupted as exc:
+        print(f"Interrupted {exc.status}; cell ended: {os.path.exists(sys.argv[3])}")
+""")
+
+
+def test_a_timeout_during_an_autosave_interrupts_the_running_cell(tmp_path):
+    ended = tmp_path / "cell-ended"
+    notebook = {**NOTEBOOK, "cells": [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+                                       "source": f"import time\nfor i in range(120):\n    print(i, flush=True)\n"
+                                                 f"    time.sleep(0.25)\nopen({str(ended)!r}, 'w').close()"}]}
+    (tmp_path / "long.ipynb").write_text(json.dumps(notebook))
+    proc = subprocess.run([sys.executable, "-c", AUTOSAVE_STOP, str(tmp_path / "long.ipynb"),
+                           str(tmp_path / "out.ipynb"), str(ended)], capture_output=True, text=True, timeout=240)
+    assert "Interrupted timed_out; cell ended: False" in proc.stdout, proc.stdout + proc.stderr[-3000:]

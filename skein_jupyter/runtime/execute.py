@@ -11,11 +11,10 @@ when a cell starts, ``{"event": "done", "index": i}`` when it ends, and one
 ``{"event": "result", "status": ...}`` at the end. It ends at the end of its input.
 
 Every set gets a fresh kernel, shut down when the set ends. With
-``"prestart": true`` the engine starts the *next* set's kernel while this
-set runs in a kernel started ahead (a kernel nothing has run in yet), so the
-next set does not wait for one to boot; a set that starts its own kernel (the
-first) boots alone, and the next set's kernel starts after it. An unused one
-is shut down when the engine ends.
+``"prestart": true`` the engine starts the *next* set's kernel (a kernel
+nothing has run in yet) once this set's kernel has answered, at its first
+cell, so the next set does not wait for one to boot and two kernels never
+boot side by side. An unused one is shut down when the engine ends.
 
 Papermill saves the output notebook after every cell (and every 30 seconds
 during a long one), here to a temporary file renamed over it, so the file is
@@ -38,8 +37,13 @@ PRESTART_SAFE = {"log_output", "stdout_file", "stderr_file", "request_save_on_ce
                  "autosave_cell_every", "cwd"}
 
 
-class Interrupted(BaseException):
-    """Raised in the main thread by a signal; BaseException so that no ``except Exception`` swallows it."""
+class Interrupted(KeyboardInterrupt):
+    """Raised in the main thread by a signal; not an Exception, so that no ``except Exception`` swallows it.
+
+    A KeyboardInterrupt because asyncio lets only those (and SystemExit) out
+    of a task at once: raised in nbclient's output task (a save there), any
+    other exception would wait in the task until the running cell ended.
+    """
 
     def __init__(self, status):
         super().__init__(status)
@@ -80,6 +84,7 @@ def _track_cells(emit):
             emit(event="cell", index=cell_index, source="# Parameters" if injected else _source_line(cell),
                  type=cell.get("cell_type"))
             super().cell_start(cell, cell_index, **kwargs)
+            _start_next()  # this set's kernel has answered: the next set's may boot now
 
         def cell_complete(self, cell, cell_index=None, **kwargs):
             super().cell_complete(cell, cell_index, **kwargs)
@@ -178,7 +183,11 @@ class Spare:
         self.km = Manager(kernel_name=key[0])
         # What nbclient passes to an IPython kernel it starts itself (no history file).
         extra = ["--HistoryManager.hist_file=:memory:"] if self.km.ipykernel else []
-        run_sync(self.km.start_kernel)(extra_arguments=extra, cwd=key[1] or os.getcwd())
+        try:
+            run_sync(self.km.start_kernel)(extra_arguments=extra, cwd=key[1] or os.getcwd())
+        except BaseException:  # a failed or interrupted start leaves no process behind
+            self.shutdown()
+            raise
 
     def alive(self) -> bool:
         try:
@@ -240,6 +249,21 @@ def _ahead(key):
         return None
 
 
+#: The next set's kernel: what to start (``key``) once the running set's kernel has answered, and the one started.
+_next: dict = {"key": None, "spare": None}
+
+
+def _start_next() -> None:
+    """Start the next set's kernel, once per set, at the set's first cell (its own kernel is up by then).
+
+    Two kernels never boot side by side: on a busy node that could exceed
+    the kernel start timeout.
+    """
+    key, _next["key"] = _next["key"], None
+    if key is not None and _next["spare"] is None:
+        _next["spare"] = _ahead(key)
+
+
 def serve(lines, emit) -> int:
     """Run the sets whose argument files ``lines`` name, one after another; 1 after a stop or timeout."""
     spare = None
@@ -259,19 +283,18 @@ def serve(lines, emit) -> int:
                 spare.shutdown()
             spare = None
             ahead = key is not None and bool(args.get("prestart"))
-            if ahead and current is not None:
-                # Booting while this set runs in its kernel started ahead. A set that boots its own kernel (the
-                # first one) does not share the CPU with a second boot: on a busy node that could exceed the
-                # kernel start timeout; the next set's kernel starts after it.
-                spare = _ahead(key)
+            _saving["pending"] = None
+            _next.update(key=key if ahead else None, spare=None)  # started at this set's first cell
             try:
                 status = run_set(args, emit, current.km if current is not None else None)
             finally:
+                _next["key"] = None
+                spare, _next["spare"] = _next["spare"], None
                 if current is not None:  # a fresh kernel per set: this one is done
                     current.shutdown()
             if status in ("stopped", "timed_out"):
                 return 1
-            if ahead and spare is None:
+            if ahead and spare is None:  # no cell ran: the next set's kernel starts now
                 spare = _ahead(key)
     except Interrupted:  # between sets: nothing was running
         return 1
