@@ -32,7 +32,9 @@ def test_example_run_recipes_run(name, published, skein_client):
 
     recipe, _ = load_recipe(ROOT / "recipes" / f"{name}.yaml", environ={})
     submission, outcome = start_and_follow(recipe, skein_client)
-    assert outcome.status == "succeeded", outcome
+    failed = [(r["set"], r["status"], r["ename"], r["evalue"], r["duration"]) for r in outcome.results
+              if r["status"] != "succeeded"]
+    assert outcome.status == "succeeded", (outcome.app_id, outcome.diagnostics, failed)
     assert outcome.summary["output"] == recipe.run.output
     expected = 6 if name == "sweep" else 1
     assert len(outcome.results) == expected

@@ -106,7 +106,12 @@ class HDFS:
                 sink.write(chunk)
 
     def cat(self, path: str) -> bytes:
-        return self.fs.cat_file(path)
+        """The whole file, in one request: one version of it even while it is replaced (a rename over it).
+
+        fsspec's ``cat_file`` asks for the size first, then reads that many
+        bytes by path: a file replaced in between came back cut short or mixed.
+        """
+        return bytes(self.fs._call("OPEN", path=path).content)
 
     def rename(self, source: str, target: str, overwrite: bool = False) -> bool:
         """Rename; False if ``target`` exists and ``overwrite`` is not given (WebHDFS's own answer)."""
