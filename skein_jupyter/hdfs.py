@@ -175,7 +175,7 @@ class HadoopFS(ClusterFS):
         if len(patterns) == 1:
             def call(fs: Any, p: str) -> str:
                 try:
-                    return bytes(fs._call("OPEN", path=p).content).decode()  # one version: see webhdfs.HDFS.cat
+                    return fs._call("OPEN", path=p).content.decode()  # one version: see webhdfs.HDFS.cat
                 except FileNotFoundError:
                     return ""  # as `hdfs dfs -cat` of a pattern that matches nothing
             try:

@@ -19,8 +19,8 @@ boot side by side. An unused one is shut down when the engine ends.
 Papermill saves the output notebook after every cell (and every 30 seconds
 during a long one), here to a temporary file renamed over it, so the file is
 always a whole notebook for the checkpoints that upload it. On SIGTERM (stop)
-or SIGUSR1 (timeout) the notebook is saved as it is, the kernel is shut down and the engine ends (kernels also
-watch their parent, and end with it).
+or SIGUSR1 (timeout) the notebook is saved as it is, the kernel is shut down
+and the engine ends (kernels also watch their parent, and end with it).
 """
 import contextlib
 import json

@@ -111,7 +111,7 @@ class HDFS:
         fsspec's ``cat_file`` asks for the size first, then reads that many
         bytes by path: a file replaced in between came back cut short or mixed.
         """
-        return bytes(self.fs._call("OPEN", path=path).content)
+        return self.fs._call("OPEN", path=path).content
 
     def rename(self, source: str, target: str, overwrite: bool = False) -> bool:
         """Rename; False if ``target`` exists and ``overwrite`` is not given (WebHDFS's own answer)."""
