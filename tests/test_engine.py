@@ -45,16 +45,34 @@ def notebook(tmp_path):
 
 # Run in its own interpreter: the engine patches papermill's execution manager for the process.
 SERVE = textwrap.dedent("""
-    import json, sys, threading
+    import json, os, signal, sys, threading
     from skein_jupyter.runtime import execute
 
     killed = []
     spares = []
+    ran = []
+    pids = []
+
+    def running(pid):  # not gone, nor a zombie
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
 
     class Recorded(execute.Spare):
         def __init__(self, key):
             super().__init__(key)
             spares.append(self)
+            pids.append(self.km.provisioner.process.pid)
+
+        def shutdown(self):
+            # A stop that comes while the engine shuts the kernel started ahead for no next set.
+            if sys.argv[1] == "stop-in-cleanup" and len(ran) == len(sys.argv) - 2 and self is spares[-1] \
+                    and not killed:
+                killed.append(1)
+                os.kill(os.getpid(), signal.SIGTERM)
+            super().shutdown()
 
     execute.Spare = Recorded
     run_set = execute.run_set
@@ -62,6 +80,7 @@ SERVE = textwrap.dedent("""
     def counted(args, emit, km=None):
         ahead = len(spares)  # kernels started ahead before this set ran
         status = run_set(args, emit, km)
+        ran.append(status)
         print(json.dumps({"threads": threading.active_count(), "status": status, "given": km is not None,
                           "ahead": ahead}), flush=True)
         if sys.argv[1] == "kill" and len(spares) == 2 and not killed:  # the kernel for the next set dies
@@ -75,7 +94,8 @@ SERVE = textwrap.dedent("""
     execute._atomic_saves()
     before = threading.active_count()
     code = execute.serve(sys.argv[2:], lambda **event: None)
-    print(json.dumps({"before": before, "after": threading.active_count(), "code": code}), flush=True)
+    print(json.dumps({"before": before, "after": threading.active_count(), "code": code,
+                      "kernels": [pid for pid in pids if running(pid)]}), flush=True)
 """)
 
 
@@ -101,8 +121,20 @@ def test_kernels_started_ahead_leak_nothing_and_a_dead_one_is_replaced(notebook)
     # The next set's kernel starts only once a set runs (at its first cell), never beside a kernel still booting.
     assert [r["ahead"] for r in sets] == [0, 1, 2, 3]
     assert sets[3]["threads"] <= sets[1]["threads"]
-    assert end["after"] <= end["before"] and end["code"] == 0
+    assert end["after"] <= end["before"] and end["code"] == 0 and end["kernels"] == []
     assert json.loads((notebook / "out-2.ipynb").read_text())["metadata"]["papermill"]["parameters"] == {"x": 2}
+
+
+def test_a_stop_while_the_last_spare_kernel_shuts_down_ends_the_engine_cleanly(notebook):
+    """SIGTERM during the shutdown of the kernel started ahead after the last set: exit 0, no kernel left.
+
+    nbclient leaves SIGTERM's default action after a set; the engine takes the
+    signal back, so the stop is logged instead of killing it mid-shutdown.
+    """
+    rows = _serve("stop-in-cleanup", [_args(notebook, i) for i in range(2)])
+    sets, end = rows[:-1], rows[-1]
+    assert [r["status"] for r in sets] == ["succeeded"] * 2
+    assert end["code"] == 0 and end["after"] <= end["before"] and end["kernels"] == []
 
 
 def _worker(tmp_path):

@@ -145,6 +145,17 @@ def _interrupt(signum, frame):
     raise Interrupted(STATUS_BY_SIGNAL[signum])
 
 
+def _take_signals() -> None:
+    """Route the stop and timeout signals to :func:`_interrupt`.
+
+    nbclient replaces the SIGINT and SIGTERM handlers while a set runs and
+    leaves the defaults after it (SIGTERM would then end the engine at once,
+    in the middle of shutting a kernel down): take them back after every set.
+    """
+    for signum in STATUS_BY_SIGNAL:
+        signal.signal(signum, _interrupt)
+
+
 def _kernel_key(args):
     """What a kernel started ahead must match (kernel name, working directory); None: start none ahead."""
     if args.get("engine") not in (None, "nbclient") or set(args["papermill_options"]) - PRESTART_SAFE:
@@ -269,9 +280,7 @@ def serve(lines, emit) -> int:
     spare = None
     try:
         for line in lines:
-            # nbclient replaces (then resets to the default) SIGINT and SIGTERM handlers while it runs.
-            for signum in STATUS_BY_SIGNAL:
-                signal.signal(signum, _interrupt)
+            _take_signals()
             with open(line.strip()) as f:
                 args = json.load(f)
             key = _kernel_key(args)
@@ -288,6 +297,7 @@ def serve(lines, emit) -> int:
             try:
                 status = run_set(args, emit, current.km if current is not None else None)
             finally:
+                _take_signals()
                 _next["key"] = None
                 spare, _next["spare"] = _next["spare"], None
                 if current is not None:  # a fresh kernel per set: this one is done
@@ -300,7 +310,11 @@ def serve(lines, emit) -> int:
         return 1
     finally:
         if spare is not None:
-            spare.shutdown()
+            try:
+                spare.shutdown()
+            except Interrupted:  # a stop during this last cleanup: the sets are done, their results sent
+                log("kernel started ahead: a stop came during its shutdown; shutting it down again")
+                spare.shutdown()
     return 0
 
 
@@ -315,8 +329,7 @@ def main(events_fd):
             pass
 
     try:
-        for signum in STATUS_BY_SIGNAL:
-            signal.signal(signum, _interrupt)
+        _take_signals()
         import papermill  # noqa: F401  (once, before the first set)
 
         _track_cells(emit)
@@ -324,6 +337,6 @@ def main(events_fd):
             _atomic_saves()
         except Exception as exc:  # best effort: a papermill whose internals differ saves in place
             log(f"papermill saves its output in place ({type(exc).__name__}: {exc})")
-    except Interrupted:
+        return serve(sys.stdin, emit)
+    except Interrupted:  # before the first set, or a stop that no set was there to take
         return 1
-    return serve(sys.stdin, emit)
