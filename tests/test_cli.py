@@ -99,3 +99,23 @@ def test_click_usage_mistakes_are_one_error_line_and_exit_2(args, message):
     result = CliRunner().invoke(cli, args, prog_name="skein-jupyter")
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [result.output.strip()] and result.output.startswith(message)
+
+
+def test_a_sweep_table_shows_each_failed_set_s_error_under_its_row(capsys):
+    from skein_jupyter.cli.render import show_outcome
+    from skein_jupyter.outcome import RunOutcome
+
+    def row(index, status, **error):
+        return {"set": index, "status": status, "duration": 3.2, "output": f"hdfs:///out/nb-{index}.ipynb",
+                "cell": None, "ename": None, "evalue": None, **error}
+
+    rows = [row(0, "succeeded"), row(1, "failed", cell=2, ename="ValueError", evalue="alpha must be positive"),
+            row(2, "timed_out", cell=0, ename="RunTimeout", evalue="The run reached its timeout of 60s")]
+    summary = {"status": "failed", "duration": 9, "counts": {"succeeded": 1, "failed": 1, "timed_out": 1}}
+    show_outcome(RunOutcome("application_1_0002", "sweep", "FINISHED", "FAILED", summary, rows), as_json=False)
+    lines = capsys.readouterr().out.splitlines()
+    failed = lines.index(next(line for line in lines if line.strip().startswith("1  failed")))
+    assert lines[failed + 1].strip() == "ValueError in cell 3: alpha must be positive"
+    assert lines[failed + 3].strip() == "RunTimeout in cell 1: The run reached its timeout of 60s"
+    assert not any(line.strip().startswith("None") for line in lines)
+    assert lines[failed + 1].index("ValueError") == lines[failed].index("failed")  # under the status column

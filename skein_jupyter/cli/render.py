@@ -117,13 +117,12 @@ def show_outcome(outcome: RunOutcome, as_json: bool, info: Mapping[str, Any] | N
         for r in outcome.results:
             click.echo(f"  {r['step'][:16]:16} {r['status']:10} {r['attempts']:>8} "
                        f"{format_duration(r['duration']) if r['duration'] else '-':>9}  {r['output'] or '-'}")
-            if r["status"] in ("failed", "timed_out") and r.get("ename"):
-                where = f" in cell {r['cell'] + 1}" if r.get("cell") is not None else ""
-                click.echo(f"  {'':16} {r['ename']}{where}: {str(r.get('evalue') or '')[:200]}")
+            _error_line(r, 17)
     if outcome.kind == "sweep" and outcome.results:
         click.echo(f"  {'SET':>4}  {'STATUS':10} {'DURATION':>9}  OUTPUT")
         for r in outcome.results:
             click.echo(f"  {r['set']:>4}  {r['status']:10} {format_duration(r['duration']):>9}  {r['output'] or '-'}")
+            _error_line(r, 6)
     for r in outcome.results if outcome.kind == "run" else []:
         if r["status"] != "succeeded":
             where = f" in cell {r['cell'] + 1}" if r.get("cell") is not None else ""
@@ -139,6 +138,13 @@ def show_outcome(outcome: RunOutcome, as_json: bool, info: Mapping[str, Any] | N
         click.echo(f"  no result recorded: {last}")
     if info and info.get("output"):
         click.echo(f"  outputs: {info['output']}")
+
+
+def _error_line(row: Mapping[str, Any], indent: int) -> None:
+    """Under a failed or timed-out step or set of a table: its exception and the cell it stopped in."""
+    if row["status"] in ("failed", "timed_out") and row.get("ename"):
+        where = f" in cell {row['cell'] + 1}" if row.get("cell") is not None else ""
+        click.echo(f"  {'':{indent}}{row['ename']}{where}: {str(row.get('evalue') or '')[:200]}")
 
 
 def show_packed(result: PackResult, as_json: bool) -> None:
