@@ -284,6 +284,11 @@ def test_sweep_of_8_sets_runs_them_all_3_at_a_time(uploaded_venv, notebooks, ske
     assert [row["status"] for row in table] == ["failed" if s["fail"] else "succeeded" for s in sets]
     assert [json.loads(row["alpha"]) for row in table] == list(range(1, 9))
     assert json.loads((tmp_path / "sweep.json").read_text())["summary"]["sets"] == 8
+    # No process per set, no JVM per upload: one engine per container, every output through WebHDFS.
+    logs = CliRunner().invoke(cli, ["logs", submission.app_id, "--type", "papermill.log"])
+    assert logs.exit_code == 0, logs.output
+    assert 1 <= logs.output.count("papermill engine started") <= 3, logs.output[-3000:]
+    assert "using hdfs dfs" not in logs.output, logs.output[-3000:]
 
 
 # ----------------------------------------------------------------- bad input: refused before submitting

@@ -40,6 +40,7 @@ class Engine:
         self.proc = subprocess.Popen([sys.executable, "-m", package, "engine", str(write_end)],
                                      pass_fds=[write_end], stdin=subprocess.PIPE, text=True)
         os.close(write_end)
+        log(f"papermill engine started (pid {self.proc.pid}); it runs this container's sets one after another")
         self.listener: Callable[[dict], None] | None = None   # the event handler of the set that runs
         self.drained = threading.Event()
         self.reader = threading.Thread(target=self._read, args=(os.fdopen(read_end),), name="engine-events",
