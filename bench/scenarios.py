@@ -117,12 +117,14 @@ def _notebook_to_200(url, workspace=None, keep=False):
     info = json.loads(proc.stdout)
     request = urllib.request.Request(f"http://{info['host']}:{info['port']}{info['base_url']}api/status",
                                      headers={"Authorization": f"token {info['token']}"})
+    deadline = time.monotonic() + 600
     while True:
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 if response.status == 200:
                     break
         except OSError:
+            assert time.monotonic() < deadline, "the server did not answer /api/status within 600 s"
             time.sleep(0.05)
     elapsed = time.monotonic() - start
     if keep:
