@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 
-from . import flows, kernels, scenarios, sweeps
+from . import flows, kernels, scenarios, set_cpu, sweeps
 from .harness import table, to_json
 
 GROUPS = {
@@ -18,6 +18,7 @@ GROUPS = {
     "batch": scenarios.batch_overhead,
     "sweep": sweeps.sweep_speedup,
     "sweep-burst": sweeps.sweep_burst,
+    "set-cpu": set_cpu.set_cpu,
     "flow": flows.flow_speedup,
     "packing": scenarios.packing,
     "caching": scenarios.environment_caching,
