@@ -160,7 +160,8 @@ class Layers:
 
 def load_recipe(recipe_path: str | os.PathLike[str] | None = None, kind: str | None = None,
                 flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
-                config_path: str | os.PathLike[str] | None = None) -> tuple[Recipe, dict[str, str]]:
+                config_path: str | os.PathLike[str] | None = None,
+                files: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[Recipe, dict[str, str]]:
     """The one way to a :class:`~skein_jupyter.recipe.Recipe`: layers, then validation.
 
     Parameters
@@ -172,6 +173,10 @@ def load_recipe(recipe_path: str | os.PathLike[str] | None = None, kind: str | N
         ``sweep`` also turns a ``run`` recipe into a sweep over parameter sets.
     flags : dict, optional
         ``{dotted path: value}`` from the command line, the highest layer.
+    files : dict, optional
+        ``{file name: {dotted path: value}}`` read from files the command line
+        names (``run --sweep FILE``): above the recipe, below ``flags``; errors
+        name the file.
 
     Returns
     -------
@@ -195,6 +200,8 @@ def load_recipe(recipe_path: str | os.PathLike[str] | None = None, kind: str | N
         kind = recipe_kind or kind
         layers.add(str(recipe_path), data, filter_kinds=False)
         base_dir = str(Path(recipe_path).absolute().parent)
+    for source, values in (files or {}).items():
+        layers.add(source, values, filter_kinds=False)
     if flags:
         layers.add("command line", {path: value for path, value in flags.items() if value is not None},
                    filter_kinds=False)

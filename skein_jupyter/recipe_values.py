@@ -177,13 +177,17 @@ def _kernel(value):
 def _param_sets(value):
     if value is None:
         return ()
-    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+    if not isinstance(value, list):
         raise ValueError("is not a list of parameter mappings; write one `- name: value` block per set")
-    for number, item in enumerate(value, 1):
+    # Sets are numbered from 0 here as in the status table and the outputs' names.
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise ValueError(f"set {index} (numbered from 0) is {str(item)[:60]!r}, not a mapping of parameter "
+                             "names to values; write one `- name: value` block per set")
         try:
             check_parameter_names(item)
         except ValueError as exc:
-            raise ValueError(f"set {number}: {exc}") from None
+            raise ValueError(f"set {index} (numbered from 0): {exc}") from None
     return tuple(dict(item) for item in value)
 
 

@@ -130,7 +130,9 @@ def _recipe(**flags):
     ({"run.notebook": "hdfs:///n/a:b.ipynb"}, "run.notebook (from command line): 'hdfs:///n/a:b.ipynb' has ':'"),
     ({"run.parameters": {"class": 1}}, "run.parameters (from command line): 'class' is a Python keyword"),
     ({"kind": "sweep", "sweep.parameters": [{"a": 1}, {"x y": 2}]},
-     "sweep.parameters (from command line): set 2: 'x y' is not a parameter name"),
+     "sweep.parameters (from command line): set 1 (numbered from 0): 'x y' is not a parameter name"),
+    ({"kind": "sweep", "sweep.parameters": [{"a": 1}, 5]},
+     "sweep.parameters (from command line): set 1 (numbered from 0) is '5', not a mapping of parameter names"),
     ({"kind": "sweep", "sweep.grid": {"for": [1, 2]}}, "sweep.grid (from command line): 'for' is a Python keyword"),
     ({"env": {"A-B": "1"}}, "env (from command line): 'A-B' is not an environment variable name"),
     ({"files": {"../x": "hdfs:///x"}}, "files (from command line): '../x' is not a safe file name"),
@@ -402,3 +404,18 @@ def test_a_job_built_by_hand_is_checked_again():
         dataclasses.replace(job, env={"SKEIN_APPLICATION_ID": "x"})
     with pytest.raises(JobError, match="is not a placeholder"):
         dataclasses.replace(job, run=dataclasses.replace(job.run, output="/data/{team}"))
+
+
+def test_a_sweep_file_is_named_in_its_errors_and_parallel_on_the_command_line_wins(tmp_path, monkeypatch):
+    from skein_jupyter.cli.run import run_recipe
+
+    (tmp_path / "nb.ipynb").write_text(NOTEBOOK)
+    monkeypatch.setenv("SKEIN_JUPYTER_CONFIG", str(tmp_path / "none.yaml"))
+    sets = tmp_path / "sets.yaml"
+    sets.write_text("parallel: 2\nparameters:\n  - {x: 1}\n  - {x: 2}\n")
+    common = {"environment": "hdfs:///e.tar.gz"}
+    assert run_recipe(str(tmp_path / "nb.ipynb"), sweep_file=str(sets), **common).sweep.parallel == 2
+    assert run_recipe(str(tmp_path / "nb.ipynb"), sweep_file=str(sets), parallel=5, **common).sweep.parallel == 5
+    sets.write_text("- {x: 1}\n- {2x: 2}\n")
+    with pytest.raises(UsageError, match=rf"sweep.parameters \(from {sets}\): set 1 \(numbered from 0\): '2x'"):
+        run_recipe(str(tmp_path / "nb.ipynb"), sweep_file=str(sets), **common)

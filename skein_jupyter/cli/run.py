@@ -147,12 +147,13 @@ def run_recipe(target: str, typed: Sequence[tuple[str, str]] = (), raw: Sequence
     kind = None if is_recipe else "run"
     if parallel is not None and is_recipe and not sweep_file and _recipe_kind(target) == "flow":
         flags["flow.parallel"] = flags.pop("sweep.parallel")   # a flow's --parallel: steps at a time
+    from_files = {}
     if sweep_file:
-        flags.update(sweep_settings(sweep_file))
+        from_files[sweep_file] = sweep_settings(sweep_file)
         kind = "sweep"
     elif parallel is not None and not is_recipe:
         raise UsageError("--parallel needs --sweep FILE (the parameter sets to run in parallel)")
-    model, _ = load_recipe(target if is_recipe else None, kind=kind, flags=flags)
+    model, _ = load_recipe(target if is_recipe else None, kind=kind, flags=flags, files=from_files)
     if model.kind == "notebook":
         raise UsageError(f"{target} is a notebook-server recipe; start it with `skein-jupyter notebook start {target}`")
     if model.kind == "kernel":
