@@ -170,6 +170,8 @@ def test_jobs_run_on_yarn_fail_stop_download_and_show_on_a_second_server(workspa
             f"{job}={d['status']}" for job, d in done.items()))
         assert [done[j]["status"] for j in (ok, broken, slow)] == ["COMPLETED", "FAILED", "STOPPED"]
         assert done[ok]["parameters"] == {"alpha": "21"} and done[ok]["compute_type"] == "tiny"
+        message = done[broken].get("status_message") or ""
+        assert "ValueError in cell 2" in message and "boom" not in message, message
 
         files = _downloaded(server, ok)
         assert set(files) == {"ipynb", "html", "input"}, files

@@ -148,6 +148,8 @@ def test_failing_cell_fails_the_run_and_keeps_what_ran(uploaded_venv, notebooks,
     app_id = error.split()[2]
     report = skein_client.application_report(app_id)
     assert str(report.final_status) == "FAILED"
+    # YARN's diagnostics name the exception and cell, never its message (whoever may view the app sees them)
+    assert "ZeroDivisionError in cell 3" in report.diagnostics and "division" not in report.diagnostics
     outcome, _ = status(skein_client, app_id)
     result = outcome.results[0]
     assert result["attempt"] == 1  # a failing cell is not retried without retry_failed_cells

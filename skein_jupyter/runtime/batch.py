@@ -31,7 +31,7 @@ from . import clusterfs, keys
 from .claims import Claims
 from .common import connect, fail, log
 from .job import Job, expand_output
-from .outputs import DEFAULT_OUTPUT, RUNS_INDEX, span, table_csv
+from .outputs import DEFAULT_OUTPUT, RUNS_INDEX, final_diagnostics, span, table_csv
 from .setrun import Engine, SetRun
 
 if TYPE_CHECKING:
@@ -239,8 +239,9 @@ class Worker:
         return {"status": status, "sets": len(rows), "counts": counts, "output": self.output,
                 "duration": span(rows), "table": clusterfs.join(self.output, self.summary_name)}
 
-    def finalize(self) -> dict | None:
-        """If no set is left or in flight and no other worker got here first: write the summary, end the app."""
+    def finalize(self) -> tuple[dict, list[dict]] | None:
+        """If no set is left or in flight and no other worker got here first: write the summary (returned,
+        with the sets' results), notify; the caller ends the application."""
         if not self.claims.finished() or not self.claims.take_finalize():
             return None
         rows = self.claims.results(self._set_parameters)
@@ -265,7 +266,7 @@ class Worker:
                 notify_end(self, summary, rows)
             except Exception as exc:
                 log(f"notification: not sent ({type(exc).__name__})")
-        return summary
+        return summary, rows
 
     def main(self) -> int:
         self.claims.publish_sets()
@@ -292,12 +293,12 @@ class Worker:
             self._wait_ready()
         except Exception as exc:  # the summary upload says so again; the results are published anyway
             log(f"output directory: {exc}")
-        summary = self.finalize()
-        if summary is None:
+        final = self.finalize()
+        if final is None:
             log(f"worker {self.container}: no set left for it")
             return 0
-        counts = ", ".join(f"{n} {status}" for status, n in sorted(summary["counts"].items()))
-        diagnostics = f"{summary['status']}: {counts}; outputs in {self.output}"
+        summary, rows = final
+        diagnostics = final_diagnostics(summary, rows, self.output)
         log(diagnostics)
         self.app_client.shutdown(FINAL_STATUS[summary["status"]], diagnostics)
         return 0

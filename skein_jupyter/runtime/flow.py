@@ -24,7 +24,7 @@ from . import clusterfs, keys
 from .common import connect, fail, log
 from .dag import DONE, FAILED_STATES, downstream, goes_on, ready
 from .job import Job, StepJob, expand_output
-from .outputs import DEFAULT_OUTPUT, RUNS_INDEX
+from .outputs import DEFAULT_OUTPUT, RUNS_INDEX, final_diagnostics
 from .setrun import GRACE_SECONDS
 
 if TYPE_CHECKING:
@@ -144,8 +144,7 @@ class Coordinator:
             notify_end(self, summary, rows)
         except Exception as exc:  # telling is never worth changing how the flow ended
             log(f"notification: not sent ({type(exc).__name__})")
-        counts = ", ".join(f"{n} {status}" for status, n in sorted(summary["counts"].items()))
-        diagnostics = f"flow {summary['status']}: {counts}; outputs in {self.output}"
+        diagnostics = final_diagnostics(summary, rows, self.output, prefix="flow ")
         log(diagnostics)
         self.app_client.shutdown(FINAL_STATUS[summary["status"]], diagnostics)
         return summary

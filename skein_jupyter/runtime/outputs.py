@@ -6,11 +6,12 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_OUTPUT", "RUNS_INDEX", "output_names", "annotate", "export_html", "span", "table_csv"]
+__all__ = ["DEFAULT_OUTPUT", "RUNS_INDEX", "output_names", "annotate", "export_html", "span", "table_csv",
+           "final_diagnostics"]
 
 #: Where a run's outputs go unless the recipe says otherwise.
 DEFAULT_OUTPUT = "/user/{user}/skein-jupyter/runs/{app_id}"
@@ -85,6 +86,29 @@ def span(rows: Iterable[Mapping[str, Any]]) -> float:
     started = [row["started"] for row in rows if row.get("started")]
     finished = [row["finished"] for row in rows if row.get("finished")]
     return round(max(finished) - min(started), 2) if started and finished else 0
+
+
+def final_diagnostics(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], output: str,
+                      prefix: str = "") -> str:
+    """The application's diagnostics as it ends (YARN's and JupyterLab's status line).
+
+    The outcome and its counts, the first set or step that did not succeed
+    with its exception's name and cell, and where the outputs are. Never the
+    exception's message: YARN shows diagnostics to whoever may view the
+    application, and a message can hold the notebook's data.
+
+    >>> final_diagnostics({"status": "failed", "counts": {"failed": 1}},
+    ...                   [{"set": 0, "status": "failed", "ename": "ValueError", "cell": 2}], "/out")
+    'failed: 1 failed; ValueError in cell 3; outputs in /out'
+    """
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary["counts"].items()))
+    text = f"{prefix}{summary['status']}: {counts}"
+    first = next((row for row in rows if row.get("status") != "succeeded" and row.get("ename")), None)
+    if first is not None:
+        which = f"step {first['step']}: " if "step" in first else f"set {first['set']}: " if len(rows) > 1 else ""
+        where = f" in cell {first['cell'] + 1}" if first.get("cell") is not None else ""
+        text += f"; {which}{first['ename']}{where}"
+    return f"{text}; outputs in {output}"
 
 
 def table_csv(rows: Iterable[Mapping[str, Any]]) -> str:
