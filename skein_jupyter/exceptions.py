@@ -8,6 +8,7 @@ exits with :attr:`SkeinJupyterError.exit_code`.
 
 __all__ = [
     "SkeinJupyterError",
+    "SkeinJupyterWarning",
     "UsageError",
     "SandboxError",
     "JavaError",
@@ -33,6 +34,11 @@ class SkeinJupyterError(Exception):
     """Base class of all skein-jupyter errors (exit code 1)."""
 
     exit_code = 1
+
+
+class SkeinJupyterWarning(UserWarning):
+    """Something worth telling that does not stop the command (``warnings.warn``); the command line prints
+    it as one ``Warning: …`` line on stderr."""
 
 
 class UsageError(SkeinJupyterError):

@@ -144,7 +144,7 @@ def early_flow_checks(recipe: Recipe, client: skein.Client | None) -> None:
     """
     from . import notifications
     from .launch import job_fs, job_user, require_environment
-    from .preflight import _check_output, read_notebook
+    from .preflight import _check_output, read_notebook, warn_unknown_parameters
     from .spec import check_cluster_limits
 
     require_environment(recipe)
@@ -156,6 +156,7 @@ def early_flow_checks(recipe: Recipe, client: skein.Client | None) -> None:
             raise UsageError(f"flow.steps.{name}.notebook: {os.path.basename(step.notebook)} has no cell "
                              "tagged 'parameters', so its parameters would be overwritten by the notebook's "
                              "own defaults; tag the cell that sets them")
+        warn_unknown_parameters([*step.parameters, *step.inputs], nb, step.notebook, f"flow.steps.{name}")
     if client is not None:
         for name, step in recipe.flow.steps.items():
             if step.resources:  # the recipe's own resources were checked already

@@ -10,10 +10,10 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import UsageError
+from .exceptions import SkeinJupyterWarning, UsageError
 from .launch import check_environment_packages
 from .runtime.batch import DEFAULT_OUTPUT, RUNS_INDEX
 
@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from .hdfs import HadoopFS
     from .recipe import Recipe
 
-__all__ = ["Preflight", "read_notebook", "check_notebook", "check_kernel", "output_base"]
+__all__ = ["Preflight", "read_notebook", "check_notebook", "check_kernel", "output_base", "parameter_names",
+           "warn_unknown_parameters"]
 
 
 def read_notebook(location: str, fs: HadoopFS | None = None) -> dict:
@@ -63,6 +64,47 @@ def _has_parameters_cell(nb):
     return any("parameters" in (cell.get("metadata", {}).get("tags") or []) for cell in nb["cells"])
 
 
+def parameter_names(nb: Mapping[str, Any]) -> set[str] | None:
+    """The names the cells tagged ``parameters`` assign at top level; None if they are not Python we can read."""
+    import ast
+
+    language = ((nb.get("metadata") or {}).get("kernelspec") or {}).get("language")
+    if language not in (None, "python"):
+        return None
+    names: set[str] = set()
+    for cell in nb["cells"]:
+        if "parameters" not in (cell.get("metadata", {}).get("tags") or []):
+            continue
+        source = cell.get("source", "")
+        try:
+            tree = ast.parse("".join(source) if isinstance(source, list) else source)
+        except (SyntaxError, ValueError):  # IPython magics, another language
+            return None
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else \
+                [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
+            for target in targets:
+                for name in ast.walk(target):
+                    if isinstance(name, ast.Name):
+                        names.add(name.id)
+    return names
+
+
+def warn_unknown_parameters(given: Iterable[str], nb: Mapping[str, Any], notebook: str, field: str) -> None:
+    """Warn (:class:`~skein_jupyter.exceptions.SkeinJupyterWarning`) about parameters the notebook's
+    parameters cell does not assign: most often a misspelt name, which papermill runs anyway."""
+    import warnings
+
+    known = parameter_names(nb)
+    unknown = sorted(set(given) - known) if known is not None else []
+    if unknown:
+        assigned = ", ".join(sorted(known or ())) or "nothing"
+        warnings.warn(SkeinJupyterWarning(
+            f"{field}: {', '.join(unknown)} not assigned in the parameters cell of {os.path.basename(notebook)} "
+            f"(it assigns {assigned}); papermill sets them after that cell all the same, so check the spelling"),
+            stacklevel=2)
+
+
 def check_notebook(recipe: Recipe, nb: Mapping[str, Any]) -> None:
     """Refuse parameters for a notebook that has no cell tagged ``parameters``.
 
@@ -75,6 +117,11 @@ def check_notebook(recipe: Recipe, nb: Mapping[str, Any]) -> None:
                          "'parameters', so the parameters would be overwritten by the notebook's own "
                          "defaults; tag the cell that sets them (JupyterLab: cell > Property Inspector > "
                          "Cell Tags > parameters)")
+    warn_unknown_parameters(recipe.run.parameters, nb, recipe.run.notebook, "run.parameters")
+    if recipe.kind == "sweep":
+        swept = recipe.sweep.grid or {name for values in recipe.sweep.parameters for name in values}
+        warn_unknown_parameters(swept, nb, recipe.run.notebook, "sweep.grid" if recipe.sweep.grid else
+                                "sweep.parameters")
 
 
 def check_kernel(recipe: Recipe, nb: Mapping[str, Any], metadata: Mapping[str, Any] | None) -> str:

@@ -119,3 +119,23 @@ def test_a_sweep_table_shows_each_failed_set_s_error_under_its_row(capsys):
     assert lines[failed + 3].strip() == "RunTimeout in cell 1: The run reached its timeout of 60s"
     assert not any(line.strip().startswith("None") for line in lines)
     assert lines[failed + 1].index("ValueError") == lines[failed].index("failed")  # under the status column
+
+
+def test_library_warnings_are_one_warning_line_on_stderr():
+    import warnings
+
+    from skein_jupyter.cli import _Group
+    from skein_jupyter.exceptions import SkeinJupyterWarning
+
+    @click.group(cls=_Group)
+    def group():
+        pass
+
+    @group.command()
+    def warn():
+        warnings.warn(SkeinJupyterWarning("run.parameters: aplha not assigned"), stacklevel=2)
+        click.echo("done")
+
+    result = CliRunner().invoke(group, ["warn"])
+    assert result.exit_code == 0
+    assert result.stderr == "Warning: run.parameters: aplha not assigned\n" and result.stdout == "done\n"

@@ -419,3 +419,25 @@ def test_a_sweep_file_is_named_in_its_errors_and_parallel_on_the_command_line_wi
     sets.write_text("- {x: 1}\n- {2x: 2}\n")
     with pytest.raises(UsageError, match=rf"sweep.parameters \(from {sets}\): set 1 \(numbered from 0\): '2x'"):
         run_recipe(str(tmp_path / "nb.ipynb"), sweep_file=str(sets), **common)
+
+
+def test_parameters_the_parameters_cell_does_not_assign_are_warned_about(tmp_path):
+    import warnings
+
+    from skein_jupyter.exceptions import SkeinJupyterWarning
+    from skein_jupyter.preflight import check_notebook, parameter_names
+
+    nb = {"cells": [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "outputs": [],
+                     "source": ["alpha = 0.5\n", "n: int = 10\n", "a, (b, c) = 1, (2, 3)\n", "print(alpha)\n"]}],
+          "metadata": {"kernelspec": {"name": "python3", "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+    assert parameter_names(nb) == {"alpha", "n", "a", "b", "c"}
+    with pytest.warns(SkeinJupyterWarning, match=r"sweep.parameters: aplha not assigned in the parameters cell "
+                                                 r"of n.ipynb \(it assigns a, alpha, b, c, n\)"):
+        check_notebook(_recipe(kind="sweep", **{"sweep.parameters": [{"alpha": 1}, {"aplha": 2}]}), nb)
+    with pytest.warns(SkeinJupyterWarning, match="run.parameters: nn not assigned"):
+        check_notebook(_recipe(**{"run.parameters": {"n": 1, "nn": 2}}), nb)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_notebook(_recipe(kind="sweep", **{"sweep.grid": {"alpha": [1, 2], "n": [3]}}), nb)
+        nb["cells"][0]["source"] = "%config x = 1\nalpha = 2"  # not plain Python: nothing to compare with
+        check_notebook(_recipe(**{"run.parameters": {"other": 1}}), nb)

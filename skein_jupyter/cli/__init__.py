@@ -10,10 +10,11 @@ into a single ``Error: …`` line and an exit code from
 import os
 import subprocess
 import sys
+import warnings
 
 import click
 
-from ..exceptions import EXIT_CODES, InfrastructureError, SkeinJupyterError
+from ..exceptions import EXIT_CODES, InfrastructureError, SkeinJupyterError, SkeinJupyterWarning
 from . import env, kernel, notebook, recipes, run, sandbox, schedule, workspace
 
 __all__ = ["cli", "main", "infrastructure_error", "EXIT_CODES"]
@@ -79,6 +80,20 @@ class _Group(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx):
+        with warnings.catch_warnings():  # the library's warnings as `Warning: …` lines; others as Python shows them
+            shown = warnings.showwarning
+
+            def show(message, category, filename, lineno, file=None, line=None):
+                if issubclass(category, SkeinJupyterWarning):
+                    click.echo(f"Warning: {message}", err=True)
+                else:
+                    shown(message, category, filename, lineno, file, line)
+
+            warnings.simplefilter("always", SkeinJupyterWarning)
+            warnings.showwarning = show
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except SkeinJupyterError as error:
