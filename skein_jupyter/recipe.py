@@ -123,6 +123,11 @@ class SweepOptions:
     parameters: tuple = _field(tuple, _param_sets, "A list of parameter sets.")
     grid: dict = _field(dict, _grid, "A mapping of parameter names to lists; every combination runs.")
     parallel: int = _field(4, _int(1), "At most this many sets run at a time.")
+    reuse_kernel: bool = _field(False, _bool,
+                                "Run a container's sets one after another in one kernel instead of a fresh "
+                                "kernel each: faster when the notebook's imports are slow, but a set sees "
+                                "what the sets before it in that container left (variables, imported "
+                                "modules, changed settings).")
 
     def sets(self) -> list[dict]:
         """Every parameter set: the list, or the grid's cartesian product."""

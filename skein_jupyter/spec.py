@@ -204,7 +204,8 @@ def job_from_recipe(recipe: Recipe, user: str, checked_at_ms: int | None = None,
             checkpoint_interval=options.checkpoint_interval or 0,
             papermill_options=dict(options.papermill_options), retries=options.retries,
             retry_failed_cells=options.retry_failed_cells, share=options.share,
-            namenodes=namenodes or _output_namenodes())
+            namenodes=namenodes or _output_namenodes(),
+            reuse_kernel=recipe.kind == "sweep" and recipe.sweep.reuse_kernel)
     return Job(kind=recipe.kind, name=recipe.app_name, user=user, env=dict(recipe.env), notebook=notebook,
                run=run, notify=_notify_job(recipe))
 

@@ -28,12 +28,12 @@ NOTEBOOK = {
 }
 
 
-def _args(tmp_path, index, prestart=True):
+def _args(tmp_path, index, prestart=True, reuse_kernel=False, notebook="nb.ipynb"):
     path = tmp_path / f"args-{index}.json"
     path.write_text(json.dumps({
-        "input": str(tmp_path / "nb.ipynb"), "output": str(tmp_path / f"out-{index}.ipynb"),
+        "input": str(tmp_path / notebook), "output": str(tmp_path / f"out-{index}.ipynb"),
         "parameters": {"x": index}, "kernel": None, "engine": None, "cell_timeout": None, "start_timeout": 60,
-        "papermill_options": {}, "prestart": prestart}))
+        "papermill_options": {}, "prestart": prestart, "reuse_kernel": reuse_kernel}))
     return str(path)
 
 
@@ -67,11 +67,19 @@ SERVE = textwrap.dedent("""
             pids.append(self.km.provisioner.process.pid)
 
         def shutdown(self):
-            # A stop that comes while the engine shuts the kernel started ahead for no next set.
-            if sys.argv[1] == "stop-in-cleanup" and len(ran) == len(sys.argv) - 2 and self is spares[-1] \
-                    and not killed:
+            # A stop that comes while the engine shuts a kernel down: the last one, started ahead for no
+            # next set (stop-in-cleanup), or the one the second set ran in (stop-in-current).
+            last = sys.argv[1] == "stop-in-cleanup" and len(ran) == len(sys.argv) - 2 and self is spares[-1]
+            current = sys.argv[1] == "stop-in-current" and len(ran) == 2 and self is spares[0]
+            if (last or current) and not killed:
                 killed.append(1)
-                os.kill(os.getpid(), signal.SIGTERM)
+                shutdown_kernel = self.km.shutdown_kernel
+
+                async def stopped_meanwhile(*args, **kwargs):
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    return await shutdown_kernel(*args, **kwargs)
+
+                self.km.shutdown_kernel = stopped_meanwhile
             super().shutdown()
 
     execute.Spare = Recorded
@@ -137,10 +145,65 @@ def test_a_stop_while_the_last_spare_kernel_shuts_down_ends_the_engine_cleanly(n
     assert end["code"] == 0 and end["after"] <= end["before"] and end["kernels"] == []
 
 
+def test_a_stop_while_a_set_s_kernel_shuts_down_ends_the_engine_once_the_kernel_is_gone(notebook):
+    """SIGTERM during the shutdown of the kernel the second set ran in: no third set, exit 1, no kernel left."""
+    rows = _serve("stop-in-current", [_args(notebook, i) for i in range(3)])
+    sets, end = rows[:-1], rows[-1]
+    assert [r["status"] for r in sets] == ["succeeded"] * 2
+    assert end["code"] == 1 and end["kernels"] == []
+
+
+def _catches(pid, signum):
+    """Whether process ``pid`` has a handler for ``signum`` (Linux: SigCgt in /proc/PID/status)."""
+    with open(f"/proc/{pid}/status") as f:
+        caught = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+    return bool(caught & (1 << (signum - 1)))
+
+
+def test_a_stop_while_the_engine_waits_for_a_set_ends_it_with_1():
+    """Between sets (blocked on its input) a SIGTERM ends the engine at once, with 1 and no traceback."""
+    import os
+    import signal
+
+    read_end, write_end = os.pipe()
+    engine = subprocess.Popen([sys.executable, "-m", "skein_jupyter.runtime", "engine", str(write_end)],
+                              pass_fds=[write_end], stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    os.close(write_end)
+    os.close(read_end)
+    try:
+        deadline = time.monotonic() + 60
+        while not _catches(engine.pid, signal.SIGTERM):  # its handler is in place (then it imports, waits)
+            assert time.monotonic() < deadline and engine.poll() is None, "the engine did not start"
+            time.sleep(0.05)
+        time.sleep(1)
+        engine.send_signal(signal.SIGTERM)
+        _, stderr = engine.communicate(timeout=60)
+    finally:
+        engine.kill()
+    assert engine.returncode == 1 and "Traceback" not in stderr, stderr
+
+
+def test_reuse_kernel_runs_the_sets_in_one_kernel_and_leaks_nothing(notebook):
+    """The opt-in: three sets in one kernel the engine started (state carries over), shut down at the end."""
+    nb = json.loads(json.dumps(NOTEBOOK))
+    nb["cells"][1]["source"] = "import os\ncount = globals().get('count', 0) + 1\nprint(os.getpid(), count, x)"
+    (notebook / "shared.ipynb").write_text(json.dumps(nb))
+    rows = _serve("plain", [_args(notebook, i, reuse_kernel=True, notebook="shared.ipynb") for i in range(3)])
+    sets, end = rows[:-1], rows[-1]
+    assert [r["status"] for r in sets] == ["succeeded"] * 3
+    assert [r["given"] for r in sets] == [True] * 3 and [r["ahead"] for r in sets] == [1, 1, 1]
+    printed = ["".join(json.loads((notebook / f"out-{i}.ipynb").read_text())["cells"][-1]["outputs"][0]["text"])
+               .split() for i in range(3)]
+    assert len({pid for pid, _, _ in printed}) == 1
+    assert [(count, x) for _, count, x in printed] == [("1", "0"), ("2", "1"), ("3", "2")]
+    assert sets[2]["threads"] <= sets[0]["threads"]  # each set's client closed
+    assert end["code"] == 0 and end["kernels"] == [] and end["after"] <= end["before"]
+
+
 def _worker(tmp_path):
     run = types.SimpleNamespace(notebook="nb.ipynb", sets=[{"x": 0}, {"x": 1}], html=False, checkpoint_interval=0,
                                 input=str(tmp_path / "nb.ipynb"), kernel=None, engine=None, cell_timeout=None,
-                                start_timeout=60, papermill_options={}, timeout=120)
+                                start_timeout=60, papermill_options={}, timeout=120, reuse_kernel=False)
     job = types.SimpleNamespace(run=run, parameters=lambda i: run.sets[i])
     return types.SimpleNamespace(job=job, kv={}, progress_key=lambda i: f"progress/{i}", workdir=tmp_path,
                                  output="/nowhere", stop_requested=threading.Event(), upload=lambda paths: None)

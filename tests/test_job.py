@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from skein_jupyter.config import load_recipe
+from skein_jupyter.exceptions import UsageError
 from skein_jupyter.recipe import build
 from skein_jupyter.runtime.job import Job, JobError, NotebookJob, RunJob, from_json, read_job, to_json
 from skein_jupyter.spec import JOB_FILE, SpecContext, build_spec, discard_job_file, job_from_recipe
@@ -36,7 +37,15 @@ def test_a_sweep_ships_every_set_and_the_run_fields_the_runtime_reads():
     assert job.run.notebook == "report.ipynb" and job.run.input == "input.ipynb"
     assert job.run.checkpoint_interval == 0 and job.run.retry_failed_cells and job.run.share == "private"
     assert job.parameters(5) == {"label": "x", "a": 2, "b": "w"}
-    assert job.notebook is None
+    assert job.notebook is None and not job.run.reuse_kernel  # a fresh kernel per set unless asked
+
+
+def test_reuse_kernel_is_a_sweep_s_opt_in():
+    swept = job_from_recipe(recipe(kind="sweep", run={"notebook": NOTEBOOK},
+                                   sweep={"parameters": [{"a": 1}], "reuse_kernel": True}), "bob")
+    assert swept.run.reuse_kernel and from_json(to_json(swept)) == swept
+    with pytest.raises(UsageError, match="sweep.reuse_kernel"):
+        recipe(kind="sweep", run={"notebook": NOTEBOOK}, sweep={"parameters": [{"a": 1}], "reuse_kernel": "often"})
 
 
 def test_only_allow_listed_fields_ship():

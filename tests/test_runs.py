@@ -149,7 +149,7 @@ def test_failing_cell_fails_the_run_and_keeps_what_ran(uploaded_venv, notebooks,
     report = skein_client.application_report(app_id)
     assert str(report.final_status) == "FAILED"
     # YARN's diagnostics name the exception and cell, never its message (whoever may view the app sees them)
-    assert "ZeroDivisionError in cell 3" in report.diagnostics and "division" not in report.diagnostics
+    assert "ZeroDivisionError in cell 3" in report.diagnostics and "division by zero" not in report.diagnostics
     outcome, _ = status(skein_client, app_id)
     result = outcome.results[0]
     assert result["attempt"] == 1  # a failing cell is not retried without retry_failed_cells
@@ -291,6 +291,20 @@ def test_sweep_of_8_sets_runs_them_all_3_at_a_time(uploaded_venv, notebooks, ske
     assert logs.exit_code == 0, logs.output
     assert 1 <= logs.output.count("papermill engine started") <= 3, logs.output[-3000:]
     assert "using hdfs dfs" not in logs.output, logs.output[-3000:]
+
+
+def test_a_sweep_with_reuse_kernel_runs_a_container_s_sets_in_one_kernel(uploaded_venv, skein_client, tmp_path):
+    notebook = write_notebook(tmp_path / "counting.ipynb", [
+        ("x = 0", ["parameters"]),
+        "import os\ncount = globals().get('count', 0) + 1\nprint(f'pid={os.getpid()} count={count} x={x}')"])
+    recipe = _recipe(uploaded_venv.url, notebook, kind="sweep",
+                     **{"sweep.parameters": [{"x": i} for i in range(3)], "sweep.parallel": 1,
+                        "sweep.reuse_kernel": True})
+    submission, outcome = start_and_follow(recipe, skein_client)
+    assert outcome.status == "succeeded", [(r["set"], r["ename"], r["evalue"]) for r in outcome.results]
+    printed = [_outputs(_notebook_on_cluster(r["output"])["cells"][-1]).split() for r in outcome.results]
+    assert len({pid for pid, _, _ in printed}) == 1, printed  # one kernel for the container's three sets
+    assert [(count, x) for _, count, x in printed] == [("count=1", "x=0"), ("count=2", "x=1"), ("count=3", "x=2")]
 
 
 # ----------------------------------------------------------------- bad input: refused before submitting

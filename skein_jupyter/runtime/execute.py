@@ -14,7 +14,10 @@ Every set gets a fresh kernel, shut down when the set ends. With
 ``"prestart": true`` the engine starts the *next* set's kernel (a kernel
 nothing has run in yet) once this set's kernel has answered, at its first
 cell, so the next set does not wait for one to boot and two kernels never
-boot side by side. An unused one is shut down when the engine ends.
+boot side by side. An unused one is shut down when the engine ends. With
+``"reuse_kernel": true`` (a sweep's ``reuse_kernel`` opt-in) the sets run one
+after another in one kernel the engine starts: none is started ahead, and a
+new one only when it died, or after a stop or timeout.
 
 Papermill saves the output notebook after every cell (and every 30 seconds
 during a long one), here to a temporary file renamed over it, so the file is
@@ -114,33 +117,48 @@ def _atomic_saves():
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"output folder {folder} doesn't exist.")
         partial = os.path.join(folder, f".{name}.partial")
-        _saving["depth"] += 1
-        try:
-            with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as f:
-                f.write(buf)
-            os.replace(partial, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(partial)
-            raise
-        finally:
-            _saving["depth"] -= 1
-            pending, _saving["pending"] = _saving["pending"], None
-            if pending is not None:  # a stop or timeout that came during the save lands now
-                raise Interrupted(pending)
+        with _stops_deferred():
+            try:
+                with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w",
+                          encoding="utf-8") as f:
+                    f.write(buf)
+                os.replace(partial, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(partial)
+                raise
 
     local.write = write
     return local
 
 
-#: A save in progress (depth) and the stop or timeout that came during it (pending), for :func:`_atomic_saves`.
-_saving: dict = {"depth": 0, "pending": None}
+#: Work a stop must not cut short in progress (depth: a save, a kernel's shutdown) and the stop or timeout that
+#: came during it (pending), raised when it is done; see :func:`_stops_deferred`.
+_deferred: dict = {"depth": 0, "pending": None}
+
+
+@contextlib.contextmanager
+def _stops_deferred():
+    """Hold a stop or timeout that comes during the block, and raise it when the block is done.
+
+    A save then leaves a whole notebook, and a kernel's shutdown a kernel
+    that is gone (not one left running until it notices its parent ended).
+    """
+    _deferred["depth"] += 1
+    try:
+        yield
+    finally:
+        _deferred["depth"] -= 1
+        if not _deferred["depth"]:
+            pending, _deferred["pending"] = _deferred["pending"], None
+            if pending is not None:
+                raise Interrupted(pending)
 
 
 def _interrupt(signum, frame):
     """The stop and timeout signals' handler (Python runs it in the main thread, where papermill saves)."""
-    if _saving["depth"]:
-        _saving["pending"] = STATUS_BY_SIGNAL[signum]  # raised once the notebook is in place
+    if _deferred["depth"]:
+        _deferred["pending"] = STATUS_BY_SIGNAL[signum]  # raised when the save or shutdown is done
         return
     raise Interrupted(STATUS_BY_SIGNAL[signum])
 
@@ -206,19 +224,25 @@ class Spare:
         except Exception:
             return False
 
-    def shutdown(self):
-        try:
-            if self.run_sync(self.km.is_alive)():
-                self.run_sync(self.km.shutdown_kernel)(now=True)
-            self.run_sync(self.km.cleanup_resources)()
-        except Exception as exc:  # it is gone already, or going
-            log(f"kernel started ahead: shutdown: {type(exc).__name__}: {exc}")
+    def close_clients(self):
+        """Close the clients papermill made for a set (the kernel keeps running)."""
         for kc in self.clients:
             try:
                 kc.stop_channels()
             except Exception as exc:
                 log(f"kernel started ahead: client: {type(exc).__name__}: {exc}")
         self.clients.clear()
+
+    def shutdown(self):
+        """Shut the kernel down; a stop or timeout that comes meanwhile is raised once it is gone."""
+        with _stops_deferred():
+            try:
+                if self.run_sync(self.km.is_alive)():
+                    self.run_sync(self.km.shutdown_kernel)(now=True)
+                self.run_sync(self.km.cleanup_resources)()
+            except Exception as exc:  # it is gone already, or going
+                log(f"kernel started ahead: shutdown: {type(exc).__name__}: {exc}")
+            self.close_clients()
         try:
             self.km.context.destroy(linger=0)
         except Exception as exc:
@@ -276,7 +300,12 @@ def _start_next() -> None:
 
 
 def serve(lines, emit) -> int:
-    """Run the sets whose argument files ``lines`` name, one after another; 1 after a stop or timeout."""
+    """Run the sets whose argument files ``lines`` name, one after another.
+
+    Returns 1 when a stop or timeout ended a set or came between sets, 0 when
+    every set ran (a stop during the shutdown of the last kernel changes nothing:
+    the sets' results were sent).
+    """
     spare = None
     try:
         for line in lines:
@@ -291,17 +320,27 @@ def serve(lines, emit) -> int:
             if spare is not None and current is None:
                 spare.shutdown()
             spare = None
-            ahead = key is not None and bool(args.get("prestart"))
-            _saving["pending"] = None
+            reuse = key is not None and bool(args.get("reuse_kernel"))
+            if args.get("reuse_kernel") and key is None:
+                log("reuse_kernel: not with this engine or these papermill options; a fresh kernel per set")
+            if reuse and current is None:  # the engine's own, so papermill leaves it running after the set
+                current = _ahead(key)
+            ahead = key is not None and bool(args.get("prestart")) and not reuse
+            _deferred["pending"] = None
             _next.update(key=key if ahead else None, spare=None)  # started at this set's first cell
+            status = None
             try:
                 status = run_set(args, emit, current.km if current is not None else None)
             finally:
                 _take_signals()
                 _next["key"] = None
                 spare, _next["spare"] = _next["spare"], None
-                if current is not None:  # a fresh kernel per set: this one is done
-                    current.shutdown()
+                if current is not None:
+                    if reuse and status in ("succeeded", "failed") and current.alive():
+                        current.close_clients()
+                        spare = current  # the next set runs in it
+                    else:  # a fresh kernel per set: this one is done
+                        current.shutdown()
             if status in ("stopped", "timed_out"):
                 return 1
             if ahead and spare is None:  # no cell ran: the next set's kernel starts now
@@ -312,9 +351,8 @@ def serve(lines, emit) -> int:
         if spare is not None:
             try:
                 spare.shutdown()
-            except Interrupted:  # a stop during this last cleanup: the sets are done, their results sent
-                log("kernel started ahead: a stop came during its shutdown; shutting it down again")
-                spare.shutdown()
+            except Interrupted:  # a stop during this last cleanup, raised once the kernel was gone
+                log("a stop came while the engine shut its last kernel down; the sets were done")
     return 0
 
 

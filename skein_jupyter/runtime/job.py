@@ -112,6 +112,7 @@ class RunJob:
     retry_failed_cells: bool = False
     share: str = "private"
     namenodes: List[str] = dataclasses.field(default_factory=list)  # WebHDFS URLs for the outputs; none: hdfs dfs
+    reuse_kernel: bool = False            # a container's sets share one kernel (a sweep's opt-in)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -159,7 +159,7 @@ class SetRun:
         args = {"input": run.input, "output": str(self.local), "parameters": self.parameters,
                 "kernel": run.kernel, "engine": run.engine, "cell_timeout": run.cell_timeout,
                 "start_timeout": run.start_timeout or 60, "papermill_options": run.papermill_options,
-                "prestart": self.prestart}
+                "prestart": self.prestart, "reuse_kernel": run.reuse_kernel}
         fd, path = tempfile.mkstemp(prefix=f"set-{self.index}-", suffix=".json", dir=self.worker.workdir)
         with os.fdopen(fd, "w") as f:
             json.dump(args, f)
