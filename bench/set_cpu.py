@@ -31,7 +31,10 @@ def _cpu(process: subprocess.Popen) -> float:
             process.returncode = os.waitstatus_to_exitcode(status)
             assert process.returncode == 0, f"{process.args[:4]} exited with {process.returncode}"
             return usage.ru_utime + usage.ru_stime
-        assert time.monotonic() < deadline, f"{process.args[:4]} did not end within {DEADLINE}s"
+        if time.monotonic() >= deadline:
+            process.kill()  # its kernels watch their parent and end with it
+            os.wait4(process.pid, 0)
+            raise AssertionError(f"{process.args[:4]} did not end within {DEADLINE}s")
         time.sleep(0.02)
 
 
@@ -70,7 +73,7 @@ def _engine(notebook: Path, directory: Path, sets: int) -> float:
     return cpu
 
 
-def _uploads(directory: Path, output: Path):
+def _uploads(output: Path):
     """Callables putting ``output`` on HDFS: ``hdfs dfs -put`` (a JVM) and the runtime's WebHDFS session."""
     from skein_jupyter.identity import hadoop_user
     from skein_jupyter.runtime.clusterfs import find_hdfs
@@ -113,7 +116,7 @@ def set_cpu(context, runs):
             after.samples.append((many - one) / (SETS - 1))
             print(f"  engine [{i + 1}/{runs}]: first set {one:.2f} s, each further set {after.samples[-1]:.2f} s "
                   "CPU", file=sys.stderr, flush=True)
-        jvm, webhdfs, cleanup = _uploads(directory, directory / "pm-1.ipynb")
+        jvm, webhdfs, cleanup = _uploads(directory / "pm-1.ipynb")
         try:
             webhdfs()  # the session's first request opens its connection, as a worker's first output does
             put_jvm = measure("upload: hdfs dfs -put (before)", jvm, runs, unit="s")

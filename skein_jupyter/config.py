@@ -201,7 +201,7 @@ def load_recipe(recipe_path: str | os.PathLike[str] | None = None, kind: str | N
         layers.add(str(recipe_path), data, filter_kinds=False)
         base_dir = str(Path(recipe_path).absolute().parent)
     for source, values in (files or {}).items():
-        layers.add(source, values, filter_kinds=False)
+        layers.add(source, {path: value for path, value in values.items() if value is not None}, filter_kinds=False)
     if flags:
         layers.add("command line", {path: value for path, value in flags.items() if value is not None},
                    filter_kinds=False)

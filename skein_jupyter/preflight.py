@@ -65,8 +65,28 @@ def _has_parameters_cell(nb):
 
 
 def parameter_names(nb: Mapping[str, Any]) -> set[str] | None:
-    """The names the cells tagged ``parameters`` assign at top level; None if they are not Python we can read."""
+    """The names the cells tagged ``parameters`` bind; None if they are not Python we can read.
+
+    Any binding outside a function or class body counts (``name = …``,
+    ``name: int = …``, ``for name in …``, ``import name``, under an ``if``
+    or ``try``), as a kernel would see it. Papermill's own inspection is not
+    used: it would import papermill in the client (over a second of CPU) and
+    reads only simple ``name = value`` lines.
+    """
     import ast
+
+    def bound(node: ast.AST, names: set[str]) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(child.name)  # its body binds nothing at the top
+                continue
+            if isinstance(child, ast.Lambda):
+                continue
+            if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
+                names.add(child.id)
+            elif isinstance(child, (ast.Import, ast.ImportFrom)):
+                names.update((alias.asname or alias.name).split(".")[0] for alias in child.names)
+            bound(child, names)
 
     language = ((nb.get("metadata") or {}).get("kernelspec") or {}).get("language")
     if language not in (None, "python"):
@@ -80,13 +100,7 @@ def parameter_names(nb: Mapping[str, Any]) -> set[str] | None:
             tree = ast.parse("".join(source) if isinstance(source, list) else source)
         except (SyntaxError, ValueError):  # IPython magics, another language
             return None
-        for node in tree.body:
-            targets = node.targets if isinstance(node, ast.Assign) else \
-                [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
-            for target in targets:
-                for name in ast.walk(target):
-                    if isinstance(name, ast.Name):
-                        names.add(name.id)
+        bound(tree, names)
     return names
 
 
@@ -199,6 +213,7 @@ class Preflight:
 
         require_environment(recipe)  # before the checks below create directories on the cluster
         self.recipe = recipe
+        self._checked_early = False
 
         user = job_user(recipe)
         self.local_nb = None
@@ -223,10 +238,13 @@ class Preflight:
         Called before the environment is uploaded, so a bad ``--output`` never
         waits for (or pays for) a large upload.
         """
+        if self._checked_early:
+            return
         self.output.result()
         self.notify.result()
         if self.remote_nb is not None:
             check_notebook(self.recipe, self.remote_nb.result())
+        self._checked_early = True  # once: a remote notebook's warnings are said once
 
     def check(self, prepared: PreparedEnvironment) -> None:
         """Raise the first problem found, now that the environment is prepared."""

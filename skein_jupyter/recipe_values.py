@@ -182,8 +182,10 @@ def _param_sets(value):
     # Sets are numbered from 0 here as in the status table and the outputs' names.
     for index, item in enumerate(value):
         if not isinstance(item, dict):
-            raise ValueError(f"set {index} (numbered from 0) is {str(item)[:60]!r}, not a mapping of parameter "
-                             "names to values; write one `- name: value` block per set")
+            kind = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
+                    type(None): "empty"}.get(type(item), "not a mapping")
+            raise ValueError(f"set {index} (numbered from 0) is {kind}, not a mapping of parameter names to "
+                             "values; write one `- name: value` block per set")
         try:
             check_parameter_names(item)
         except ValueError as exc:

@@ -132,7 +132,7 @@ def _recipe(**flags):
     ({"kind": "sweep", "sweep.parameters": [{"a": 1}, {"x y": 2}]},
      "sweep.parameters (from command line): set 1 (numbered from 0): 'x y' is not a parameter name"),
     ({"kind": "sweep", "sweep.parameters": [{"a": 1}, 5]},
-     "sweep.parameters (from command line): set 1 (numbered from 0) is '5', not a mapping of parameter names"),
+     "sweep.parameters (from command line): set 1 (numbered from 0) is a number, not a mapping of parameter names"),
     ({"kind": "sweep", "sweep.grid": {"for": [1, 2]}}, "sweep.grid (from command line): 'for' is a Python keyword"),
     ({"env": {"A-B": "1"}}, "env (from command line): 'A-B' is not an environment variable name"),
     ({"files": {"../x": "hdfs:///x"}}, "files (from command line): '../x' is not a safe file name"),
@@ -441,3 +441,42 @@ def test_parameters_the_parameters_cell_does_not_assign_are_warned_about(tmp_pat
         check_notebook(_recipe(kind="sweep", **{"sweep.grid": {"alpha": [1, 2], "n": [3]}}), nb)
         nb["cells"][0]["source"] = "%config x = 1\nalpha = 2"  # not plain Python: nothing to compare with
         check_notebook(_recipe(**{"run.parameters": {"other": 1}}), nb)
+
+
+def test_parameter_names_are_what_the_parameters_cell_binds_outside_functions():
+    from skein_jupyter.preflight import parameter_names
+
+    source = ("import numpy as np, os.path\nfrom math import pi as PI\nif True:\n    alpha = 1\nelse:\n    alpha = 2\n"
+              "try:\n    beta = 3\nexcept Exception:\n    pass\ncfg = {}\ncfg['k'] = 1\nfor i in range(2):\n    pass\n"
+              "def f(inner=1):\n    hidden = 2\nwith open('x') as handle:\n    pass\n(n := 4)\nlabel: str = 'x'\n")
+    nb = {"cells": [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": source}],
+          "metadata": {}, "nbformat": 4}
+    assert parameter_names(nb) == {"np", "os", "PI", "alpha", "beta", "cfg", "i", "f", "handle", "n", "label"}
+    nb["metadata"] = {"kernelspec": {"language": "R"}}
+    assert parameter_names(nb) is None
+
+
+def test_a_remote_notebook_s_warning_is_said_once_though_its_checks_are_asked_twice():
+    import concurrent.futures
+    import warnings
+
+    from skein_jupyter.exceptions import SkeinJupyterWarning
+    from skein_jupyter.preflight import Preflight
+
+    def done(value):
+        future = concurrent.futures.Future()
+        future.set_result(value)
+        return future
+
+    nb = {"cells": [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "alpha = 1"}],
+          "metadata": {}, "nbformat": 4}
+    preflight = object.__new__(Preflight)  # its checks on the cluster, already answered
+    preflight.recipe = _recipe(**{"run.parameters": {"aplha": 2}})
+    preflight.output, preflight.notify, preflight.remote_nb = done(None), done(None), done(nb)
+    preflight._checked_early = False
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        preflight.check_early()  # before the environment is uploaded
+        preflight.check_early()  # again, as check() does first
+    assert [str(w.message)[:35] for w in caught if w.category is SkeinJupyterWarning] == \
+        ["run.parameters: aplha not assigned "]

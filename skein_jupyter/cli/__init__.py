@@ -89,7 +89,7 @@ class _Group(click.Group):
                 else:
                     shown(message, category, filename, lineno, file, line)
 
-            warnings.simplefilter("always", SkeinJupyterWarning)
+            warnings.simplefilter("always", SkeinJupyterWarning, append=True)  # a user's -W or PYTHONWARNINGS wins
             warnings.showwarning = show
             return self._invoke(ctx)
 

@@ -144,7 +144,8 @@ def _error_line(row: Mapping[str, Any], indent: int) -> None:
     """Under a failed or timed-out step or set of a table: its exception and the cell it stopped in."""
     if row["status"] in ("failed", "timed_out") and row.get("ename"):
         where = f" in cell {row['cell'] + 1}" if row.get("cell") is not None else ""
-        click.echo(f"  {'':{indent}}{row['ename']}{where}: {str(row.get('evalue') or '')[:200]}")
+        lines = str(row.get("evalue") or "").strip().splitlines()
+        click.echo(f"  {'':{indent}}{row['ename']}{where}: {lines[0][:200] if lines else ''}")
 
 
 def show_packed(result: PackResult, as_json: bool) -> None:

@@ -107,7 +107,7 @@ def final_diagnostics(summary: Mapping[str, Any], rows: Sequence[Mapping[str, An
     if first is not None:
         which = f"step {first['step']}: " if "step" in first else f"set {first['set']}: " if len(rows) > 1 else ""
         where = f" in cell {first['cell'] + 1}" if first.get("cell") is not None else ""
-        text += f"; {which}{first['ename']}{where}"
+        text += f"; {which}{str(first['ename'])[:100]}{where}"
     return f"{text}; outputs in {output}"
 
 
