@@ -33,7 +33,7 @@ def _cpu(process: subprocess.Popen) -> float:
             return usage.ru_utime + usage.ru_stime
         if time.monotonic() >= deadline:
             process.kill()  # its kernels watch their parent and end with it
-            os.wait4(process.pid, 0)
+            process.returncode = os.waitstatus_to_exitcode(os.wait4(process.pid, 0)[1])
             raise AssertionError(f"{process.args[:4]} did not end within {DEADLINE}s")
         time.sleep(0.02)
 

@@ -75,18 +75,27 @@ def parameter_names(nb: Mapping[str, Any]) -> set[str] | None:
     """
     import ast
 
-    def bound(node: ast.AST, names: set[str]) -> None:
+    def bound(node: ast.AST, names: set[str]) -> bool:
+        """Add what ``node``'s children bind to ``names``; False after ``from m import *`` (anything may be)."""
         for child in ast.iter_child_nodes(node):
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 names.add(child.name)  # its body binds nothing at the top
                 continue
-            if isinstance(child, ast.Lambda):
-                continue
+            if isinstance(child, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+                continue  # a scope of its own
             if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
                 names.add(child.id)
             elif isinstance(child, (ast.Import, ast.ImportFrom)):
+                if any(alias.name == "*" for alias in child.names):
+                    return False
                 names.update((alias.asname or alias.name).split(".")[0] for alias in child.names)
-            bound(child, names)
+            elif isinstance(child, (ast.MatchAs, ast.MatchStar)) and child.name:
+                names.add(child.name)
+            elif isinstance(child, ast.MatchMapping) and child.rest:
+                names.add(child.rest)
+            if not bound(child, names):
+                return False
+        return True
 
     language = ((nb.get("metadata") or {}).get("kernelspec") or {}).get("language")
     if language not in (None, "python"):
@@ -100,7 +109,8 @@ def parameter_names(nb: Mapping[str, Any]) -> set[str] | None:
             tree = ast.parse("".join(source) if isinstance(source, list) else source)
         except (SyntaxError, ValueError):  # IPython magics, another language
             return None
-        bound(tree, names)
+        if not bound(tree, names):
+            return None
     return names
 
 

@@ -401,3 +401,12 @@ def _check(recipe, source_of):
         if not sweep.sets():
             raise UsageError(f"sweep ({source_of('sweep')}): no parameter sets; give sweep.parameters "
                              "(a list of sets) or sweep.grid (names to lists of values)")
+        if sweep.reuse_kernel:  # the engine can share only a kernel papermill would have started itself
+            from .runtime.execute import PRESTART_SAFE
+
+            other = sorted(set(recipe.run.papermill_options) - PRESTART_SAFE)
+            if recipe.run.engine or other:
+                what = f"run.engine {recipe.run.engine}" if recipe.run.engine else \
+                    f"run.papermill_options {', '.join(other)}"
+                raise UsageError(f"sweep.reuse_kernel ({source_of('sweep.reuse_kernel')}): not with {what}, "
+                                 "which start the kernel their own way; remove one of them")

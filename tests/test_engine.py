@@ -61,8 +61,8 @@ SERVE = textwrap.dedent("""
             return False
 
     class Recorded(execute.Spare):
-        def __init__(self, key):
-            super().__init__(key)
+        def __init__(self, key, reuse=False):
+            super().__init__(key, reuse)
             spares.append(self)
             pids.append(self.km.provisioner.process.pid)
 
@@ -81,6 +81,12 @@ SERVE = textwrap.dedent("""
 
                 self.km.shutdown_kernel = stopped_meanwhile
             super().shutdown()
+
+        def close_clients(self):
+            if sys.argv[1] == "stop-in-close" and not killed:  # a stop while a shared kernel's clients close
+                killed.append(1)
+                os.kill(os.getpid(), signal.SIGTERM)
+            super().close_clients()
 
     execute.Spare = Recorded
     run_set = execute.run_set
@@ -160,6 +166,13 @@ def _catches(pid, signum):
     return bool(caught & (1 << (signum - 1)))
 
 
+def _reads_its_input(pid):
+    """Whether process ``pid``'s main thread is blocked reading file descriptor 0 (x86-64: syscall 0)."""
+    with open(f"/proc/{pid}/syscall") as f:
+        fields = f.read().split()
+    return len(fields) > 1 and fields[0] == "0" and int(fields[1], 16) == 0
+
+
 def test_a_stop_while_the_engine_waits_for_a_set_ends_it_with_1():
     """Between sets (blocked on its input) a SIGTERM ends the engine at once, with 1 and no traceback."""
     import os
@@ -171,12 +184,12 @@ def test_a_stop_while_the_engine_waits_for_a_set_ends_it_with_1():
     os.close(write_end)
     os.close(read_end)
     try:
-        deadline = time.monotonic() + 60
-        while not _catches(engine.pid, signal.SIGTERM):  # its handler is in place (then it imports, waits)
+        deadline = time.monotonic() + 120
+        while not (_catches(engine.pid, signal.SIGTERM) and _reads_its_input(engine.pid)):  # imports done
             assert time.monotonic() < deadline and engine.poll() is None, "the engine did not start"
             time.sleep(0.05)
-        time.sleep(1)
         engine.send_signal(signal.SIGTERM)
+        engine.wait(60)  # before its input closes (an end of input would end it too)
         _, stderr = engine.communicate(timeout=60)
     finally:
         engine.kill()
@@ -186,7 +199,7 @@ def test_a_stop_while_the_engine_waits_for_a_set_ends_it_with_1():
 def test_reuse_kernel_runs_the_sets_in_one_kernel_and_leaks_nothing(notebook):
     """The opt-in: three sets in one kernel the engine started (state carries over), shut down at the end."""
     nb = json.loads(json.dumps(NOTEBOOK))
-    nb["cells"][1]["source"] = "import os\ncount = globals().get('count', 0) + 1\nprint(os.getpid(), count, x)"
+    nb["cells"][1]["source"] = "import os\ncount = globals().get('count', 0) + 1\nprint(f'{os.getpid()} {count} {x}')"
     (notebook / "shared.ipynb").write_text(json.dumps(nb))
     rows = _serve("plain", [_args(notebook, i, reuse_kernel=True, notebook="shared.ipynb") for i in range(3)])
     sets, end = rows[:-1], rows[-1]
@@ -198,6 +211,32 @@ def test_reuse_kernel_runs_the_sets_in_one_kernel_and_leaks_nothing(notebook):
     assert [(count, x) for _, count, x in printed] == [("1", "0"), ("2", "1"), ("3", "2")]
     assert sets[2]["threads"] <= sets[0]["threads"]  # each set's client closed
     assert end["code"] == 0 and end["kernels"] == [] and end["after"] <= end["before"]
+
+
+def test_a_stop_while_a_shared_kernel_s_clients_close_leaves_no_kernel(notebook):
+    rows = _serve("stop-in-close", [_args(notebook, i, reuse_kernel=True) for i in range(3)])
+    sets, end = rows[:-1], rows[-1]
+    assert [r["status"] for r in sets] == ["succeeded"]
+    assert end["code"] == 1 and end["kernels"] == [] and end["after"] <= end["before"]
+
+
+def test_reuse_kernel_gives_the_set_after_a_failure_a_new_kernel(notebook):
+    """A cell timeout leaves the cell running in the kernel: the next set must not inherit it (nor a retry)."""
+    nb = json.loads(json.dumps(NOTEBOOK))
+    nb["cells"][1]["source"] = "import os, time\nprint(f'pid={os.getpid()}')\ntime.sleep(30 if x == 0 else 0)"
+    (notebook / "slow.ipynb").write_text(json.dumps(nb))
+    paths = [_args(notebook, i, reuse_kernel=True, notebook="slow.ipynb") for i in range(3)]
+    first = json.loads(open(paths[0]).read())
+    open(paths[0], "w").write(json.dumps(dict(first, cell_timeout=3)))
+    started = time.monotonic()
+    rows = _serve("plain", paths)
+    sets, end = rows[:-1], rows[-1]
+    assert [r["status"] for r in sets] == ["failed", "succeeded", "succeeded"]
+    pids = ["".join(json.loads((notebook / f"out-{i}.ipynb").read_text())["cells"][-1]["outputs"][0]["text"])
+            for i in range(3)]
+    assert pids[0] != pids[1] == pids[2], pids
+    assert time.monotonic() - started < 28, "set 1 waited for set 0's cell to end"
+    assert end["code"] == 0 and end["kernels"] == []
 
 
 def _worker(tmp_path):

@@ -46,6 +46,21 @@ def test_reuse_kernel_is_a_sweep_s_opt_in():
     assert swept.run.reuse_kernel and from_json(to_json(swept)) == swept
     with pytest.raises(UsageError, match="sweep.reuse_kernel"):
         recipe(kind="sweep", run={"notebook": NOTEBOOK}, sweep={"parameters": [{"a": 1}], "reuse_kernel": "often"})
+    with pytest.raises(UsageError, match=r"sweep.reuse_kernel \(.*\): not with run.papermill_options "
+                                         r"request_save_on_cell_execute_x, "):
+        recipe(kind="sweep", run={"notebook": NOTEBOOK, "papermill_options": {"request_save_on_cell_execute_x": 1}},
+               sweep={"parameters": [{"a": 1}], "reuse_kernel": True})
+    with pytest.raises(UsageError, match="not with run.engine custom"):
+        recipe(kind="sweep", run={"notebook": NOTEBOOK, "engine": "custom"},
+               sweep={"parameters": [{"a": 1}], "reuse_kernel": True})
+
+
+def test_a_sweep_file_may_be_a_sweep_section_with_reuse_kernel(tmp_path):
+    from skein_jupyter.cli.run import sweep_settings
+
+    path = tmp_path / "sets.yaml"
+    path.write_text("parameters: [{a: 1}]\nreuse_kernel: true\n")
+    assert sweep_settings(str(path)) == {"sweep.parameters": [{"a": 1}], "sweep.reuse_kernel": True}
 
 
 def test_only_allow_listed_fields_ship():

@@ -20,9 +20,14 @@ __all__ = ["run_command", "run_recipe", "status_command", "logs_command", "kill_
 def sweep_settings(path: str) -> dict[str, Any]:
     """``--sweep FILE``: a YAML list of parameter sets, or a mapping of names to lists (a grid).
 
-    A mapping with ``parameters:``, ``grid:`` or ``parallel:`` keys is a recipe's ``sweep:`` section.
+    A mapping whose keys are all fields of a recipe's ``sweep:`` section (``parameters:``, ``grid:``,
+    ``parallel:``, ``reuse_kernel:``) is such a section.
     """
+    import dataclasses
+
     import yaml
+
+    from ..recipe import SweepOptions
 
     try:
         with open(path) as f:
@@ -34,7 +39,7 @@ def sweep_settings(path: str) -> dict[str, Any]:
                          "fix the syntax") from None
     if isinstance(data, list):
         return {"sweep.parameters": data}
-    if isinstance(data, dict) and data and set(data) <= {"parameters", "grid", "parallel"}:
+    if isinstance(data, dict) and data and set(data) <= {field.name for field in dataclasses.fields(SweepOptions)}:
         return {f"sweep.{key}": value for key, value in data.items()}
     if isinstance(data, dict) and data:
         return {"sweep.grid": data}

@@ -17,7 +17,7 @@ cell, so the next set does not wait for one to boot and two kernels never
 boot side by side. An unused one is shut down when the engine ends. With
 ``"reuse_kernel": true`` (a sweep's ``reuse_kernel`` opt-in) the sets run one
 after another in one kernel the engine starts: none is started ahead, and a
-new one only when it died, or after a stop or timeout.
+new one only after a set that did not succeed, or when it died.
 
 Papermill saves the output notebook after every cell (and every 30 seconds
 during a long one), here to a temporary file renamed over it, so the file is
@@ -166,9 +166,11 @@ def _interrupt(signum, frame):
 def _take_signals() -> None:
     """Route the stop and timeout signals to :func:`_interrupt`.
 
-    nbclient replaces the SIGINT and SIGTERM handlers while a set runs and
-    leaves the defaults after it (SIGTERM would then end the engine at once,
-    in the middle of shutting a kernel down): take them back after every set.
+    Taken again after every set, defensively: nbclient's asynchronous kernel
+    setup replaces the SIGINT and SIGTERM handlers while it runs and leaves the
+    defaults after it (SIGTERM would then end the engine at once, in the middle
+    of shutting a kernel down). The synchronous path papermill takes today
+    leaves them alone.
     """
     for signum in STATUS_BY_SIGNAL:
         signal.signal(signum, _interrupt)
@@ -189,14 +191,17 @@ def _kernel_key(args):
 
 
 class Spare:
-    """A kernel started ahead for the next set: fresh, nothing run in it.
+    """A kernel the engine starts and owns: one started ahead for the next set (fresh, nothing run in it),
+    or, with ``reuse``, the kernel a container's sets share.
 
     Papermill (nbclient) does not own a kernel manager it is given, so it
-    leaves the clients it made open: :meth:`shutdown` closes their channels
-    (the heartbeat thread, the sockets) and the manager's zmq context too.
+    leaves the clients it made open: :meth:`close_clients` closes their
+    channels (the heartbeat thread, the sockets) after a set, :meth:`shutdown`
+    those and the manager's zmq context too. A shared kernel keeps no output
+    history (IPython's ``Out`` would hold every set's results).
     """
 
-    def __init__(self, key):
+    def __init__(self, key, reuse: bool = False):
         from jupyter_client.manager import AsyncKernelManager
         from jupyter_core.utils import run_sync
 
@@ -212,6 +217,8 @@ class Spare:
         self.km = Manager(kernel_name=key[0])
         # What nbclient passes to an IPython kernel it starts itself (no history file).
         extra = ["--HistoryManager.hist_file=:memory:"] if self.km.ipykernel else []
+        if reuse and self.km.ipykernel:
+            extra.append("--InteractiveShell.cache_size=0")
         try:
             run_sync(self.km.start_kernel)(extra_arguments=extra, cwd=key[1] or os.getcwd())
         except BaseException:  # a failed or interrupted start leaves no process behind
@@ -230,7 +237,7 @@ class Spare:
             try:
                 kc.stop_channels()
             except Exception as exc:
-                log(f"kernel started ahead: client: {type(exc).__name__}: {exc}")
+                log(f"engine's kernel: client: {type(exc).__name__}: {exc}")
         self.clients.clear()
 
     def shutdown(self):
@@ -241,12 +248,12 @@ class Spare:
                     self.run_sync(self.km.shutdown_kernel)(now=True)
                 self.run_sync(self.km.cleanup_resources)()
             except Exception as exc:  # it is gone already, or going
-                log(f"kernel started ahead: shutdown: {type(exc).__name__}: {exc}")
+                log(f"engine's kernel: shutdown: {type(exc).__name__}: {exc}")
             self.close_clients()
-        try:
-            self.km.context.destroy(linger=0)
-        except Exception as exc:
-            log(f"kernel started ahead: zmq context: {type(exc).__name__}: {exc}")
+            try:
+                self.km.context.destroy(linger=0)
+            except Exception as exc:
+                log(f"engine's kernel: zmq context: {type(exc).__name__}: {exc}")
 
 
 def run_set(args, emit, km=None):
@@ -275,12 +282,13 @@ def run_set(args, emit, km=None):
     return "succeeded"
 
 
-def _ahead(key):
-    """A kernel started ahead for a next set, or None (papermill then starts that set's kernel, and says why)."""
+def _ahead(key, reuse: bool = False):
+    """A kernel of the engine's own for a next set (or, with ``reuse``, for the sets to share), or None:
+    papermill then starts that set's kernel, and says why."""
     try:
-        return Spare(key)
+        return Spare(key, reuse)
     except Exception as exc:
-        log(f"kernel not started ahead: {type(exc).__name__}: {exc}")
+        log(f"engine's kernel not started: {type(exc).__name__}: {exc}")
         return None
 
 
@@ -315,16 +323,14 @@ def serve(lines, emit) -> int:
             key = _kernel_key(args)
             current = spare if spare is not None and key is not None and spare.key == key else None
             if current is not None and not current.alive():  # it died waiting: papermill starts one itself
-                log("kernel started ahead: it died before its set; starting a new one")
+                log("the engine's kernel died before its set; papermill starts a new one")
                 current = None
             if spare is not None and current is None:
                 spare.shutdown()
             spare = None
             reuse = key is not None and bool(args.get("reuse_kernel"))
-            if args.get("reuse_kernel") and key is None:
-                log("reuse_kernel: not with this engine or these papermill options; a fresh kernel per set")
             if reuse and current is None:  # the engine's own, so papermill leaves it running after the set
-                current = _ahead(key)
+                current = _ahead(key, reuse=True)
             ahead = key is not None and bool(args.get("prestart")) and not reuse
             _deferred["pending"] = None
             _next.update(key=key if ahead else None, spare=None)  # started at this set's first cell
@@ -332,14 +338,16 @@ def serve(lines, emit) -> int:
             try:
                 status = run_set(args, emit, current.km if current is not None else None)
             finally:
-                _take_signals()
-                _next["key"] = None
-                spare, _next["spare"] = _next["spare"], None
-                if current is not None:
-                    if reuse and status in ("succeeded", "failed") and current.alive():
-                        current.close_clients()
+                with _stops_deferred():  # a stop meanwhile lands once the kernels are accounted for
+                    _take_signals()
+                    _next["key"] = None
+                    spare, _next["spare"] = _next["spare"], None
+                    # Shared only after a success: a failure may leave a cell running (a cell timeout) or
+                    # the kernel in a state the retry or the next set should not inherit.
+                    if current is not None and reuse and status == "succeeded" and current.alive():
                         spare = current  # the next set runs in it
-                    else:  # a fresh kernel per set: this one is done
+                        current.close_clients()
+                    elif current is not None:  # a fresh kernel per set: this one is done
                         current.shutdown()
             if status in ("stopped", "timed_out"):
                 return 1
@@ -352,7 +360,7 @@ def serve(lines, emit) -> int:
             try:
                 spare.shutdown()
             except Interrupted:  # a stop during this last cleanup, raised once the kernel was gone
-                log("a stop came while the engine shut its last kernel down; the sets were done")
+                log("a stop came while the engine shut its last kernel down")
     return 0
 
 
