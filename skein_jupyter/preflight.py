@@ -81,8 +81,13 @@ def parameter_names(nb: Mapping[str, Any]) -> set[str] | None:
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 names.add(child.name)  # its body binds nothing at the top
                 continue
-            if isinstance(child, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
-                continue  # a scope of its own
+            if isinstance(child, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+                # a scope of its own, but for ``:=``, which binds in the cell's
+                names.update(n.target.id for n in ast.walk(child) if isinstance(n, ast.NamedExpr)
+                             and isinstance(n.target, ast.Name))
+                continue
+            if isinstance(child, ast.Lambda):
+                continue
             if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
                 names.add(child.id)
             elif isinstance(child, (ast.Import, ast.ImportFrom)):

@@ -404,9 +404,10 @@ def _check(recipe, source_of):
         if sweep.reuse_kernel:  # the engine can share only a kernel papermill would have started itself
             from .runtime.execute import PRESTART_SAFE
 
+            what = [f"run.engine {recipe.run.engine}"] if recipe.run.engine not in (None, "nbclient") else []
             other = sorted(set(recipe.run.papermill_options) - PRESTART_SAFE)
-            if recipe.run.engine or other:
-                what = f"run.engine {recipe.run.engine}" if recipe.run.engine else \
-                    f"run.papermill_options {', '.join(other)}"
-                raise UsageError(f"sweep.reuse_kernel ({source_of('sweep.reuse_kernel')}): not with {what}, "
-                                 "which start the kernel their own way; remove one of them")
+            what += [f"run.papermill_options {', '.join(other)}"] if other else []
+            if what:
+                raise UsageError(f"sweep.reuse_kernel ({source_of('sweep.reuse_kernel')}): not with "
+                                 f"{' and '.join(what)}, with which papermill starts the kernel its own way; "
+                                 f"remove sweep.reuse_kernel or {' and '.join(w.split()[0] for w in what)}")

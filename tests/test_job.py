@@ -50,6 +50,8 @@ def test_reuse_kernel_is_a_sweep_s_opt_in():
                                          r"request_save_on_cell_execute_x, "):
         recipe(kind="sweep", run={"notebook": NOTEBOOK, "papermill_options": {"request_save_on_cell_execute_x": 1}},
                sweep={"parameters": [{"a": 1}], "reuse_kernel": True})
+    recipe(kind="sweep", run={"notebook": NOTEBOOK, "engine": "nbclient"},  # papermill's default, by name
+           sweep={"parameters": [{"a": 1}], "reuse_kernel": True})
     with pytest.raises(UsageError, match="not with run.engine custom"):
         recipe(kind="sweep", run={"notebook": NOTEBOOK, "engine": "custom"},
                sweep={"parameters": [{"a": 1}], "reuse_kernel": True})

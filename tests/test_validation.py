@@ -449,11 +449,12 @@ def test_parameter_names_are_what_the_parameters_cell_binds_outside_functions():
     source = ("import numpy as np, os.path\nfrom math import pi as PI\nif True:\n    alpha = 1\nelse:\n    alpha = 2\n"
               "try:\n    beta = 3\nexcept Exception:\n    pass\ncfg = {}\ncfg['k'] = 1\nfor i in range(2):\n    pass\n"
               "def f(inner=1):\n    hidden = 2\nwith open('x') as handle:\n    pass\n(n := 4)\nlabel: str = 'x'\n"
-              "squares = [k * k for k in range(3)]\nmatch cfg:\n    case {'m': mode, **others}:\n        pass\n")
+              "squares = [k * k for k in range(3)]\nys = [(y := v) for v in range(2)]\n"
+              "match cfg:\n    case {'m': mode, **others}:\n        pass\n")
     nb = {"cells": [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": source}],
           "metadata": {}, "nbformat": 4}
     assert parameter_names(nb) == {"np", "os", "PI", "alpha", "beta", "cfg", "i", "f", "handle", "n", "label",
-                                   "squares", "mode", "others"}
+                                   "squares", "ys", "y", "mode", "others"}
     nb["cells"][0]["source"] = "from settings import *\nalpha = 1"
     assert parameter_names(nb) is None  # anything may be bound: no warning
     nb["metadata"] = {"kernelspec": {"language": "R"}}

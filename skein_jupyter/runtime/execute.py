@@ -217,8 +217,9 @@ class Spare:
         self.km = Manager(kernel_name=key[0])
         # What nbclient passes to an IPython kernel it starts itself (no history file).
         extra = ["--HistoryManager.hist_file=:memory:"] if self.km.ipykernel else []
-        if reuse and self.km.ipykernel:
-            extra.append("--InteractiveShell.cache_size=0")
+        spec = self.km.kernel_spec
+        if reuse and (self.km.ipykernel or any("ipykernel" in part for part in (spec.argv if spec else []))):
+            extra.append("--InteractiveShell.cache_size=0")  # an IPython kernel, whatever its name
         try:
             run_sync(self.km.start_kernel)(extra_arguments=extra, cwd=key[1] or os.getcwd())
         except BaseException:  # a failed or interrupted start leaves no process behind
@@ -307,14 +308,19 @@ def _start_next() -> None:
         _next["spare"] = _ahead(key)
 
 
+#: Said once per engine: sets asked to share a kernel that the engine cannot start itself.
+_said: set = set()
+
+
 def serve(lines, emit) -> int:
     """Run the sets whose argument files ``lines`` name, one after another.
 
     Returns 1 when a stop or timeout ended a set or came between sets, 0 when
     every set ran (a stop during the shutdown of the last kernel changes nothing:
-    the sets' results were sent).
+    the sets' results were sent; one held through the last set's own bookkeeping
+    gives 1, which changes nothing either).
     """
-    spare = None
+    spare = current = None
     try:
         for line in lines:
             _take_signals()
@@ -329,6 +335,10 @@ def serve(lines, emit) -> int:
                 spare.shutdown()
             spare = None
             reuse = key is not None and bool(args.get("reuse_kernel"))
+            if args.get("reuse_kernel") and key is None and "reuse" not in _said:
+                _said.add("reuse")
+                log("reuse_kernel: the engine cannot start this notebook's kernel itself (no kernel name, or "
+                    "another papermill engine); a fresh kernel per set")
             if reuse and current is None:  # the engine's own, so papermill leaves it running after the set
                 current = _ahead(key, reuse=True)
             ahead = key is not None and bool(args.get("prestart")) and not reuse
@@ -349,6 +359,7 @@ def serve(lines, emit) -> int:
                         current.close_clients()
                     elif current is not None:  # a fresh kernel per set: this one is done
                         current.shutdown()
+                    current = None
             if status in ("stopped", "timed_out"):
                 return 1
             if ahead and spare is None:  # no cell ran: the next set's kernel starts now
@@ -356,11 +367,12 @@ def serve(lines, emit) -> int:
     except Interrupted:  # between sets: nothing was running
         return 1
     finally:
-        if spare is not None:
-            try:
-                spare.shutdown()
-            except Interrupted:  # a stop during this last cleanup, raised once the kernel was gone
-                log("a stop came while the engine shut its last kernel down")
+        for kernel in (current, spare):  # current: a stop came before its set started
+            if kernel is not None:
+                try:
+                    kernel.shutdown()
+                except Interrupted:  # a stop during this last cleanup, raised once the kernel was gone
+                    log("a stop came while the engine shut its last kernel down")
     return 0
 
 
