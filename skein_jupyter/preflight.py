@@ -119,18 +119,29 @@ def parameter_names(nb: Mapping[str, Any]) -> set[str] | None:
     return names
 
 
-def warn_unknown_parameters(given: Iterable[str], nb: Mapping[str, Any], notebook: str, field: str) -> None:
+def warn_unknown_parameters(given: Iterable[str], nb: Mapping[str, Any], notebook: str, field: str,
+                            where: Mapping[str, str] | None = None) -> None:
     """Warn (:class:`~skein_jupyter.exceptions.SkeinJupyterWarning`) about parameters the notebook's
-    parameters cell does not assign: most often a misspelt name, which papermill runs anyway."""
+    parameters cell does not assign: most often a misspelt name, which papermill runs anyway.
+
+    ``given``: the names (never their values, which stay out of messages);
+    ``where`` may say where a name was given (``set 3``).
+    """
     import warnings
+
+    from .recipe_values import _did_you_mean
 
     known = parameter_names(nb)
     unknown = sorted(set(given) - known) if known is not None else []
     if unknown:
+        where = where or {}
+        names = ", ".join(f"{name} ({where[name]})" if name in where else name for name in unknown)
+        hint = _did_you_mean(unknown[0], known or ()) if len(unknown) == 1 else ""
         assigned = ", ".join(sorted(known or ())) or "nothing"
         warnings.warn(SkeinJupyterWarning(
-            f"{field}: {', '.join(unknown)} not assigned in the parameters cell of {os.path.basename(notebook)} "
-            f"(it assigns {assigned}); papermill sets them after that cell all the same, so check the spelling"),
+            f"{field}: {names} {'is' if len(unknown) == 1 else 'are'} not assigned in the parameters cell of "
+            f"{os.path.basename(notebook)}{hint} (it assigns {assigned}); papermill sets "
+            f"{'it' if len(unknown) == 1 else 'them'} after that cell all the same, so check the spelling"),
             stacklevel=2)
 
 
@@ -146,11 +157,16 @@ def check_notebook(recipe: Recipe, nb: Mapping[str, Any]) -> None:
                          "'parameters', so the parameters would be overwritten by the notebook's own "
                          "defaults; tag the cell that sets them (JupyterLab: cell > Property Inspector > "
                          "Cell Tags > parameters)")
-    warn_unknown_parameters(recipe.run.parameters, nb, recipe.run.notebook, "run.parameters")
+    warn_unknown_parameters(list(recipe.run.parameters), nb, recipe.run.notebook, "run.parameters (-p, -r, -y, -f)")
     if recipe.kind == "sweep":
-        swept = recipe.sweep.grid or {name for values in recipe.sweep.parameters for name in values}
-        warn_unknown_parameters(swept, nb, recipe.run.notebook, "sweep.grid" if recipe.sweep.grid else
-                                "sweep.parameters")
+        if recipe.sweep.grid:
+            warn_unknown_parameters(list(recipe.sweep.grid), nb, recipe.run.notebook, "sweep.grid")
+        else:  # each name with the first set (numbered from 0) that gives it
+            first: dict[str, str] = {}
+            for index, values in enumerate(recipe.sweep.parameters):
+                for name in values:
+                    first.setdefault(name, f"set {index}")
+            warn_unknown_parameters(list(first), nb, recipe.run.notebook, "sweep.parameters", where=first)
 
 
 def check_kernel(recipe: Recipe, nb: Mapping[str, Any], metadata: Mapping[str, Any] | None) -> str:

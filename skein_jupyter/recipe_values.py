@@ -196,8 +196,13 @@ def _param_sets(value):
 def _grid(value):
     if value is None:
         return {}
-    if not isinstance(value, dict) or not all(isinstance(v, list) and v for v in value.values()):
-        raise ValueError("is not a mapping of parameter names to non-empty lists of values")
+    if not isinstance(value, dict):
+        raise ValueError("is not a mapping of parameter names to non-empty lists of values; write "
+                         "`name: [value, value]` lines")
+    for name, values in value.items():
+        if not (isinstance(values, list) and values):
+            raise ValueError(f"{str(name)[:60]!r} is not given a non-empty list of values; write "
+                             f"`{str(name)[:60]}: [value, value]`")
     check_parameter_names(value)
     return dict(value)
 

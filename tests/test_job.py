@@ -63,6 +63,15 @@ def test_a_sweep_file_may_be_a_sweep_section_with_reuse_kernel(tmp_path):
     path = tmp_path / "sets.yaml"
     path.write_text("parameters: [{a: 1}]\nreuse_kernel: true\n")
     assert sweep_settings(str(path)) == {"sweep.parameters": [{"a": 1}], "sweep.reuse_kernel": True}
+    path.write_text("sweep:\n  grid: {a: [1, 2]}\n")  # a recipe's section, key and all
+    assert sweep_settings(str(path)) == {"sweep.grid": {"a": [1, 2]}}
+    path.write_text("parameters: [{a: 1}]\nparalel: 2\n")
+    with pytest.raises(UsageError, match=r"a sweep section \(it has parameters\) with the unknown key 'paralel' "
+                                         r"\(did you mean 'parallel'\?\)"):
+        sweep_settings(str(path))
+    with pytest.raises(UsageError, match=r"sweep.grid \(.*\): 'b' is not given a non-empty list of values; write "
+                                         r"`b: \[value, value\]`"):
+        recipe(kind="sweep", run={"notebook": NOTEBOOK}, sweep={"grid": {"a": [1], "b": []}})
 
 
 def test_only_allow_listed_fields_ship():

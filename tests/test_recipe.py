@@ -197,7 +197,7 @@ BAD_RECIPES = [
     ("kind: sweep\nrun: {notebook: hdfs:///n.ipynb}\nsweep: {parameters: [{a: 1}], grid: {a: [1]}}\n",
      "sweep (from {f}): give sweep.parameters (a list of sets) or sweep.grid (every combination), not both"),
     ("kind: sweep\nrun: {notebook: hdfs:///n.ipynb}\nsweep: {grid: {a: []}}\n",
-     "sweep.grid (from {f}): is not a mapping of parameter names to non-empty lists of values"),
+     "sweep.grid (from {f}): 'a' is not given a non-empty list of values; write `a: [value, value]`"),
     ("kind: notebook\nrun: {kernel: python3}\n",
      "run (from {f}): a notebook recipe has no run: section; remove it, or set kind: run"),
     ("kind: notebook\nenvironment: s3://b/e.tar.gz\n", "environment (from {f}): 's3://b/e.tar.gz' has an unsupported"),

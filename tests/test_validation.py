@@ -431,11 +431,16 @@ def test_parameters_the_parameters_cell_does_not_assign_are_warned_about(tmp_pat
                      "source": ["alpha = 0.5\n", "n: int = 10\n", "a, (b, c) = 1, (2, 3)\n", "print(alpha)\n"]}],
           "metadata": {"kernelspec": {"name": "python3", "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}
     assert parameter_names(nb) == {"alpha", "n", "a", "b", "c"}
-    with pytest.warns(SkeinJupyterWarning, match=r"sweep.parameters: aplha not assigned in the parameters cell "
-                                                 r"of n.ipynb \(it assigns a, alpha, b, c, n\)"):
+    with pytest.warns(SkeinJupyterWarning, match=r"sweep.parameters: aplha \(set 1\) is not assigned in the "
+                                                 r"parameters cell of n.ipynb \(did you mean 'alpha'\?\) "
+                                                 r"\(it assigns a, alpha, b, c, n\); papermill sets it after"):
         check_notebook(_recipe(kind="sweep", **{"sweep.parameters": [{"alpha": 1}, {"aplha": 2}]}), nb)
-    with pytest.warns(SkeinJupyterWarning, match="run.parameters: nn not assigned"):
-        check_notebook(_recipe(**{"run.parameters": {"n": 1, "nn": 2}}), nb)
+    with pytest.warns(SkeinJupyterWarning, match=r"run.parameters \(-p, -r, -y, -f\): nn is not assigned") as seen:
+        check_notebook(_recipe(**{"run.parameters": {"n": 1, "nn": 29871}}), nb)
+    assert "29871" not in str(seen[0].message)  # names, never values
+    with pytest.warns(SkeinJupyterWarning, match=r"sweep.grid: zz is not assigned") as seen:
+        check_notebook(_recipe(kind="sweep", **{"sweep.grid": {"zz": [31337]}}), nb)
+    assert "31337" not in str(seen[0].message)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_notebook(_recipe(kind="sweep", **{"sweep.grid": {"alpha": [1, 2], "n": [3]}}), nb)
@@ -484,4 +489,4 @@ def test_a_remote_notebook_s_warning_is_said_once_though_its_checks_are_asked_tw
         preflight.check_early()  # before the environment is uploaded
         preflight.check_early()  # again, as check() does first
     assert [str(w.message)[:35] for w in caught if w.category is SkeinJupyterWarning] == \
-        ["run.parameters: aplha not assigned "]
+        ["run.parameters (-p, -r, -y, -f): ap"]

@@ -28,6 +28,7 @@ def sweep_settings(path: str) -> dict[str, Any]:
     import yaml
 
     from ..recipe import SweepOptions
+    from ..recipe_values import _did_you_mean
 
     try:
         with open(path) as f:
@@ -37,10 +38,18 @@ def sweep_settings(path: str) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise UsageError(f"--sweep {path} is not valid YAML: {getattr(exc, 'problem', None) or exc}; "
                          "fix the syntax") from None
+    if isinstance(data, dict) and list(data) == ["sweep"] and isinstance(data["sweep"], dict):
+        data = data["sweep"]  # a recipe's section, key and all
     if isinstance(data, list):
         return {"sweep.parameters": data}
-    if isinstance(data, dict) and data and set(data) <= {field.name for field in dataclasses.fields(SweepOptions)}:
+    keys = {field.name for field in dataclasses.fields(SweepOptions)}
+    if isinstance(data, dict) and data and set(data) <= keys:
         return {f"sweep.{key}": value for key, value in data.items()}
+    if isinstance(data, dict) and {"parameters", "grid"} & set(data):  # a section with a key that is not one
+        unknown = sorted(str(key) for key in set(data) - keys)
+        raise UsageError(f"--sweep {path}: a sweep section (it has {' and '.join(sorted({'parameters', 'grid'} & set(data)))}) "
+                         f"with the unknown key {unknown[0]!r}{_did_you_mean(unknown[0], keys)}; its keys are "
+                         f"{', '.join(sorted(keys))}")
     if isinstance(data, dict) and data:
         return {"sweep.grid": data}
     raise UsageError(f"--sweep {path} holds no parameter sets; write a list of sets (- alpha: 0.1) or a "

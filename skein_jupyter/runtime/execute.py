@@ -82,10 +82,12 @@ def _track_cells(emit):
             emit(event="start", cells=len(self.nb.cells))
 
         def cell_start(self, cell, cell_index=None, **kwargs):
-            # The cell papermill writes holds the parameters' values: its source goes nowhere.
-            injected = "injected-parameters" in (cell.get("metadata", {}).get("tags") or [])
-            emit(event="cell", index=cell_index, source="# Parameters" if injected else _source_line(cell),
-                 type=cell.get("cell_type"))
+            # The cell papermill writes holds the parameters' values: its source goes nowhere. The
+            # notebook's own parameters cell holds its defaults, which this set may not run with.
+            tags = cell.get("metadata", {}).get("tags") or []
+            source = "# Parameters" if "injected-parameters" in tags else \
+                "# Parameters (the notebook's defaults)" if "parameters" in tags else _source_line(cell)
+            emit(event="cell", index=cell_index, source=source, type=cell.get("cell_type"))
             super().cell_start(cell, cell_index, **kwargs)
             _start_next()  # this set's kernel has answered: the next set's may boot now
 
@@ -341,6 +343,8 @@ def serve(lines, emit) -> int:
                     "another papermill engine); a fresh kernel per set")
             if reuse and current is None:  # the engine's own, so papermill leaves it running after the set
                 current = _ahead(key, reuse=True)
+                if current is not None:
+                    log("reuse_kernel: a new kernel for this set and the next ones (until a set does not succeed)")
             ahead = key is not None and bool(args.get("prestart")) and not reuse
             _deferred["pending"] = None
             _next.update(key=key if ahead else None, spare=None)  # started at this set's first cell
