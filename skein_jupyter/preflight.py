@@ -135,12 +135,17 @@ def warn_unknown_parameters(given: Iterable[str], nb: Mapping[str, Any], noteboo
     unknown = sorted(set(given) - known) if known is not None else []
     if unknown:
         where = where or {}
-        names = ", ".join(f"{name} ({where[name]})" if name in where else name for name in unknown)
-        hint = _did_you_mean(unknown[0], known or ()) if len(unknown) == 1 else ""
+
+        def said(name: str) -> str:
+            notes = [where[name]] if name in where else []
+            close = _did_you_mean(name, known or ()).strip(" ()")
+            return f"{name} ({'; '.join(notes + [close] if close else notes)})" if notes or close else name
+
+        names = ", ".join(said(name) for name in unknown)
         assigned = ", ".join(sorted(known or ())) or "nothing"
         warnings.warn(SkeinJupyterWarning(
             f"{field}: {names} {'is' if len(unknown) == 1 else 'are'} not assigned in the parameters cell of "
-            f"{os.path.basename(notebook)}{hint} (it assigns {assigned}); papermill sets "
+            f"{os.path.basename(notebook)} (it assigns {assigned}); papermill sets "
             f"{'it' if len(unknown) == 1 else 'them'} after that cell all the same, so check the spelling"),
             stacklevel=2)
 
@@ -165,7 +170,7 @@ def check_notebook(recipe: Recipe, nb: Mapping[str, Any]) -> None:
             first: dict[str, str] = {}
             for index, values in enumerate(recipe.sweep.parameters):
                 for name in values:
-                    first.setdefault(name, f"set {index}")
+                    first.setdefault(name, f"set {index}, numbered from 0")
             warn_unknown_parameters(list(first), nb, recipe.run.notebook, "sweep.parameters", where=first)
 
 

@@ -246,6 +246,32 @@ def test_reuse_kernel_gives_the_set_after_a_failure_a_new_kernel(notebook):
     assert end["code"] == 0 and end["kernels"] == []
 
 
+EVENTS = textwrap.dedent("""
+    import json, sys
+    from skein_jupyter.runtime import execute
+
+    events = []
+    execute._track_cells(lambda **event: events.append(event))
+    execute.serve(sys.argv[1:], lambda **event: events.append(event))
+    print(json.dumps(events))
+""")
+
+
+def test_cell_events_never_carry_a_parameters_cell_s_source(notebook):
+    """The notebook's parameters cell (its defaults) and papermill's injected one are named, never shown."""
+    nb = json.loads(json.dumps(NOTEBOOK))
+    nb["cells"][0]["source"] = "x = 0\nsecret = 'dflt-7731'"
+    (notebook / "defaults.ipynb").write_text(json.dumps(nb))
+    proc = subprocess.run([sys.executable, "-c", EVENTS, _args(notebook, 5, prestart=False, notebook="defaults.ipynb")],
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    events = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "dflt-7731" not in proc.stdout + proc.stderr
+    sources = [e["source"] for e in events if e.get("event") == "cell"]
+    assert sources[:2] == ["# Parameters (the notebook's defaults)", "# Parameters"], sources
+    assert events[-1] == {"event": "result", "status": "succeeded"}
+
+
 def _worker(tmp_path):
     run = types.SimpleNamespace(notebook="nb.ipynb", sets=[{"x": 0}, {"x": 1}], html=False, checkpoint_interval=0,
                                 input=str(tmp_path / "nb.ipynb"), kernel=None, engine=None, cell_timeout=None,

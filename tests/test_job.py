@@ -66,8 +66,10 @@ def test_a_sweep_file_may_be_a_sweep_section_with_reuse_kernel(tmp_path):
     path.write_text("sweep:\n  grid: {a: [1, 2]}\n")  # a recipe's section, key and all
     assert sweep_settings(str(path)) == {"sweep.grid": {"a": [1, 2]}}
     path.write_text("parameters: [{a: 1}]\nparalel: 2\n")
-    with pytest.raises(UsageError, match=r"a sweep section \(it has parameters\) with the unknown key 'paralel' "
-                                         r"\(did you mean 'parallel'\?\)"):
+    with pytest.raises(UsageError, match=r"'paralel' \(did you mean 'parallel'\?\) not a key of a sweep: section"):
+        sweep_settings(str(path))
+    path.write_text("kind: run\nrun: {notebook: nb.ipynb}\nsweep: {grid: {a: [1]}}\n")
+    with pytest.raises(UsageError, match="is a whole recipe; run it with `skein-jupyter run "):
         sweep_settings(str(path))
     with pytest.raises(UsageError, match=r"sweep.grid \(.*\): 'b' is not given a non-empty list of values; write "
                                          r"`b: \[value, value\]`"):

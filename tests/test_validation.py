@@ -431,11 +431,12 @@ def test_parameters_the_parameters_cell_does_not_assign_are_warned_about(tmp_pat
                      "source": ["alpha = 0.5\n", "n: int = 10\n", "a, (b, c) = 1, (2, 3)\n", "print(alpha)\n"]}],
           "metadata": {"kernelspec": {"name": "python3", "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}
     assert parameter_names(nb) == {"alpha", "n", "a", "b", "c"}
-    with pytest.warns(SkeinJupyterWarning, match=r"sweep.parameters: aplha \(set 1\) is not assigned in the "
-                                                 r"parameters cell of n.ipynb \(did you mean 'alpha'\?\) "
+    with pytest.warns(SkeinJupyterWarning, match=r"sweep.parameters: aplha \(set 1, numbered from 0; did you mean "
+                                                 r"'alpha'\?\) is not assigned in the parameters cell of n.ipynb "
                                                  r"\(it assigns a, alpha, b, c, n\); papermill sets it after"):
         check_notebook(_recipe(kind="sweep", **{"sweep.parameters": [{"alpha": 1}, {"aplha": 2}]}), nb)
-    with pytest.warns(SkeinJupyterWarning, match=r"run.parameters \(-p, -r, -y, -f\): nn is not assigned") as seen:
+    with pytest.warns(SkeinJupyterWarning, match=r"run.parameters \(-p, -r, -y, -f\): nn \(did you mean 'n'\?\) is not "
+                                                 r"assigned") as seen:
         check_notebook(_recipe(**{"run.parameters": {"n": 1, "nn": 29871}}), nb)
     assert "29871" not in str(seen[0].message)  # names, never values
     with pytest.warns(SkeinJupyterWarning, match=r"sweep.grid: zz is not assigned") as seen:

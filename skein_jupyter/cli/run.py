@@ -21,7 +21,9 @@ def sweep_settings(path: str) -> dict[str, Any]:
     """``--sweep FILE``: a YAML list of parameter sets, or a mapping of names to lists (a grid).
 
     A mapping whose keys are all fields of a recipe's ``sweep:`` section (``parameters:``, ``grid:``,
-    ``parallel:``, ``reuse_kernel:``) is such a section.
+    ``parallel:``, ``reuse_kernel:``) is such a section, and so is ``sweep:`` holding one. A whole recipe
+    is refused, and so is a section with another key (a grid naming ``parameters`` or ``grid`` goes under
+    ``grid:``).
     """
     import dataclasses
 
@@ -38,6 +40,9 @@ def sweep_settings(path: str) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise UsageError(f"--sweep {path} is not valid YAML: {getattr(exc, 'problem', None) or exc}; "
                          "fix the syntax") from None
+    if isinstance(data, dict) and ("kind" in data or isinstance(data.get("sweep"), dict) and len(data) > 1):
+        raise UsageError(f"--sweep {path} is a whole recipe; run it with `skein-jupyter run {path}`, or keep "
+                         "only its sweep: section in the file")
     if isinstance(data, dict) and list(data) == ["sweep"] and isinstance(data["sweep"], dict):
         data = data["sweep"]  # a recipe's section, key and all
     if isinstance(data, list):
@@ -46,10 +51,10 @@ def sweep_settings(path: str) -> dict[str, Any]:
     if isinstance(data, dict) and data and set(data) <= keys:
         return {f"sweep.{key}": value for key, value in data.items()}
     if isinstance(data, dict) and {"parameters", "grid"} & set(data):  # a section with a key that is not one
-        unknown = sorted(str(key) for key in set(data) - keys)
-        raise UsageError(f"--sweep {path}: a sweep section (it has {' and '.join(sorted({'parameters', 'grid'} & set(data)))}) "
-                         f"with the unknown key {unknown[0]!r}{_did_you_mean(unknown[0], keys)}; its keys are "
-                         f"{', '.join(sorted(keys))}")
+        unknown = ", ".join(f"{key!r}{_did_you_mean(key, keys)}" for key in sorted(str(k) for k in set(data) - keys))
+        raise UsageError(f"--sweep {path}: {unknown} not a key of a sweep: section; use only "
+                         f"{', '.join(sorted(keys))} (a grid with a parameter named parameters or grid: put it "
+                         "under grid:)")
     if isinstance(data, dict) and data:
         return {"sweep.grid": data}
     raise UsageError(f"--sweep {path} holds no parameter sets; write a list of sets (- alpha: 0.1) or a "

@@ -272,8 +272,9 @@ class Worker:
         self.claims.publish_sets()
         threading.Thread(target=self._prepare_output, name="prepare-output", daemon=True).start()
         threading.Thread(target=self._watch_stop, name="stop-watch", daemon=True).start()
-        log(f"worker {self.container}: takes sets of {self.job.n_sets} in all, one after another; "
-            f"outputs in {self.output}")
+        what = "runs the notebook" if self.job.n_sets == 1 else \
+            f"runs the sweep's sets (of {self.job.n_sets} in all) one at a time as they come free"
+        log(f"worker {self.container}: {what}; outputs in {self.output}")
         uploader = Uploader(self)
         uploader.start()
         if self.kv.get(keys.RUN_STOP) is not None:  # stopped while this container started: run nothing

@@ -331,7 +331,7 @@ def serve(lines, emit) -> int:
             key = _kernel_key(args)
             current = spare if spare is not None and key is not None and spare.key == key else None
             if current is not None and not current.alive():  # it died waiting: papermill starts one itself
-                log("the engine's kernel died before its set; papermill starts a new one")
+                log("the engine's kernel died before its set; a new one starts")
                 current = None
             if spare is not None and current is None:
                 spare.shutdown()
