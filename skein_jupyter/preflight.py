@@ -127,9 +127,8 @@ def warn_unknown_parameters(given: Iterable[str], nb: Mapping[str, Any], noteboo
     ``given``: the names (never their values, which stay out of messages);
     ``where`` may say where a name was given (``set 3``).
     """
+    import difflib
     import warnings
-
-    from .recipe_values import _did_you_mean
 
     known = parameter_names(nb)
     unknown = sorted(set(given) - known) if known is not None else []
@@ -138,8 +137,8 @@ def warn_unknown_parameters(given: Iterable[str], nb: Mapping[str, Any], noteboo
 
         def said(name: str) -> str:
             notes = [where[name]] if name in where else []
-            close = _did_you_mean(name, known or ()).strip(" ()")
-            return f"{name} ({'; '.join(notes + [close] if close else notes)})" if notes or close else name
+            notes += [f"did you mean {close!r}?" for close in difflib.get_close_matches(name, list(known or ()), n=1)]
+            return f"{name} ({'; '.join(notes)})" if notes else name
 
         names = ", ".join(said(name) for name in unknown)
         assigned = ", ".join(sorted(known or ())) or "nothing"

@@ -402,11 +402,9 @@ def _check(recipe, source_of):
             raise UsageError(f"sweep ({source_of('sweep')}): no parameter sets; give sweep.parameters "
                              "(a list of sets) or sweep.grid (names to lists of values)")
         if sweep.reuse_kernel:  # the engine can share only a kernel papermill would have started itself
-            from .runtime.execute import PRESTART_SAFE
+            from .runtime.execute import kernel_conflicts
 
-            what = [f"run.engine {recipe.run.engine}"] if recipe.run.engine not in (None, "nbclient") else []
-            other = sorted(set(recipe.run.papermill_options) - PRESTART_SAFE)
-            what += [f"run.papermill_options {', '.join(other)}"] if other else []
+            what = kernel_conflicts(recipe.run.engine, recipe.run.papermill_options)
             if what:
                 raise UsageError(f"sweep.reuse_kernel ({source_of('sweep.reuse_kernel')}): not with "
                                  f"{' and '.join(what)}, with which papermill starts the kernel its own way; "

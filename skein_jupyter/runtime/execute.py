@@ -25,6 +25,8 @@ always a whole notebook for the checkpoints that upload it. On SIGTERM (stop)
 or SIGUSR1 (timeout) the notebook is saved as it is, the kernel is shut down
 and the engine ends (kernels also watch their parent, and end with it).
 """
+from __future__ import annotations
+
 import contextlib
 import json
 import os
@@ -178,9 +180,18 @@ def _take_signals() -> None:
         signal.signal(signum, _interrupt)
 
 
+def kernel_conflicts(engine: str | None, papermill_options: dict) -> list[str]:
+    """The settings with which papermill starts a kernel its own way, so the engine cannot start (ahead of a
+    set, or to share) the kernel papermill would; empty when there are none. The recipe refuses
+    ``reuse_kernel`` with any."""
+    conflicts = [f"run.engine {engine}"] if engine not in (None, "nbclient") else []
+    other = sorted(set(papermill_options) - PRESTART_SAFE)
+    return conflicts + ([f"run.papermill_options {', '.join(other)}"] if other else [])
+
+
 def _kernel_key(args):
     """What a kernel started ahead must match (kernel name, working directory); None: start none ahead."""
-    if args.get("engine") not in (None, "nbclient") or set(args["papermill_options"]) - PRESTART_SAFE:
+    if kernel_conflicts(args.get("engine"), args["papermill_options"]):
         return None
     name = args["kernel"]
     if not name:
@@ -323,9 +334,9 @@ def serve(lines, emit) -> int:
     gives 1, which changes nothing either).
     """
     spare = current = None
+    _take_signals()  # and again after every set
     try:
         for line in lines:
-            _take_signals()
             with open(line.strip()) as f:
                 args = json.load(f)
             key = _kernel_key(args)
